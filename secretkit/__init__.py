@@ -1,0 +1,102 @@
+"""secretkit: one way to read, write, cache and rotate secrets, whatever stores them.
+
+``store = secretkit.open(url)`` returns a ``SecretStore``; application code uses only that.
+Names that pull in pydantic or tenacity load on first use, so ``import secretkit`` stays cheap
+and imports no cloud SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from secretkit.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    DataLossError,
+    DeadlineExceededError,
+    ErrorCode,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    PermissionDeniedError,
+    SecretError,
+    ThrottledError,
+    UnavailableError,
+)
+from secretkit.secret import BatchResult, Kind, Secret, Stage, VersionInfo
+
+if TYPE_CHECKING:
+    from secretkit.audit import AuditEvent
+    from secretkit.config import StoreOptions, default_url
+    from secretkit.drivers.base import Capabilities
+    from secretkit.redact import RedactingFilter, install_redaction
+    from secretkit.registry import open, register, schemes
+    from secretkit.retry import RetryPolicy
+    from secretkit.store import SecretStore
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "open": "secretkit.registry",
+    "register": "secretkit.registry",
+    "schemes": "secretkit.registry",
+    "SecretStore": "secretkit.store",
+    "StoreOptions": "secretkit.config",
+    "default_url": "secretkit.config",
+    "RetryPolicy": "secretkit.retry",
+    "Capabilities": "secretkit.drivers.base",
+    "AuditEvent": "secretkit.audit",
+    "RedactingFilter": "secretkit.redact",
+    "install_redaction": "secretkit.redact",
+}
+
+
+def __getattr__(attr: str) -> Any:
+    module = _LAZY.get(attr)
+    if module is None:
+        raise AttributeError(f"module 'secretkit' has no attribute {attr!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), attr)
+    globals()[attr] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "AlreadyExistsError",
+    "AuditEvent",
+    "AuthenticationError",
+    "BatchResult",
+    "Capabilities",
+    "ConfigError",
+    "ConflictError",
+    "DataLossError",
+    "DeadlineExceededError",
+    "ErrorCode",
+    "InvalidArgumentError",
+    "Kind",
+    "NotFoundError",
+    "NotSupportedError",
+    "PermissionDeniedError",
+    "RedactingFilter",
+    "RetryPolicy",
+    "Secret",
+    "SecretError",
+    "SecretStore",
+    "Stage",
+    "StoreOptions",
+    "ThrottledError",
+    "UnavailableError",
+    "VersionInfo",
+    "default_url",
+    "install_redaction",
+    "open",
+    "register",
+    "schemes",
+]

@@ -1,0 +1,146 @@
+"""Options as pydantic models; URL query parameters and TOML config files map onto them.
+
+One validation path serves every source, so a bad option reads the same whether it came
+from a URL, a keyword argument or a config file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from secretkit.errors import ConfigError
+from secretkit.retry import RetryPolicy
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Query parameters whose values are never shown (in reprs, errors or logs).
+_SENSITIVE_PARAMS = ("token", "password", "secret", "key", "credential")
+
+
+class StoreOptions(BaseModel):
+    """Options of the portable store, the same for every backend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed store URL: ``scheme://host:port/path?query``."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    raw: str
+
+    @classmethod
+    def parse(cls, url: str) -> tuple[StoreURL, dict[str, str]]:
+        parts: SplitResult = urlsplit(url)
+        if not parts.scheme:
+            raise ConfigError(f"store URL {redact_url(url)!r} has no scheme; e.g. memory://, file:///path, vault://host:8200/secret")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"store URL {redact_url(url)!r} has a bad port") from exc
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        return cls(parts.scheme.lower(), parts.hostname or "", port, parts.path, url), params
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password and sensitive query values replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{k}=***" if any(s in k.lower() for s in _SENSITIVE_PARAMS) else f"{k}={v}"
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"retry.max_attempts": "3"}`` → ``{"retry": {"max_attempts": "3"}}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"option {key!r} conflicts with option {part!r}")
+            node = child
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf].update(value)
+        else:
+            node[leaf] = value
+    return out
+
+
+def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:
+    """Validate options, turning pydantic's error into a ``ConfigError`` that names each bad option."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
+        )
+        allowed = ", ".join(sorted(model.model_fields))
+        raise ConfigError(f"invalid {what} options: {problems} (known options: {allowed})") from None
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[StoreOptions, dict[str, Any]]:
+    """Separate store-level options (retry, cache, ...) from the driver's own."""
+    nested = nest(options)
+    store_part = {k: v for k, v in nested.items() if k in StoreOptions.model_fields}
+    driver_part = {k: v for k, v in nested.items() if k not in StoreOptions.model_fields}
+    return validate(StoreOptions, store_part, what="store"), driver_part
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config: top-level keys, or a ``[tool.secretkit]`` table (pyproject.toml).
+
+    ``url`` names the store; ``[retry]``/``[cache]`` tables are store options; every other
+    key is an option of the driver.
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {os.fspath(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {os.fspath(path)!r} is not valid TOML: {exc}") from None
+    section = data.get("tool", {}).get("secretkit", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {os.fspath(path)!r}: [tool.secretkit] must be a table")
+    return dict(section)
+
+
+def user_data_dir() -> Path:
+    """Where the default ``file://`` store lives (XDG on Linux, the platform's folder elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "secretkit"
+
+
+def default_url() -> str:
+    """``SECRETKIT_URL`` if set, else the encrypted file store in the user's data directory."""
+    return os.environ.get("SECRETKIT_URL") or (user_data_dir() / "store").as_uri()

@@ -1,0 +1,253 @@
+"""file://PATH — an encrypted local store for development and the CLI's default.
+
+PATH is a directory holding ``store.enc`` (every secret and version, encrypted as one
+AES-256-GCM blob), ``store.lock`` (an advisory lock so two processes never interleave a
+read-modify-write) and, unless the key comes from the environment, ``key`` (0600).
+
+No plaintext value touches disk: the document is encrypted in memory and written to a
+temporary file that is fsynced and renamed over the old one, so a crash leaves either the
+old or the new store, never a torn one. A wrong key fails to decrypt, and since every
+write decrypts first, a wrong key can never overwrite anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import secrets as _random
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from secretkit.config import StoreURL, validate
+from secretkit.drivers import versioned
+from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.memory import capabilities
+from secretkit.errors import AuthenticationError, ConfigError, DataLossError, ErrorCode
+from secretkit.secret import Kind, Value, VersionInfo
+
+try:  # POSIX advisory locks; elsewhere only the in-process lock applies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+MAGIC = b"SKFS1\n"
+AAD = b"secretkit file store v1"
+NONCE_BYTES = 12
+
+
+class FileOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key_env: str = Field("SECRETKIT_FILE_KEY", description="environment variable holding the base64 32-byte key")
+    key_file: Path | None = Field(None, description="key file (default: PATH/key, created 0600 with a new store)")
+    max_value_bytes: int = Field(1024 * 1024, gt=0)
+
+
+class FileDriver:
+    """Versioned secrets in one encrypted file; semantics shared with memory://."""
+
+    backend = "file"
+
+    def __init__(self, directory: Path, key: bytes, *, max_value_bytes: int = 1024 * 1024) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.directory = directory
+        self.capabilities: Capabilities = capabilities(max_value_bytes)
+        self._aead = AESGCM(key)
+        self._data = directory / "store.enc"
+        self._lockfile = directory / "store.lock"
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int, int], versioned.Entries] | None = None
+
+    # -- driver calls ------------------------------------------------------------------
+
+    def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
+        return versioned.read(self._load(), name, version, stage)
+
+    def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
+        return self._mutate(
+            lambda e: versioned.write(e, name, value, if_version=if_version, create_only=create_only, token=token)
+        )
+
+    def delete(self, name: str, *, purge: bool) -> None:
+        self._mutate(lambda e: versioned.delete(e, name))
+
+    def list(self, prefix: str) -> list[str]:
+        return versioned.names(self._load(), prefix)
+
+    def versions(self, name: str) -> Sequence[VersionInfo]:
+        return versioned.versions(self._load(), name)
+
+    def classify(self, exc: BaseException) -> Classified | None:
+        if isinstance(exc, PermissionError):
+            return Classified(ErrorCode.PERMISSION_DENIED, f"file store at {self.directory}: {exc.strerror}")
+        if isinstance(exc, OSError):
+            return Classified(ErrorCode.UNAVAILABLE, f"file store at {self.directory}: {exc.strerror}")
+        return None
+
+    def close(self) -> None:
+        pass
+
+    # -- storage -----------------------------------------------------------------------
+
+    def _load(self) -> versioned.Entries:
+        """The current document; decrypted again only when the file changed on disk."""
+        with self._lock:
+            try:
+                st = self._data.stat()
+            except FileNotFoundError:
+                return {}
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if self._cached is None or self._cached[0] != stamp:
+                self._cached = (stamp, self._decrypt(self._data.read_bytes()))
+            return self._cached[1]
+
+    def _mutate(self, change: Callable[[versioned.Entries], T]) -> T:
+        """Read-modify-write under the process lock and the inter-process file lock."""
+        with self._lock, self._file_lock():
+            entries = self._decrypt(self._data.read_bytes()) if self._data.exists() else {}
+            result = change(entries)
+            blob = self._encrypt(entries)
+            self._atomic_write(blob)
+            st = self._data.stat()
+            self._cached = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
+            return result
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _atomic_write(self, blob: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".store.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._data)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+            dfd = os.open(self.directory, os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _encrypt(self, entries: versioned.Entries) -> bytes:
+        nonce = _random.token_bytes(NONCE_BYTES)
+        plaintext = json.dumps(_to_doc(entries), separators=(",", ":")).encode()
+        return MAGIC + nonce + self._aead.encrypt(nonce, plaintext, AAD)
+
+    def _decrypt(self, blob: bytes) -> versioned.Entries:
+        from cryptography.exceptions import InvalidTag
+
+        if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + NONCE_BYTES + 16:
+            raise DataLossError(f"{self._data} is not a secretkit file store (bad header)")
+        nonce = blob[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
+        try:
+            plaintext = self._aead.decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES :], AAD)
+        except InvalidTag:
+            raise AuthenticationError(
+                f"cannot decrypt {self._data}: wrong key, or the file was altered; nothing was changed"
+            ) from None
+        return _from_doc(json.loads(plaintext))
+
+
+def _to_doc(entries: versioned.Entries) -> dict[str, Any]:
+    def value_doc(v: Value) -> Any:
+        if v.kind is Kind.BYTES:
+            return base64.b64encode(v.bytes).decode()
+        return v.text if v.kind is Kind.TEXT else dict(v.fields)
+
+    return {
+        "format": 1,
+        "secrets": {
+            name: {
+                "stages": e.stages,
+                "versions": [
+                    {"id": v.id, "kind": v.value.kind.value, "data": value_doc(v.value),
+                     "created": v.created_at.isoformat(), "token": v.token}
+                    for v in e.versions
+                ],
+            }
+            for name, e in entries.items()
+        },
+    }
+
+
+def _from_doc(doc: dict[str, Any]) -> versioned.Entries:
+    def value_of(kind: str, data: Any) -> Value:
+        if kind == Kind.BYTES.value:
+            return Value(Kind.BYTES, base64.b64decode(data))
+        return Value.of(data)
+
+    return {
+        name: versioned.Entry(
+            versions=[
+                versioned.Version(v["id"], value_of(v["kind"], v["data"]), datetime.fromisoformat(v["created"]), v["token"])
+                for v in e["versions"]
+            ],
+            stages=dict(e["stages"]),
+        )
+        for name, e in doc["secrets"].items()
+    }
+
+
+def load_key(directory: Path, opts: FileOptions) -> bytes:
+    """The key from ``opts.key_env``, else the key file; a new key file only for a new store."""
+    encoded = os.environ.get(opts.key_env)
+    source = f"${opts.key_env}"
+    key_file = opts.key_file or directory / "key"
+    if not encoded:
+        source = str(key_file)
+        if not key_file.exists():
+            if (directory / "store.enc").exists():
+                raise AuthenticationError(
+                    f"file store {directory} exists but its key is missing: set {opts.key_env} or restore {key_file}"
+                )
+            key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(base64.urlsafe_b64encode(_random.token_bytes(32)).decode() + "\n")
+        encoded = key_file.read_text().strip()
+    try:
+        key = base64.urlsafe_b64decode(encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"the file store key in {source} must be 32 bytes, base64-encoded")
+    return key
+
+
+def new_key() -> str:
+    """A fresh key in the form ``SECRETKIT_FILE_KEY`` expects."""
+    return base64.urlsafe_b64encode(_random.token_bytes(32)).decode()
+
+
+def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FileDriver:
+    opts = validate(FileOptions, options, what="file store")
+    raw = url.path if url.host in ("", "localhost") else url.host + url.path
+    if not raw:
+        raise ConfigError("file:// needs a directory, e.g. file:///home/me/.secrets or file://./dev-secrets")
+    directory = Path(raw).expanduser()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return FileDriver(directory, load_key(directory, opts), max_value_bytes=opts.max_value_bytes)

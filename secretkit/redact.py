@@ -1,0 +1,74 @@
+"""A logging filter that masks secret values in log lines, ours and the SDKs'.
+
+botocore at DEBUG prints whole response bodies (``SecretString``), hvac/urllib3 and the
+Kubernetes client can print request bodies and tokens. secretkit never logs values itself;
+this filter is for the SDK loggers around it. Logger-level filters do not see records that
+child loggers propagate, so the filter is put on handlers as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+MASK = "***"
+
+_QUOTED = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+_SENSITIVE_KEYS = (
+    r"SecretString|SecretBinary|secret_string|secret_binary|stringData|client_token|"
+    r"password|passwd|token|secret_id|private_key|api_key|X-Vault-Token|x-vault-token"
+)
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # "SecretString": "...", 'token': '...', password=...
+    (re.compile(rf"""((?:["']|\b)(?:{_SENSITIVE_KEYS})["']?\s*[:=]\s*)(b?{_QUOTED}|[^\s,;}}&]+)"""), rf"\1'{MASK}'"),
+    # a flat "data" map (Vault KV, Kubernetes Secret, GCP payload), or a base64/bytes "data" scalar
+    (re.compile(rf"""((?:["']|\b)data["']?\s*[:=]\s*)(\{{[^{{}}]*\}}|b?{_QUOTED})"""), rf"\1'{MASK}'"),
+    # Authorization: Bearer xxx
+    (re.compile(r"((?:authorization|Authorization)['\"]?\s*[:=]\s*['\"]?(?:Bearer|bearer|Basic)\s+)[^\s'\",}]+"), rf"\1{MASK}"),
+]
+
+DEFAULT_LOGGERS = ("secretkit", "botocore", "boto3", "urllib3", "hvac", "google", "grpc", "kubernetes")
+
+
+def redact(text: str) -> str:
+    """``text`` with anything that looks like a secret value or credential masked."""
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message with values masked; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging system's problem, not ours
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_redaction(
+    loggers: Iterable[str] = DEFAULT_LOGGERS, handlers: Iterable[logging.Handler] | None = None
+) -> RedactingFilter:
+    """Put one ``RedactingFilter`` on the named loggers (and their existing children) and on
+    ``handlers`` (default: the root logger's handlers). Idempotent; returns the filter."""
+    flt = _shared
+    targets: list[logging.Filterer] = list(logging.getLogger().handlers if handlers is None else handlers)
+    names = tuple(loggers)
+    for name in names:
+        targets.append(logging.getLogger(name))
+    for existing in list(logging.root.manager.loggerDict):
+        if existing.startswith(tuple(f"{n}." for n in names)):
+            targets.append(logging.getLogger(existing))
+    for target in targets:
+        if flt not in target.filters:
+            target.addFilter(flt)
+    return flt
+
+
+_shared = RedactingFilter()

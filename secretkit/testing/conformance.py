@@ -1,0 +1,403 @@
+"""The conformance suite: the portable contract, run against every store.
+
+Subclass ``StoreConformance`` in a test module and give it a ``store`` fixture::
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def store(self):
+            with secretkit.open("my-scheme://...") as s:
+                yield s
+
+Every test writes under a fresh random prefix and purges what it wrote, so the suite can
+run against a real, shared backend. What a store cannot do (per ``store.capabilities``) is
+skipped with a reason, never silently passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import pytest
+
+from secretkit.audit import AuditEvent
+from secretkit.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    SecretError,
+)
+from secretkit.secret import Kind, Stage
+from secretkit.store import SecretStore
+from secretkit.testing.spy import CountingDriver
+
+NameFactory = Callable[[str], str]
+
+UNICODE_TEXT = "pässwörd 🔑 ключ 鍵\nsecond line\t\"quoted\" {not json"
+ALL_OCTETS = bytes(range(256)) + b"\x00\xff\xfe"
+SENTINEL = "SENTINEL-VALUE-must-never-leak-4f1c"
+
+
+class StoreConformance:
+    """The portable contract. Subclasses provide the ``store`` fixture."""
+
+    # -- fixtures ----------------------------------------------------------------------
+
+    @pytest.fixture
+    def store(self) -> Iterator[SecretStore]:  # pragma: no cover - subclasses override
+        raise NotImplementedError("subclass StoreConformance and provide a `store` fixture")
+
+    @pytest.fixture
+    def new_name(self, store: SecretStore) -> Iterator[NameFactory]:
+        """``new_name("db")`` → a unique portable name; everything made this way is purged after."""
+        prefix = f"sk-conf-{uuid.uuid4().hex[:10]}"
+        made: list[str] = []
+
+        def factory(leaf: str) -> str:
+            made.append(f"{prefix}/{leaf}")
+            return made[-1]
+
+        yield factory
+        for name in made:
+            try:
+                store.delete(name, purge=True, missing_ok=True)
+            except SecretError:
+                pass
+
+    @staticmethod
+    def counting(store: SecretStore) -> tuple[SecretStore, CountingDriver]:
+        spy = CountingDriver(store.driver)
+        return SecretStore(spy, options=store.options), spy
+
+    # -- values ------------------------------------------------------------------------
+
+    def test_text_round_trips(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("text")
+        store.put(name, UNICODE_TEXT)
+        got = store.get(name)
+        assert got.kind is Kind.TEXT
+        assert got.text == UNICODE_TEXT
+        assert got.name == name
+
+    def test_bytes_round_trip_every_octet(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("bytes")
+        store.put(name, ALL_OCTETS)
+        got = store.get(name)
+        assert got.kind is Kind.BYTES
+        assert got.bytes == ALL_OCTETS
+
+    def test_fields_round_trip(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("fields")
+        fields = {"user": "app", "password": "p@ss wörd 🔑", "empty": "", "dotted.key": "x", "json": '{"a":1}'}
+        store.put(name, fields)
+        got = store.get(name)
+        assert got.kind is Kind.FIELDS
+        assert got.fields == fields
+        assert got["password"] == fields["password"]
+
+    @pytest.mark.parametrize(
+        "value",
+        ["", b"", '{"looks": "like fields"}', b'{"looks": "like fields"}', "ZW5jb2RlZA==", b"plain ascii"],
+        ids=["empty-text", "empty-bytes", "json-text", "json-bytes", "base64-text", "ascii-bytes"],
+    )
+    def test_kind_is_preserved_exactly(self, store: SecretStore, new_name: NameFactory, value: str | bytes) -> None:
+        name = new_name("kind")
+        store.put(name, value)
+        got = store.get(name)
+        assert got.kind is (Kind.TEXT if isinstance(value, str) else Kind.BYTES)
+        assert (got.text if isinstance(value, str) else got.bytes) == value
+
+    def test_empty_fields_round_trip(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("nofields")
+        store.put(name, {})
+        got = store.get(name)
+        assert got.kind is Kind.FIELDS and got.fields == {}
+
+    def test_largest_value_round_trips(self, store: SecretStore, new_name: NameFactory) -> None:
+        limit = store.capabilities.max_value_bytes
+        if limit is None:
+            pytest.skip("store declares no value size limit")
+        big = bytes((i * 7 + 3) % 256 for i in range(limit))
+        name = new_name("big-bytes")
+        store.put(name, big)
+        assert store.get(name).bytes == big
+        text = ("é" * (limit // 2)) + ("x" * (limit % 2))
+        name = new_name("big-text")
+        store.put(name, text)
+        assert store.get(name).text == text
+
+    def test_one_byte_over_the_limit_is_rejected_before_io(self, store: SecretStore, new_name: NameFactory) -> None:
+        limit = store.capabilities.max_value_bytes
+        if limit is None:
+            pytest.skip("store declares no value size limit")
+        counted, spy = self.counting(store)
+        name = new_name("too-big")
+        for value in (b"\x01" * (limit + 1), SENTINEL[:1] * (limit + 1), {"k": "v" * limit}):
+            with pytest.raises(InvalidArgumentError) as info:
+                counted.put(name, value)
+            assert SENTINEL[:1] * 20 not in str(info.value)
+            assert name in str(info.value)
+        assert spy.total == 0
+
+    # -- reads, versions ---------------------------------------------------------------
+
+    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("missing")
+        with pytest.raises(NotFoundError) as info:
+            store.get(name)
+        assert info.value.name == name
+        assert info.value.backend == store.backend
+        assert name in str(info.value)
+        assert not store.exists(name)
+
+    def test_put_returns_the_version_get_reports(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("ver")
+        info = store.put(name, "one")
+        got = store.get(name)
+        assert info.version == got.version
+        assert isinstance(got.version, str) and got.version
+        assert got.created_at is None or (isinstance(got.created_at, datetime) and got.created_at.tzinfo is not None)
+
+    def test_versions_newest_first_and_old_versions_readable(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("history")
+        if not store.capabilities.versions:
+            store.put(name, "one")
+            with pytest.raises(NotSupportedError):
+                store.get(name, version="1")
+            with pytest.raises(NotSupportedError):
+                store.versions(name)
+            pytest.skip("store keeps no version history (NotSupportedError checked)")
+        v1 = store.put(name, "one").version
+        v2 = store.put(name, b"two").version
+        v3 = store.put(name, {"three": "3"}).version
+        assert len({v1, v2, v3}) == 3
+        listed = [v.version for v in store.versions(name)]
+        assert listed[:3] == [v3, v2, v1]
+        assert store.versions(name)[0].is_current
+        assert store.get(name, version=v1).text == "one"
+        assert store.get(name, version=v2).bytes == b"two"
+        assert store.get(name).fields == {"three": "3"}
+        assert store.get(name, version=v1).version == v1
+
+    def test_unknown_version_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.versions:
+            pytest.skip("store keeps no version history")
+        name = new_name("nover")
+        store.put(name, "one")
+        missing = "999999" if store.get(name).version.isdigit() else "00000000-0000-4000-8000-000000000000"
+        with pytest.raises(NotFoundError):
+            store.get(name, version=missing)
+
+    def test_previous_stage(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.stages:
+            pytest.skip("store has no version stages")
+        name = new_name("staged")
+        store.put(name, "old")
+        store.put(name, "new")
+        assert store.get(name, stage=Stage.CURRENT).text == "new"
+        assert store.get(name, stage=Stage.PREVIOUS).text == "old"
+        assert Stage.CURRENT in store.get(name).stages
+
+    # -- compare-and-set ---------------------------------------------------------------
+
+    def test_compare_and_set(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.compare_and_set:
+            pytest.skip("store has no atomic compare-and-set")
+        name = new_name("cas")
+        v1 = store.put(name, "one").version
+        v2 = store.put(name, "two", if_version=v1).version
+        with pytest.raises(ConflictError):
+            store.put(name, "stale", if_version=v1)
+        assert store.get(name).text == "two"
+        assert store.get(name).version == v2
+
+    def test_compare_and_set_on_missing_secret_conflicts(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.compare_and_set:
+            pytest.skip("store has no atomic compare-and-set")
+        other = new_name("cas-src")
+        version = store.put(other, "x").version
+        name = new_name("cas-missing")
+        with pytest.raises(ConflictError):
+            store.put(name, "one", if_version=version)
+        assert not store.exists(name)
+
+    def test_create_only(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.create_only:
+            pytest.skip("store has no atomic create-only write")
+        name = new_name("create")
+        store.put(name, "first", create_only=True)
+        with pytest.raises(AlreadyExistsError):
+            store.put(name, "second", create_only=True)
+        assert store.get(name).text == "first"
+
+    def test_concurrent_compare_and_set_has_one_winner(self, store: SecretStore, new_name: NameFactory) -> None:
+        if not store.capabilities.compare_and_set:
+            pytest.skip("store has no atomic compare-and-set")
+        name = new_name("race")
+        base = store.put(name, "base").version
+        outcomes: list[str] = []
+        barrier = threading.Barrier(6)
+
+        def contender(i: int) -> None:
+            barrier.wait()
+            try:
+                store.put(name, f"writer-{i}", if_version=base)
+                outcomes.append(f"won-{i}")
+            except ConflictError:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=contender, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [o for o in outcomes if o.startswith("won")]
+        assert len(winners) == 1, outcomes
+        assert store.get(name).text == f"writer-{winners[0].split('-')[1]}"
+
+    def test_concurrent_writers_all_land(self, store: SecretStore, new_name: NameFactory) -> None:
+        names = [new_name(f"w{i}") for i in range(6)]
+        errors: list[BaseException] = []
+
+        def writer(n: str) -> None:
+            try:
+                for j in range(3):
+                    store.put(n, f"{n}#{j}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        for n in names:
+            assert store.get(n).text == f"{n}#2"
+
+    # -- delete ------------------------------------------------------------------------
+
+    def test_delete_then_get_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("del")
+        store.put(name, "doomed")
+        store.delete(name)
+        with pytest.raises(NotFoundError):
+            store.get(name)
+        assert name not in list(store.list(name.rsplit("/", 1)[0] + "/"))
+
+    def test_delete_missing(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("never")
+        with pytest.raises(NotFoundError):
+            store.delete(name)
+        store.delete(name, missing_ok=True)
+
+    def test_delete_then_put_again(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("reborn")
+        store.put(name, "old")
+        store.delete(name)
+        store.put(name, "new")
+        assert store.get(name).text == "new"
+        store.delete(name, purge=True)
+        with pytest.raises(NotFoundError):
+            store.get(name)
+        store.put(name, b"again")
+        assert store.get(name).bytes == b"again"
+
+    # -- list --------------------------------------------------------------------------
+
+    def test_list_by_prefix_returns_names_as_written(self, store: SecretStore, new_name: NameFactory) -> None:
+        root = new_name("tree")
+        wanted = [f"{root}/a", f"{root}/b/c", f"{root}/b/d/e", f"{root}/Upper_Case.v1", f"{root}/x-y_z.w"]
+        outside = f"{root}-sibling"
+        for n in [*wanted, outside]:
+            new_name(n.split("/", 1)[1])  # register for cleanup
+            store.put(n, "v")
+        assert list(store.list(f"{root}/")) == sorted(wanted)
+        assert list(store.list(f"{root}/b/")) == [f"{root}/b/c", f"{root}/b/d/e"]
+        assert outside in list(store.list(root))
+        assert set(wanted) <= set(store.list(""))
+
+    # -- validation --------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "bad", ["", "/lead", "trail/", "a//b", "sp ace", "ünï", "a/../b", "a/./b", "-dash", "x" * 201, "a\nb", "q?x"]
+    )
+    def test_invalid_names_rejected_without_io(self, store: SecretStore, bad: str) -> None:
+        counted, spy = self.counting(store)
+        for call in (
+            lambda: counted.get(bad),
+            lambda: counted.put(bad, "v"),
+            lambda: counted.delete(bad),
+            lambda: counted.versions(bad),
+        ):
+            with pytest.raises(InvalidArgumentError):
+                call()
+        assert spy.total == 0
+
+    def test_invalid_values_rejected_without_io(self, store: SecretStore, new_name: NameFactory) -> None:
+        counted, spy = self.counting(store)
+        name = new_name("badvalue")
+        for bad in (123, None, {"k": 1}, {"bad/key": "v"}, {"": "v"}, ["a"]):
+            with pytest.raises(InvalidArgumentError):
+                counted.put(name, bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            counted.put(name, "v", if_version="1", create_only=True)
+        assert spy.total == 0
+
+    # -- batch -------------------------------------------------------------------------
+
+    def test_get_many_reports_per_name_errors(self, store: SecretStore, new_name: NameFactory) -> None:
+        present = [new_name(f"batch{i}") for i in range(3)]
+        for i, n in enumerate(present):
+            store.put(n, f"value-{i}")
+        missing = new_name("batch-missing")
+        result = store.get_many([*present, missing, "bad//name"])
+        assert {n: result[n].text for n in present} == {n: f"value-{i}" for i, n in enumerate(present)}
+        assert isinstance(result.errors[missing], NotFoundError)
+        assert isinstance(result.errors["bad//name"], InvalidArgumentError)
+        with pytest.raises(NotFoundError):
+            result[missing]
+
+    # -- secrecy -----------------------------------------------------------------------
+
+    def test_values_never_leak(
+        self, store: SecretStore, new_name: NameFactory, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        events: list[AuditEvent] = []
+        store.add_audit_hook(events.append)
+        name = new_name("leak")
+        caplog.set_level(logging.DEBUG)
+        try:
+            info = store.put(name, SENTINEL)
+            got = store.get(name)
+            store.put(new_name("leak-fields"), {"password": SENTINEL})
+            batch = store.get_many([name])
+            shown = [repr(got), str(got), repr(info), repr(store), repr(batch), repr(got.value), repr(events)]
+            if store.capabilities.compare_and_set:
+                with pytest.raises(ConflictError) as conflict:
+                    store.put(name, SENTINEL + "2", if_version="0-not-a-version")
+                shown.append(str(conflict.value))
+        finally:
+            store.remove_audit_hook(events.append)
+        for text in [*shown, caplog.text]:
+            assert SENTINEL not in text
+        assert {e.operation for e in events} >= {"put", "get"}
+        assert all(e.backend == store.backend for e in events)
+        assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
+
+    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
+        events: list[AuditEvent] = []
+        store.add_audit_hook(events.append)
+        try:
+            with pytest.raises(NotFoundError):
+                store.get(new_name("audit-missing"))
+        finally:
+            store.remove_audit_hook(events.append)
+        assert events[-1].operation == "get"
+        assert events[-1].outcome == "not_found"
+        assert events[-1].duration >= 0

@@ -1,0 +1,33 @@
+"""A driver wrapper that counts backend calls, to prove validation happens before any I/O."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from secretkit.drivers.base import Driver
+
+_CALLS = ("read", "write", "delete", "list", "versions", "read_many")
+
+
+class CountingDriver:
+    """Forwards to ``inner`` and counts each backend call by method name in ``calls``."""
+
+    def __init__(self, inner: Driver) -> None:
+        self._inner = inner
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._inner, attr)
+        if attr not in _CALLS:
+            return target
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[attr] += 1
+            return target(*args, **kwargs)
+
+        return counted
