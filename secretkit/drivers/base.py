@@ -109,8 +109,13 @@ OPTIONAL_METHODS = {
     "read_many": "read_many(names) -> dict[str, Record | SecretError]  (batch read)",
     "check_name": "check_name(name) -> None  (backend limits beyond the portable grammar; before I/O)",
     "check_value": "check_value(name, value) -> None  (backend encoding limits; before I/O)",
+    "current_version": "current_version(name) -> str  (cheap metadata read of the current version id, no value;"
+    " lets the cache check for a change before fetching the value again)",
     "client": "client  (the SDK client, for users who must reach it)",
 }
+
+# Drivers also turn their SDK's own retries off (or pin them to one attempt): the store's
+# RetryPolicy is the only retry layer, so attempts never multiply.
 
 
 class BatchReader(Protocol):
