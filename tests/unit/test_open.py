@@ -1,0 +1,102 @@
+"""Selecting a store by URL, environment and TOML config; the import stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import secretkit
+from secretkit.config import redact_url
+
+
+def test_open_without_url_or_env_explains(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SECRETKIT_URL", raising=False)
+    with pytest.raises(secretkit.ConfigError, match="SECRETKIT_URL"):
+        secretkit.open()
+
+
+def test_open_uses_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRETKIT_URL", "memory://from-env")
+    store = secretkit.open()
+    store.put("a", "1")
+    assert secretkit.open("memory://from-env").get("a").text == "1"  # named memory stores are shared
+    assert not secretkit.open("memory://").exists("a")  # an unnamed one is fresh
+
+
+def test_unknown_scheme_and_option() -> None:
+    with pytest.raises(secretkit.ConfigError, match="unknown store scheme"):
+        secretkit.open("nosuch://x")
+    with pytest.raises(secretkit.ConfigError, match="bogus"):
+        secretkit.open("memory://?bogus=1")
+    with pytest.raises(secretkit.ConfigError, match="retry.max_attempts"):
+        secretkit.open("memory://?retry.max_attempts=0")
+
+
+def test_url_query_and_kwargs_map_onto_the_same_models() -> None:
+    store = secretkit.open("memory://?max_value_bytes=10&retry.max_attempts=2")
+    assert store.capabilities.max_value_bytes == 10
+    assert store.options.retry.max_attempts == 2
+    store = secretkit.open("memory://?max_value_bytes=10", max_value_bytes=20)
+    assert store.capabilities.max_value_bytes == 20
+
+
+def test_toml_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "secretkit.toml"
+    cfg.write_text('url = "memory://cfg"\nmax_value_bytes = 99\n[retry]\nmax_attempts = 3\n')
+    store = secretkit.open(config=cfg)
+    assert store.backend == "memory"
+    assert store.capabilities.max_value_bytes == 99 and store.options.retry.max_attempts == 3
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.secretkit]\nurl = "memory://"\n[tool.secretkit.retry]\ndeadline = 5\n')
+    assert secretkit.open(config=pyproject).options.retry.deadline == 5
+    bad = tmp_path / "bad.toml"
+    bad.write_text("url = \n")
+    with pytest.raises(secretkit.ConfigError, match="not valid TOML"):
+        secretkit.open(config=bad)
+
+
+def test_missing_extra_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from secretkit import registry
+
+    monkeypatch.setitem(registry.BUILTIN, "fake-cloud", ("secretkit_tests_missing_sdk_driver:open_driver", "fake"))
+    monkeypatch.setitem(sys.modules, "secretkit_tests_missing_sdk_driver", None)
+    with pytest.raises((secretkit.ConfigError, ImportError)):
+        secretkit.open("fake-cloud://x")
+
+
+def test_install_hint_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from secretkit import registry
+
+    mod = tmp_path / "sk_hint_driver.py"
+    mod.write_text("import sdk_that_is_not_installed_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(registry.BUILTIN, "hinted", ("sk_hint_driver:open_driver", "hinted-extra"))
+    with pytest.raises(secretkit.ConfigError, match=r"pip install 'secretkit\[hinted-extra\]'"):
+        secretkit.open("hinted://x")
+
+
+def test_third_party_driver_by_register() -> None:
+    secretkit.register("mine", "secretkit.drivers.memory:open_driver")
+    assert secretkit.open("mine://").backend == "memory"
+    assert "mine" in secretkit.schemes()
+
+
+def test_redact_url_hides_credentials() -> None:
+    shown = redact_url("vault://user:pw@host:8200/secret?token=abc&mount=kv")
+    assert "pw" not in shown and "abc" not in shown and "mount=kv" in shown
+    store = secretkit.open("memory://user:hunter2@shared-name")
+    assert "hunter2" not in repr(store) and "shared-name" in repr(store)
+
+
+def test_import_secretkit_imports_no_cloud_sdk_nor_pydantic() -> None:
+    code = (
+        "import sys, json, secretkit; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3','botocore','hvac','google','kubernetes','grpc','pydantic','tenacity','cryptography'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
