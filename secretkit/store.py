@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from secretkit import names as _names
 from secretkit import retry as _retry
@@ -25,6 +26,9 @@ from secretkit.errors import (
     error_for,
 )
 from secretkit.secret import BatchResult, Kind, Secret, SecretInput, Stage, Value, VersionInfo
+
+if TYPE_CHECKING:
+    from secretkit.rotation import RotationResult, Watcher
 
 T = TypeVar("T")
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
@@ -197,7 +201,49 @@ class SecretStore:
             if not missing_ok:
                 raise
 
+    # -- rotation (secretkit/rotation.py has the protocol) ------------------------------
+
+    def rotate(
+        self,
+        name: str,
+        *,
+        generate: Callable[[Secret], SecretInput] | None = None,
+        apply: Callable[[Secret], Any] | None = None,
+        verify: Callable[[Secret], Any] | None = None,
+        token: str | None = None,
+        resume: bool = False,
+        if_older_than: timedelta | None = None,
+    ) -> RotationResult | None:
+        """Rotate ``name``: create pending, ``apply`` it, ``verify`` it, promote it to current.
+
+        Readers see the old current value until promotion; the old value stays readable as
+        ``stage="previous"``. Safe to re-run after a crash (``resume=True``); a concurrent
+        rotator gets ``ConflictError``. With ``if_older_than``, returns None without rotating
+        while the current version is younger than that.
+        """
+        from secretkit import rotation
+
+        steps: dict[str, Any] = {"generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume}
+        if if_older_than is not None:
+            return rotation.rotate_if_older(self, name, if_older_than, **steps)
+        return rotation.rotate(self, name, **steps)
+
+    def discard_pending(self, name: str) -> str | None:
+        """Abandon an unfinished rotation; returns the pending version dropped, if any."""
+        from secretkit import rotation
+
+        return rotation.discard_pending(self, name)
+
+    def watch(self, name: str, callback: Callable[[Secret], Any], *, interval: float = 30.0) -> Watcher:
+        """Call ``callback(secret)`` from a background thread whenever ``name`` gets a new current value."""
+        from secretkit.rotation import Watcher
+
+        return Watcher(self, name, callback, interval)
+
     # -- internals -------------------------------------------------------------------
+
+    def _written(self, name: str) -> None:
+        """Hook run after anything outside ``put``/``delete`` changed ``name`` (rotation, watch)."""
 
     def _check_read(self, name: str, version: str | None, stage: str | None) -> None:
         _names.check_name(name)

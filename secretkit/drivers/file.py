@@ -88,6 +88,15 @@ class FileDriver:
     def versions(self, name: str) -> Sequence[VersionInfo]:
         return versioned.versions(self._load(), name)
 
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        return self._mutate(lambda e: versioned.write_pending(e, name, value, token=token, adopt=adopt))
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        return self._mutate(lambda e: versioned.promote(e, name, version, if_current=if_current))
+
+    def discard_pending(self, name: str, version: str) -> None:
+        self._mutate(lambda e: versioned.discard_pending(e, name, version))
+
     def classify(self, exc: BaseException) -> Classified | None:
         if isinstance(exc, PermissionError):
             return Classified(ErrorCode.PERMISSION_DENIED, f"file store at {self.directory}: {exc.strerror}")

@@ -79,6 +79,18 @@ class MemoryDriver:
         with self._ns.lock:
             return versioned.versions(self._ns.entries, name)
 
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        with self._ns.lock:
+            return versioned.write_pending(self._ns.entries, name, value, token=token, adopt=adopt)
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        with self._ns.lock:
+            return versioned.promote(self._ns.entries, name, version, if_current=if_current)
+
+    def discard_pending(self, name: str, version: str) -> None:
+        with self._ns.lock:
+            versioned.discard_pending(self._ns.entries, name, version)
+
     def classify(self, exc: BaseException) -> Classified | None:
         return None  # it raises portable errors itself
 

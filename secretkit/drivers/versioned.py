@@ -94,3 +94,52 @@ def names(entries: Entries, prefix: str) -> list[str]:
 def versions(entries: Entries, name: str) -> list[VersionInfo]:
     e = entry(entries, name)
     return [e.info(name, v) for v in reversed(e.versions)]
+
+
+# -- rotation primitives (see secretkit/rotation.py for the protocol) ------------------------
+
+
+def write_pending(entries: Entries, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+    """Add a version labelled pending, leaving current alone.
+
+    The version already written with ``token`` is returned as it is (a re-run); a pending
+    version of another rotation is returned when ``adopt``, else it is a ``ConflictError``.
+    """
+    e = entry(entries, name)
+    done = next((v for v in e.versions if v.token == token), None)
+    if done is not None:
+        return e.info(name, done)
+    pending = e.stages.get(Stage.PENDING)
+    if pending is not None and pending != e.stages.get(Stage.CURRENT):
+        if adopt:
+            return e.info(name, e.find(pending))  # type: ignore[arg-type]
+        raise ConflictError(f"another rotation is in progress (pending version {pending})")
+    new = Version(str(int(e.versions[-1].id) + 1), value, datetime.now(timezone.utc), token)
+    e.versions.append(new)
+    e.stages[Stage.PENDING] = new.id
+    return e.info(name, new)
+
+
+def promote(entries: Entries, name: str, version: str, *, if_current: str) -> VersionInfo:
+    """Make ``version`` current and the old current previous, atomically; a no-op if already done."""
+    e = entry(entries, name)
+    target = e.find(version)
+    if target is None:
+        raise NotFoundError(f"version {version!r} not found")
+    current = e.stages.get(Stage.CURRENT)
+    if current != version:
+        if current != if_current:
+            raise ConflictError(f"current version is {current!r}, not {if_current!r}")
+        if current is not None:
+            e.stages[Stage.PREVIOUS] = current
+        e.stages[Stage.CURRENT] = version
+    if e.stages.get(Stage.PENDING) == version:
+        del e.stages[Stage.PENDING]
+    return e.info(name, target)
+
+
+def discard_pending(entries: Entries, name: str, version: str) -> None:
+    """Drop the pending label from ``version`` (it stays in history, unlabelled)."""
+    e = entry(entries, name)
+    if e.stages.get(Stage.PENDING) == version:
+        del e.stages[Stage.PENDING]

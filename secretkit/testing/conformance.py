@@ -43,10 +43,8 @@ ALL_OCTETS = bytes(range(256)) + b"\x00\xff\xfe"
 SENTINEL = "SENTINEL-VALUE-must-never-leak-4f1c"
 
 
-class StoreConformance:
-    """The portable contract. Subclasses provide the ``store`` fixture."""
-
-    # -- fixtures ----------------------------------------------------------------------
+class StoreFixtures:
+    """Fixtures shared by the conformance suites: subclasses provide ``store``."""
 
     @pytest.fixture
     def store(self) -> Iterator[SecretStore]:  # pragma: no cover - subclasses override
@@ -73,6 +71,10 @@ class StoreConformance:
     def counting(store: SecretStore) -> tuple[SecretStore, CountingDriver]:
         spy = CountingDriver(store.driver)
         return SecretStore(spy, options=store.options), spy
+
+
+class StoreConformance(StoreFixtures):
+    """The portable contract. Subclasses provide the ``store`` fixture."""
 
     # -- values ------------------------------------------------------------------------
 

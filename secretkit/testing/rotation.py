@@ -1,0 +1,264 @@
+"""The rotation conformance suite: crash at any step, concurrent rotators, readers throughout.
+
+Subclass ``RotationConformance`` with a ``store`` fixture (as for ``StoreConformance``).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from secretkit.errors import ConflictError, NotFoundError, NotSupportedError
+from secretkit.rotation import RotationError
+from secretkit.secret import Secret, Stage
+from secretkit.store import SecretStore
+from secretkit.testing.conformance import NameFactory, StoreFixtures
+
+PRIMITIVES = ("write_pending", "promote")
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the library handles it."""
+
+
+class CrashingDriver:
+    """Forwards to ``inner``; dies once, just before or just after the named primitive runs."""
+
+    def __init__(self, inner: Any, method: str, when: str) -> None:
+        self._inner, self._method, self._when = inner, method, when
+        self.fired = False
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._inner, attr)
+        if attr != self._method:
+            return target
+
+        def crashing(*args: Any, **kwargs: Any) -> Any:
+            if not self.fired and self._when == "before":
+                self.fired = True
+                raise Crash(f"before {attr}")
+            result = target(*args, **kwargs)
+            if not self.fired and self._when == "after":
+                self.fired = True
+                raise Crash(f"after {attr}")
+            return result
+
+        return crashing
+
+
+def _require_rotation(store: SecretStore) -> None:
+    if not all(hasattr(store.driver, m) for m in PRIMITIVES):
+        pytest.skip("store does not support staged rotation")
+
+
+def _pending_or_none(store: SecretStore, name: str) -> Secret | None:
+    try:
+        pending = store.get(name, stage=Stage.PENDING)
+    except NotFoundError:
+        return None
+    return None if Stage.CURRENT in pending.stages else pending
+
+
+class RotationConformance(StoreFixtures):
+    """Rotation never loses a working credential, on any store that supports it."""
+
+    def test_rotation_promotes_and_keeps_previous(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("rot")
+        store.put(name, "old-password")
+        seen_during: list[str] = []
+
+        def apply(pending: Secret) -> None:
+            seen_during.append(store.get(name).text)  # readers still get current
+
+        result = store.rotate(name, generate=lambda cur: "new-password", apply=apply, verify=lambda p: True)
+        assert result is not None and not result.already_done
+        assert seen_during == ["old-password"]
+        assert store.get(name).text == "new-password"
+        assert store.get(name).version == result.version
+        assert store.get(name, stage=Stage.PREVIOUS).text == "old-password"
+        assert _pending_or_none(store, name) is None
+
+    def test_generated_value_by_default(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("gen")
+        store.put(name, "old")
+        store.rotate(name)
+        new = store.get(name).text
+        assert new != "old" and len(new) >= 32
+
+    @pytest.mark.parametrize("when", ["before", "after"])
+    @pytest.mark.parametrize("step", ["create", "apply", "verify", "promote"])
+    def test_crash_at_any_step_then_rerun_converges(
+        self, store: SecretStore, new_name: NameFactory, step: str, when: str
+    ) -> None:
+        _require_rotation(store)
+        name = new_name(f"crash-{step}-{when}")
+        store.put(name, "original")
+        applied: list[str] = []
+        values = iter(["first-try", "second-try"])
+        crashed = {"done": False}
+
+        def maybe_crash(this: str, moment: str) -> None:
+            if step == this and when == moment and not crashed["done"]:
+                crashed["done"] = True
+                raise Crash(f"{moment} {this}")
+
+        def apply(pending: Secret) -> None:
+            maybe_crash("apply", "before")
+            applied.append(pending.text)
+            maybe_crash("apply", "after")
+
+        def verify(pending: Secret) -> bool:
+            maybe_crash("verify", "before")
+            ok = pending.text in applied
+            maybe_crash("verify", "after")
+            return ok
+
+        crashing = store
+        primitive = {"create": "write_pending", "promote": "promote"}.get(step)
+        if primitive:
+            crashing = SecretStore(CrashingDriver(store.driver, primitive, when), options=store.options)  # type: ignore[arg-type]
+        token = f"tok-{step}-{when}"
+        with pytest.raises(Crash):
+            crashing.rotate(name, generate=lambda c: next(values), apply=apply, verify=verify, token=token)
+        # at every crash point there is a working current value
+        assert store.get(name).text in ("original", "first-try")
+        store.rotate(name, generate=lambda c: next(values), apply=apply, verify=verify, token=token, resume=True)
+        expected = "second-try" if (step == "create" and when == "before") else "first-try"
+        assert store.get(name).text == expected
+        assert store.get(name, stage=Stage.PREVIOUS).text == "original"
+        assert _pending_or_none(store, name) is None
+        assert applied[-1] == expected
+
+    def test_failed_verify_leaves_current_and_can_resume_or_discard(
+        self, store: SecretStore, new_name: NameFactory
+    ) -> None:
+        _require_rotation(store)
+        name = new_name("verify")
+        before = store.put(name, "working").version
+        with pytest.raises(RotationError) as info:
+            store.rotate(name, generate=lambda c: "broken", verify=lambda p: False)
+        assert info.value.step == "verify" and "broken" not in str(info.value)
+        assert store.get(name).text == "working" and store.get(name).version == before
+        pending = _pending_or_none(store, name)
+        assert pending is not None and pending.text == "broken"
+        with pytest.raises(ConflictError):  # a new rotation must not trample the unfinished one
+            store.rotate(name, generate=lambda c: "other")
+        assert store.discard_pending(name) == pending.version
+        assert _pending_or_none(store, name) is None
+        store.rotate(name, generate=lambda c: "fixed", verify=lambda p: p.text == "fixed")
+        assert store.get(name).text == "fixed"
+        assert store.get(name, stage=Stage.PREVIOUS).text == "working"
+
+    def test_concurrent_rotators_exactly_one_wins(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("race")
+        store.put(name, "base")
+        versions_before = len(store.versions(name)) if store.capabilities.versions else None
+        outcomes: dict[int, str] = {}
+        losers_done = threading.Event()
+        start = threading.Barrier(4)
+
+        def hold(pending: Secret) -> None:  # the winner waits until every loser has given up
+            losers_done.wait(timeout=20)
+
+        def rotator(i: int) -> None:
+            start.wait()
+            try:
+                store.rotate(name, generate=lambda c: f"value-{i}", apply=hold)
+                outcomes[i] = "won"
+            except ConflictError:
+                outcomes[i] = "conflict"
+                if list(outcomes.values()).count("conflict") == 3:
+                    losers_done.set()
+
+        threads = [threading.Thread(target=rotator, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        winners = [i for i, o in outcomes.items() if o == "won"]
+        assert len(winners) == 1, outcomes
+        assert store.get(name).text == f"value-{winners[0]}"
+        assert store.get(name, stage=Stage.PREVIOUS).text == "base"
+        if versions_before is not None:
+            assert len(store.versions(name)) == versions_before + 1  # losers wrote nothing
+
+    def test_readers_never_see_missing_or_unpromoted_values(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("readers")
+        store.put(name, "v0")
+        promoted = {"v0"}
+        bad: list[str] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    text = store.get(name).text
+                except NotFoundError:
+                    bad.append("missing")
+                    continue
+                if text.startswith("reject") or text not in promoted | {f"v{i}" for i in range(1, 7)}:
+                    bad.append(text)
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(1, 7):
+                with pytest.raises(RotationError):
+                    store.rotate(name, generate=lambda c, i=i: f"reject-{i}", verify=lambda p: False)
+                store.discard_pending(name)
+                store.rotate(name, generate=lambda c, i=i: f"v{i}")
+                promoted.add(f"v{i}")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert bad == []
+        assert store.get(name).text == "v6"
+
+    def test_rotate_only_when_older_than(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("age")
+        store.put(name, "fresh")
+        if store.get(name).created_at is None:
+            with pytest.raises(NotSupportedError):
+                store.rotate(name, if_older_than=timedelta(days=30))
+            pytest.skip("store does not report version ages (NotSupportedError checked)")
+        assert store.rotate(name, if_older_than=timedelta(days=30)) is None
+        assert store.get(name).text == "fresh"
+        assert store.rotate(name, if_older_than=timedelta(0)) is not None
+        assert store.get(name).text != "fresh"
+
+    def test_watch_reports_a_new_current_value(self, store: SecretStore, new_name: NameFactory) -> None:
+        _require_rotation(store)
+        name = new_name("watched")
+        store.put(name, "before")
+        got: list[str] = []
+        with store.watch(name, lambda s: got.append(s.text), interval=3600) as watcher:
+            assert watcher.poll() is False
+            store.rotate(name, generate=lambda c: "after")
+            assert watcher.poll() is True
+            assert watcher.poll() is False
+        assert got == ["after"]
+
+    def test_watch_thread_polls_by_itself(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("watched-thread")
+        store.put(name, "before")
+        changed = threading.Event()
+        got: list[str] = []
+
+        def callback(s: Secret) -> None:
+            got.append(s.text)
+            changed.set()
+
+        with store.watch(name, callback, interval=0.05):
+            store.put(name, "after")
+            assert changed.wait(timeout=10)
+        assert got == ["after"]
