@@ -121,7 +121,7 @@ class RotationConformance(StoreFixtures):
         crashing = store
         primitive = {"create": "write_pending", "promote": "promote"}.get(step)
         if primitive:
-            crashing = SecretStore(CrashingDriver(store.driver, primitive, when), options=store.options)  # type: ignore[arg-type]
+            crashing = SecretStore(CrashingDriver(store.driver, primitive, when), options=store.options)
         token = f"tok-{step}-{when}"
         with pytest.raises(Crash):
             crashing.rotate(name, generate=lambda c: next(values), apply=apply, verify=verify, token=token)
@@ -212,9 +212,9 @@ class RotationConformance(StoreFixtures):
         try:
             for i in range(1, 7):
                 with pytest.raises(RotationError):
-                    store.rotate(name, generate=lambda c, i=i: f"reject-{i}", verify=lambda p: False)
+                    store.rotate(name, generate=lambda c: f"reject-{i}", verify=lambda p: False)  # noqa: B023
                 store.discard_pending(name)
-                store.rotate(name, generate=lambda c, i=i: f"v{i}")
+                store.rotate(name, generate=lambda c: f"v{i}")  # noqa: B023 - called at once
                 promoted.add(f"v{i}")
         finally:
             stop.set()
