@@ -1,4 +1,4 @@
-"""``secretkit`` command line: get, put, ls, rm, versions against one store.
+"""``secretkit`` command line: get, put, ls, rm, versions, rotate against one store.
 
 The store is ``--url``, else ``SECRETKIT_URL``, else the encrypted file store in the user's
 data directory; the store used is said on stderr. Values are read from stdin or a file,
@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import BinaryIO
 
 from secretkit.errors import ErrorCode, SecretError
@@ -69,7 +70,21 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("versions", help="list a secret's versions, newest first")
     v.add_argument("name")
+
+    r = sub.add_parser("rotate", help="replace the value with a generated password, keeping the old one as previous")
+    r.add_argument("name")
+    r.add_argument("--if-older-than", type=_duration, metavar="AGE", help="only if current is older (e.g. 30d, 12h)")
+    r.add_argument("--length", type=int, default=32, help="generated password length (default 32)")
+    r.add_argument("--resume", action="store_true", help="continue a rotation a crashed run left pending")
     return p
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    try:
+        return timedelta(**{units[text[-1]]: float(text[:-1])})
+    except (KeyError, ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m") from None
 
 
 def _read_value(args: argparse.Namespace, stdin: BinaryIO) -> str | bytes | dict[str, str]:
@@ -129,6 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     created = v.created_at.isoformat() if v.created_at else "-"
                     stages = ",".join(sorted(v.stages)) or "-"
                     out.write(f"{v.version}\t{created}\t{v.state}\t{stages}\n".encode())
+            elif args.command == "rotate":
+                from secretkit.rotation import generate_password
+
+                result = store.rotate(
+                    args.name,
+                    generate=lambda current: generate_password(args.length),
+                    resume=args.resume,
+                    if_older_than=args.if_older_than,
+                )
+                if result is None:
+                    print(f"{args.name} is younger than {args.if_older_than}; not rotated", file=sys.stderr)
+                else:
+                    print(f"rotated {args.name}: version {result.version} is current, {result.previous} previous",
+                          file=sys.stderr)
             out.flush()
     except SecretError as exc:
         print(f"secretkit: error: {exc}", file=sys.stderr)

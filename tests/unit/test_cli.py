@@ -59,3 +59,16 @@ def test_debug_logging_never_prints_values(run) -> None:  # type: ignore[no-unty
     assert out.stdout == b"value-that-must-not-show"
     assert b"value-that-must-not-show" not in out.stderr
     assert b"get k on file: ok" in out.stderr
+
+
+def test_rotate(run) -> None:  # type: ignore[no-untyped-def]
+    run("put", "db/password", stdin=b"original")
+    young = run("rotate", "db/password", "--if-older-than", "30d")
+    assert young.returncode == 0 and b"not rotated" in young.stderr
+    assert run("get", "--raw", "db/password").stdout == b"original"
+    done = run("rotate", "db/password", "--length", "40")
+    assert done.returncode == 0, done.stderr
+    new = run("get", "--raw", "db/password").stdout
+    assert len(new) == 40 and new != b"original"
+    assert new not in done.stderr + done.stdout  # the generated value is never printed
+    assert run("rotate", "db/password", "--if-older-than", "soon").returncode == 2
