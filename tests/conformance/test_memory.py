@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):
     @pytest.fixture
-    def store(self) -> Iterator[SecretStore]:
-        with secretkit.open("memory://") as store:
-            yield store
+    def store(self, memory_store: SecretStore) -> SecretStore:
+        return memory_store
 
 
 class TestPluginFixture(StoreConformance):
