@@ -238,22 +238,25 @@ class GcpDriver:
         try:
             response = self._rpc("access_secret_version", name=path)
         except gexc.BadRequest as exc:
-            if _status(exc) != "FAILED_PRECONDITION":
+            unreadable = self._unreadable(path, ref) if _status(exc) == "FAILED_PRECONDITION" else None
+            if unreadable is None:
                 raise
-            raise self._unreadable(path, ref) from exc
+            raise unreadable from exc
         data = bytes(response.payload.data)
         if resources.SecretPayload.pb(response.payload).HasField("data_crc32c"):
             if google_crc32c.value(data) != response.payload.data_crc32c:
                 raise DataLossError(f"CRC32C mismatch reading version {_version_id(response.name)}; value discarded")
         return Record(decode_value(data), _version_id(response.name), None, stages)
 
-    def _unreadable(self, path: str, ref: str) -> NotFoundError:
+    def _unreadable(self, path: str, ref: str) -> NotFoundError | None:
         """A clear error for a version that exists but cannot be read (disabled or destroyed)."""
         try:
             meta = self._rpc("get_secret_version", name=path)
-            state, number = _STATES.get(meta.state, "unreadable"), _version_id(meta.name)
         except gexc.GoogleAPICallError:
-            state, number = "not enabled", ref
+            return None
+        if meta.state == resources.SecretVersion.State.ENABLED:
+            return None  # the precondition was something else; report it as it came
+        state, number = _STATES.get(meta.state, "unreadable"), _version_id(meta.name)
         if ref == "latest":
             return NotFoundError(
                 f"the latest version ({number}) is {state}; older versions are not read in its place "

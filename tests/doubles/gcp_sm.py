@@ -13,15 +13,19 @@ FAILED_PRECONDITION, etags are checked where the API takes them, CRC32C is verif
 and returned on access, payloads are 1..65536 bytes, lists are newest first and paged.
 
 Test hooks: ``fail(rpc, code, times)`` queues server-side faults, ``corrupt_next_access``
-flips a payload bit (keeping the stored checksum), and ``calls`` counts requests per RPC.
+flips a payload bit (keeping the stored checksum), ``stall[rpc]`` delays one call, ``before[rpc]``
+runs a callback once before a call, ``calls`` counts requests per RPC and ``last_request`` keeps
+the latest request of each.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -105,6 +109,9 @@ class SecretManagerModel:
         self.location = location
         self.page_size_cap = page_size_cap
         self.calls: Counter[str] = Counter()
+        self.last_request: dict[str, Any] = {}
+        self.before: dict[str, Callable[[], None]] = {}
+        self.stall: dict[str, float] = {}
         self.corrupt_next_access = 0
         self._faults: list[tuple[str | None, grpc.StatusCode, str]] = []
         self._secrets: dict[str, _Secret] = {}
@@ -123,11 +130,21 @@ class SecretManagerModel:
             self._secrets.clear()
             self._faults.clear()
             self.calls.clear()
+            self.last_request.clear()
+            self.before.clear()
+            self.stall.clear()
             self.corrupt_next_access = 0
 
     def dispatch(self, rpc: str, request: Any) -> Any:
+        delay = self.stall.pop(rpc, 0.0)
+        if delay:
+            time.sleep(delay)  # outside the lock: only this call is slow
+        hook = self.before.pop(rpc, None)
+        if hook is not None:
+            hook()  # e.g. another writer acting just before this request arrives
         with self._lock:
             self.calls[rpc] += 1
+            self.last_request[rpc] = request
             for i, (target, code, message) in enumerate(self._faults):
                 if target in (None, rpc):
                     del self._faults[i]
@@ -500,6 +517,20 @@ class RunningDouble:
         self._grpc_server.stop(grace=None)
         self._http.shutdown()
         self._http.server_close()
+
+
+_shared: dict[str, RunningDouble] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(location: str | None = None) -> RunningDouble:
+    """One running double per location for the whole test process (stopped at exit)."""
+    key = location or ""
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = start(SecretManagerModel(location=location, page_size_cap=7))
+            atexit.register(_shared[key].stop)
+        return _shared[key]
 
 
 def start(model: SecretManagerModel | None = None) -> RunningDouble:
