@@ -365,8 +365,8 @@ def _time(value: Any) -> datetime | None:
 
 def _status(exc: gexc.GoogleAPICallError) -> str | None:
     """The canonical status name, also for REST errors (whose class only reflects the HTTP status)."""
-    response = getattr(exc, "response", None)
-    if callable(getattr(response, "json", None)):  # a requests.Response: REST
+    response: Any = getattr(exc, "response", None)
+    if response is not None and callable(getattr(response, "json", None)):  # a requests.Response: REST
         try:
             status = response.json()["error"]["status"]
             if isinstance(status, str):
@@ -428,7 +428,7 @@ def classify(exc: BaseException) -> Classified | None:
     if isinstance(exc, gexc.RetryError):
         return Classified(ErrorCode.UNAVAILABLE, f"RetryError: {exc.message}"[:500])
     if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return Classified(ErrorCode.UNAUTHENTICATED, f"no Google credentials: {exc}"[:500])
+        return Classified(ErrorCode.UNAUTHENTICATED, f"Google credentials missing or unusable: {exc}"[:500])
     if isinstance(exc, auth_exc.RefreshError):
         return Classified(ErrorCode.UNAUTHENTICATED, f"credentials could not be refreshed: {exc}"[:500])
     if isinstance(exc, auth_exc.TransportError):
@@ -482,7 +482,8 @@ def _make_client(opts: GcpOptions) -> tuple[Any, str | None]:
         if opts.transport == "rest":
             api = endpoint if "://" in endpoint else f"http://{endpoint}"
             return sm.SecretManagerServiceClient(
-                credentials=AnonymousCredentials(), transport="rest", client_options=ClientOptions(api_endpoint=api)
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                transport="rest", client_options=ClientOptions(api_endpoint=api)
             ), None
         import grpc
         from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
