@@ -16,11 +16,11 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import google_crc32c
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1 as sm
 from google.cloud.secretmanager_v1.types import resources
-import google_crc32c
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from secretkit import names as _names
@@ -222,9 +222,9 @@ class GcpDriver:
         secret = self._secret(name)
         stages: frozenset[str] = frozenset()
         if version is not None:
-            if not version.isdigit() or int(version) < 1:
+            if not (version.isascii() and version.isdigit()) or int(version) < 1:
                 raise NotFoundError(f"no version {version!r}: GCP version ids are positive integers")
-            ref = version
+            ref = str(int(version))
         elif stage in (None, Stage.CURRENT):
             ref, stages = "latest", frozenset({Stage.CURRENT})
         elif stage == Stage.PREVIOUS:
@@ -243,9 +243,9 @@ class GcpDriver:
                 raise
             raise unreadable from exc
         data = bytes(response.payload.data)
-        if resources.SecretPayload.pb(response.payload).HasField("data_crc32c"):
-            if google_crc32c.value(data) != response.payload.data_crc32c:
-                raise DataLossError(f"CRC32C mismatch reading version {_version_id(response.name)}; value discarded")
+        checked = resources.SecretPayload.pb(response.payload).HasField("data_crc32c")
+        if checked and google_crc32c.value(data) != response.payload.data_crc32c:
+            raise DataLossError(f"CRC32C mismatch reading version {_version_id(response.name)}; value discarded")
         return Record(decode_value(data), _version_id(response.name), None, stages)
 
     def _unreadable(self, path: str, ref: str) -> NotFoundError | None:

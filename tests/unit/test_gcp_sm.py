@@ -22,6 +22,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 import secretkit
+from secretkit.config import StoreOptions, StoreURL
 from secretkit.drivers import gcp
 from secretkit.errors import (
     AlreadyExistsError,
@@ -38,7 +39,6 @@ from secretkit.errors import (
     UnavailableError,
 )
 from secretkit.retry import RetryPolicy
-from secretkit.config import StoreOptions, StoreURL
 from secretkit.secret import Kind, Value
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
@@ -503,9 +503,8 @@ def test_unreachable_endpoint_is_unavailable(transport: str) -> None:
     with secretkit.open(
         f"gcp-sm://{PROJECT}", endpoint=endpoint, insecure=True, transport=transport, timeout=2,
         **{"retry.max_attempts": 1},
-    ) as s:
-        with pytest.raises((UnavailableError, DeadlineExceededError)) as info:
-            s.get("nowhere")
+    ) as s, pytest.raises((UnavailableError, DeadlineExceededError)) as info:
+        s.get("nowhere")
     assert info.value.transient
 
 
@@ -523,9 +522,9 @@ def test_regional_secrets_use_location_names(regional_double: gcp_sm.RunningDoub
     assert req.parent == f"projects/{PROJECT}/locations/europe-west1"
     assert not req.secret.HasField("replication")  # regional secrets take none
     # the global endpoint does not serve regional names, and vice versa
-    with secretkit.open(f"gcp-sm://{PROJECT}?endpoint={regional_double.grpc_target}&insecure=true") as s:
-        with pytest.raises(InvalidArgumentError):
-            s.put("global/key", "v")
+    url = f"gcp-sm://{PROJECT}?endpoint={regional_double.grpc_target}&insecure=true"
+    with secretkit.open(url) as s, pytest.raises(InvalidArgumentError):
+        s.put("global/key", "v")
 
 
 def test_regional_endpoint_and_default_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
