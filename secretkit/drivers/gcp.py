@@ -457,6 +457,8 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> G
     opts = validate(GcpOptions, options, what="gcp-sm store")
     if url.path not in ("", "/"):
         raise ConfigError("a gcp-sm URL names only the project: gcp-sm://PROJECT (use ?location= for regional secrets)")
+    if opts.insecure and not opts.endpoint:
+        raise ConfigError("insecure=true is only for a local test server: give its endpoint too")
     if opts.location is not None and opts.replication != "automatic":
         raise ConfigError("regional secrets (location=...) have no replication policy; drop the replication option")
     project = url.host

@@ -544,19 +544,20 @@ def test_regional_endpoint_and_default_credentials(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    "url, options",
+    "url",
     [
-        ("gcp-sm://p?bogus=1", {}),
-        ("gcp-sm://p?transport=http", {}),
-        ("gcp-sm://p?location=eu&replication=us-east1", {}),
-        ("gcp-sm://p/extra/path", {}),
-        ("gcp-sm://p?replication=,", {}),
-        ("gcp-sm://p?timeout=0", {}),
+        "gcp-sm://p?bogus=1&insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p?transport=http&insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p?location=eu&replication=us-east1&insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p/extra/path?insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p?replication=,&insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p?timeout=0&insecure=true&endpoint=127.0.0.1:1",
+        "gcp-sm://p?insecure=true",
     ],
 )
-def test_bad_configuration(url: str, options: dict[str, Any]) -> None:
+def test_bad_configuration(url: str) -> None:
     with pytest.raises(ConfigError):
-        secretkit.open(url, insecure=True, endpoint="127.0.0.1:1", **options)
+        secretkit.open(url)
 
 
 def test_user_client_is_used_and_not_closed(double: gcp_sm.RunningDouble, model: gcp_sm.SecretManagerModel, raw: sm.SecretManagerServiceClient) -> None:
