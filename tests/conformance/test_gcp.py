@@ -1,0 +1,35 @@
+"""The conformance suite against gcp-sm://, through the real client and a loopback wire double.
+
+Both transports of google-cloud-secret-manager run the suite: gRPC (the default) and REST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import secretkit
+from secretkit.store import SecretStore
+from secretkit.testing.conformance import StoreConformance
+from tests.doubles import gcp_sm
+
+
+@pytest.fixture(scope="session")
+def gcp_double() -> gcp_sm.RunningDouble:
+    return gcp_sm.shared()
+
+
+class TestGcpGrpc(StoreConformance):
+    @pytest.fixture
+    def store(self, gcp_double: gcp_sm.RunningDouble) -> Iterator[SecretStore]:
+        with secretkit.open("gcp-sm://test-project", endpoint=gcp_double.grpc_target, insecure=True) as store:
+            yield store
+
+
+class TestGcpRest(StoreConformance):
+    @pytest.fixture
+    def store(self, gcp_double: gcp_sm.RunningDouble) -> Iterator[SecretStore]:
+        url = f"gcp-sm://123456789012?transport=rest&endpoint={gcp_double.rest_url}&insecure=true"
+        with secretkit.open(url) as store:
+            yield store

@@ -1,0 +1,549 @@
+"""A wire-level double of Google Cloud Secret Manager v1, for the real client library.
+
+One in-memory model (``SecretManagerModel``) is served two ways, on loopback ports:
+
+* gRPC: ``google.cloud.secretmanager.v1.SecretManagerService`` with a generic handler that
+  (de)serializes with the client library's own protobuf message classes;
+* REST: the ``/v1/...`` HTTP bindings with proto3 JSON bodies (what ``transport="rest"`` sends).
+
+The model follows the wire reference: responses name the project by number, version ids
+count from 1 per secret and are never reused, ``latest`` is the newest version whatever its
+state, aliases resolve on Get/Access, disabled/destroyed versions fail access with
+FAILED_PRECONDITION, etags are checked where the API takes them, CRC32C is verified on add
+and returned on access, payloads are 1..65536 bytes, lists are newest first and paged.
+
+Test hooks: ``fail(rpc, code, times)`` queues server-side faults, ``corrupt_next_access``
+flips a payload bit (keeping the stored checksum), ``stall[rpc]`` delays one call, ``before[rpc]``
+runs a callback once before a call, ``calls`` counts requests per RPC and ``last_request`` keeps
+the latest request of each.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import google_crc32c
+import grpc
+from google.cloud.secretmanager_v1.types import resources, service
+from google.protobuf import empty_pb2, json_format, timestamp_pb2
+
+SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
+MAX_PAYLOAD = 65536
+ENABLED, DISABLED, DESTROYED = 1, 2, 3
+_STATE_NAMES = {ENABLED: "ENABLED", DISABLED: "DISABLED", DESTROYED: "DESTROYED"}
+_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_PARENT = r"projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?"
+_SECRET = _PARENT + r"/secrets/(?P<secret>[^/:]+)"
+_VERSION = _SECRET + r"/versions/(?P<version>[^/:]+)"
+
+Secret = resources.Secret.pb()
+SecretVersion = resources.SecretVersion.pb()
+Code = grpc.StatusCode
+
+HTTP_STATUS = {
+    Code.INVALID_ARGUMENT: 400, Code.FAILED_PRECONDITION: 400, Code.OUT_OF_RANGE: 400,
+    Code.UNAUTHENTICATED: 401, Code.PERMISSION_DENIED: 403, Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409, Code.ABORTED: 409, Code.RESOURCE_EXHAUSTED: 429,
+    Code.INTERNAL: 500, Code.UNKNOWN: 500, Code.UNIMPLEMENTED: 501, Code.UNAVAILABLE: 503,
+    Code.DEADLINE_EXCEEDED: 504,
+}
+
+
+class ModelError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Version:
+    number: int
+    data: bytes
+    crc: int
+    client_crc: bool
+    create_time: timestamp_pb2.Timestamp
+    state: int = ENABLED
+    etag: str = ""
+    destroy_time: timestamp_pb2.Timestamp | None = None
+
+
+@dataclass
+class _Secret:
+    meta: Any  # a resources.Secret protobuf (name filled in on output)
+    seq: int
+    versions: dict[int, _Version] = field(default_factory=dict)
+    next_version: int = 1
+
+
+def _etag() -> str:
+    return f'"{uuid.uuid4().hex[:16]}"'
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class SecretManagerModel:
+    """Secrets of one project, served at one location (None = the global endpoint)."""
+
+    def __init__(self, project_id: str = "test-project", project_number: str = "123456789012",
+                 location: str | None = None, page_size_cap: int = 25000) -> None:
+        self.project_id = project_id
+        self.project_number = project_number
+        self.location = location
+        self.page_size_cap = page_size_cap
+        self.calls: Counter[str] = Counter()
+        self.last_request: dict[str, Any] = {}
+        self.before: dict[str, Callable[[], None]] = {}
+        self.stall: dict[str, float] = {}
+        self.corrupt_next_access = 0
+        self._faults: list[tuple[str | None, grpc.StatusCode, str]] = []
+        self._secrets: dict[str, _Secret] = {}
+        self._seq = itertools.count()
+        self._lock = threading.RLock()
+
+    # -- test hooks ---------------------------------------------------------------------
+
+    def fail(self, rpc: str | None, code: grpc.StatusCode, times: int = 1, message: str = "injected fault") -> None:
+        """The next ``times`` calls of ``rpc`` (any RPC if None) fail with ``code``."""
+        with self._lock:
+            self._faults.extend([(rpc, code, message)] * times)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._secrets.clear()
+            self._faults.clear()
+            self.calls.clear()
+            self.last_request.clear()
+            self.before.clear()
+            self.stall.clear()
+            self.corrupt_next_access = 0
+
+    def dispatch(self, rpc: str, request: Any) -> Any:
+        delay = self.stall.pop(rpc, 0.0)
+        if delay:
+            time.sleep(delay)  # outside the lock: only this call is slow
+        hook = self.before.pop(rpc, None)
+        if hook is not None:
+            hook()  # e.g. another writer acting just before this request arrives
+        with self._lock:
+            self.calls[rpc] += 1
+            self.last_request[rpc] = request
+            for i, (target, code, message) in enumerate(self._faults):
+                if target in (None, rpc):
+                    del self._faults[i]
+                    raise ModelError(code, message)
+            handler: Callable[[Any], Any] = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", rpc).lower())
+            return handler(request)
+
+    # -- names --------------------------------------------------------------------------
+
+    def _check_parent(self, project: str, location: str | None) -> None:
+        if project not in (self.project_id, self.project_number):
+            raise ModelError(Code.PERMISSION_DENIED, f"Permission denied on resource project {project}.")
+        if location != self.location:
+            where = f"location [{location}]" if location else "global secrets"
+            raise ModelError(Code.INVALID_ARGUMENT, f"This endpoint does not serve {where}.")
+
+    def _prefix(self) -> str:
+        loc = f"/locations/{self.location}" if self.location else ""
+        return f"projects/{self.project_number}{loc}"
+
+    def _parse(self, pattern: str, value: str) -> dict[str, str]:
+        m = re.fullmatch(pattern, value)
+        if m is None:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Resource ID [{value}] is not in a valid format.")
+        self._check_parent(m["project"], m["location"])
+        if "secret" in m.groupdict() and not _ID.fullmatch(m["secret"]):
+            raise ModelError(Code.INVALID_ARGUMENT, f"Resource ID [{value}] is not in a valid format.")
+        return m.groupdict()
+
+    def _secret(self, name: str) -> tuple[str, _Secret]:
+        sid = self._parse(_SECRET, name)["secret"]
+        found = self._secrets.get(sid)
+        if found is None:
+            raise ModelError(Code.NOT_FOUND, f"Secret [{self._prefix()}/secrets/{sid}] not found.")
+        return sid, found
+
+    def _version(self, name: str) -> tuple[str, _Secret, _Version]:
+        ref = self._parse(_VERSION, name)["version"]
+        sid, sec = self._secret(name.rsplit("/versions/", 1)[0])
+        number: int | None
+        if ref == "latest":
+            if not sec.versions:
+                raise ModelError(Code.NOT_FOUND, f"Secret [{self._prefix()}/secrets/{sid}] not found or has no versions.")
+            number = max(sec.versions)
+        elif ref.isdigit():
+            number = int(ref)
+        else:
+            number = sec.meta.version_aliases.get(ref)
+            if number is None:
+                raise ModelError(Code.NOT_FOUND, f"Secret Version alias [{ref}] not found for secret [{sid}].")
+        version = sec.versions.get(number)
+        if version is None:
+            raise ModelError(Code.NOT_FOUND, f"Secret Version [{self._prefix()}/secrets/{sid}/versions/{ref}] not found.")
+        return sid, sec, version
+
+    def _secret_out(self, sid: str, sec: _Secret) -> Any:
+        out = Secret()
+        out.CopyFrom(sec.meta)
+        out.name = f"{self._prefix()}/secrets/{sid}"
+        return out
+
+    def _version_out(self, sid: str, v: _Version) -> Any:
+        out = SecretVersion(
+            name=f"{self._prefix()}/secrets/{sid}/versions/{v.number}", state=v.state, etag=v.etag,
+            client_specified_payload_checksum=v.client_crc,
+        )
+        out.create_time.CopyFrom(v.create_time)
+        if v.destroy_time is not None:
+            out.destroy_time.CopyFrom(v.destroy_time)
+        return out
+
+    @staticmethod
+    def _check_etag(given: str, current: str) -> None:
+        if given and given != current:
+            raise ModelError(Code.FAILED_PRECONDITION, "The etag provided in the request does not match the current etag.")
+
+    @staticmethod
+    def _page(items: list[Any], size: int, token: str, cap: int) -> tuple[list[Any], str]:
+        start = int(token) if token.isdigit() else 0
+        if token and not token.isdigit():
+            raise ModelError(Code.INVALID_ARGUMENT, "Invalid page token.")
+        size = min(size or cap, cap, 25000)
+        end = start + size
+        return items[start:end], (str(end) if end < len(items) else "")
+
+    # -- secrets ------------------------------------------------------------------------
+
+    def _create_secret(self, req: Any) -> Any:
+        self._parse(_PARENT, req.parent)
+        sid = req.secret_id
+        if not _ID.fullmatch(sid):
+            raise ModelError(Code.INVALID_ARGUMENT, f"Resource ID [{sid}] is not in a valid format.")
+        if sid in self._secrets:
+            raise ModelError(Code.ALREADY_EXISTS, f"Secret [{self._prefix()}/secrets/{sid}] already exists.")
+        has_replication = req.secret.HasField("replication")
+        if self.location is None and not has_replication:
+            raise ModelError(Code.INVALID_ARGUMENT, "Field [replication] is required.")
+        if self.location is not None and has_replication:
+            raise ModelError(Code.INVALID_ARGUMENT, "Regional secrets do not take a replication policy.")
+        if has_replication and req.secret.replication.HasField("user_managed") and not req.secret.replication.user_managed.replicas:
+            raise ModelError(Code.INVALID_ARGUMENT, "Field [replication.user_managed.replicas] is required.")
+        meta = Secret()
+        meta.CopyFrom(req.secret)
+        meta.ClearField("name")
+        meta.create_time.CopyFrom(_now())
+        meta.etag = _etag()
+        if meta.version_aliases:
+            raise ModelError(Code.INVALID_ARGUMENT, "Version aliases must refer to existing versions.")
+        self._secrets[sid] = _Secret(meta, next(self._seq))
+        return self._secret_out(sid, self._secrets[sid])
+
+    def _get_secret(self, req: Any) -> Any:
+        return self._secret_out(*self._secret(req.name))
+
+    def _update_secret(self, req: Any) -> Any:
+        sid, sec = self._secret(req.secret.name)
+        self._check_etag(req.secret.etag, sec.meta.etag)
+        paths = [p for p in req.update_mask.paths]
+        if not paths:
+            raise ModelError(Code.INVALID_ARGUMENT, "Field [update_mask] is required.")
+        for path in paths:
+            if path == "version_aliases":
+                for alias, number in req.secret.version_aliases.items():
+                    if number not in sec.versions:
+                        raise ModelError(Code.INVALID_ARGUMENT, f"Version alias [{alias}] refers to a missing version.")
+            if path not in ("labels", "annotations", "version_aliases"):
+                raise ModelError(Code.INVALID_ARGUMENT, f"Field [{path}] cannot be updated by this double.")
+            sec.meta.ClearField(path)
+            getattr(sec.meta, path).update(getattr(req.secret, path))
+        sec.meta.etag = _etag()
+        return self._secret_out(sid, sec)
+
+    def _delete_secret(self, req: Any) -> Any:
+        sid, sec = self._secret(req.name)
+        self._check_etag(req.etag, sec.meta.etag)
+        del self._secrets[sid]
+        return empty_pb2.Empty()
+
+    def _list_secrets(self, req: Any) -> Any:
+        self._parse(_PARENT, req.parent)
+        wanted = _name_filter(req.filter)
+        items = sorted(((sid, s) for sid, s in self._secrets.items() if wanted(sid)), key=lambda i: -i[1].seq)
+        page, token = self._page(items, req.page_size, req.page_token, self.page_size_cap)
+        out = service.ListSecretsResponse.pb()(next_page_token=token, total_size=0 if req.filter else len(items))
+        out.secrets.extend(self._secret_out(sid, s) for sid, s in page)
+        return out
+
+    # -- versions -----------------------------------------------------------------------
+
+    def _add_secret_version(self, req: Any) -> Any:
+        sid, sec = self._secret(req.parent)
+        data = req.payload.data
+        if not data:
+            raise ModelError(Code.INVALID_ARGUMENT, "Field [payload] is required.")
+        if len(data) > MAX_PAYLOAD:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Secret payload data must be no larger than {MAX_PAYLOAD} bytes.")
+        crc = google_crc32c.value(data)
+        client_crc = req.payload.HasField("data_crc32c")
+        if client_crc and req.payload.data_crc32c != crc:
+            raise ModelError(Code.INVALID_ARGUMENT, "Checksum mismatch: the data_crc32c sent does not match the payload.")
+        version = _Version(sec.next_version, bytes(data), crc, client_crc, _now(), etag=_etag())
+        sec.versions[version.number] = version
+        sec.next_version += 1
+        return self._version_out(sid, version)
+
+    def _get_secret_version(self, req: Any) -> Any:
+        sid, _, version = self._version(req.name)
+        return self._version_out(sid, version)
+
+    def _access_secret_version(self, req: Any) -> Any:
+        sid, _, version = self._version(req.name)
+        name = f"{self._prefix()}/secrets/{sid}/versions/{version.number}"
+        if version.state != ENABLED:
+            raise ModelError(Code.FAILED_PRECONDITION, f"Secret Version [{name}] is in {_STATE_NAMES[version.state]} state.")
+        data = version.data
+        if self.corrupt_next_access:
+            self.corrupt_next_access -= 1
+            data = bytes([data[0] ^ 0x01]) + data[1:]
+        out = service.AccessSecretVersionResponse.pb()(name=name)
+        out.payload.data = data
+        out.payload.data_crc32c = version.crc
+        return out
+
+    def _list_secret_versions(self, req: Any) -> Any:
+        sid, sec = self._secret(req.parent)
+        states = {ENABLED, DISABLED, DESTROYED}
+        if req.filter:
+            m = re.fullmatch(r"state:(ENABLED|DISABLED|DESTROYED)", req.filter.strip())
+            if m is None:
+                raise ModelError(Code.INVALID_ARGUMENT, f"Invalid filter [{req.filter}].")
+            states = {v for v, n in _STATE_NAMES.items() if n == m[1]}
+        items = [v for _, v in sorted(sec.versions.items(), reverse=True) if v.state in states]
+        page, token = self._page(items, req.page_size, req.page_token, self.page_size_cap)
+        out = service.ListSecretVersionsResponse.pb()(next_page_token=token, total_size=0 if req.filter else len(items))
+        out.versions.extend(self._version_out(sid, v) for v in page)
+        return out
+
+    def _change_state(self, req: Any, target: int) -> Any:
+        sid, _, version = self._version(req.name)
+        self._check_etag(req.etag, version.etag)
+        if version.state == DESTROYED and target != DESTROYED:
+            name = f"{self._prefix()}/secrets/{sid}/versions/{version.number}"
+            raise ModelError(Code.FAILED_PRECONDITION, f"Secret Version [{name}] is in DESTROYED state.")
+        version.state = target
+        if target == DESTROYED and version.destroy_time is None:
+            version.data = b""
+            version.destroy_time = _now()
+        version.etag = _etag()
+        return self._version_out(sid, version)
+
+    def _disable_secret_version(self, req: Any) -> Any:
+        return self._change_state(req, DISABLED)
+
+    def _enable_secret_version(self, req: Any) -> Any:
+        return self._change_state(req, ENABLED)
+
+    def _destroy_secret_version(self, req: Any) -> Any:
+        return self._change_state(req, DESTROYED)
+
+
+def _name_filter(expr: str) -> Callable[[str], bool]:
+    """The subset of the filter language the double understands: ``name:VALUE`` terms joined by OR."""
+    if not expr.strip():
+        return lambda sid: True
+    terms = []
+    for term in re.split(r"\s+OR\s+", expr.strip()):
+        m = re.fullmatch(r'name:(?:"([^"]*)"|([A-Za-z0-9_-]+))', term.strip())
+        if m is None:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Invalid filter [{expr}].")
+        terms.append(m[1] if m[1] is not None else m[2])
+    return lambda sid: any(t in sid for t in terms)
+
+
+# -- gRPC -----------------------------------------------------------------------------------
+
+#: rpc → (request class, response class); all are the client library's protobuf classes.
+RPCS: dict[str, tuple[Any, Any]] = {
+    "CreateSecret": (service.CreateSecretRequest.pb(), Secret),
+    "GetSecret": (service.GetSecretRequest.pb(), Secret),
+    "UpdateSecret": (service.UpdateSecretRequest.pb(), Secret),
+    "DeleteSecret": (service.DeleteSecretRequest.pb(), empty_pb2.Empty),
+    "ListSecrets": (service.ListSecretsRequest.pb(), service.ListSecretsResponse.pb()),
+    "AddSecretVersion": (service.AddSecretVersionRequest.pb(), SecretVersion),
+    "GetSecretVersion": (service.GetSecretVersionRequest.pb(), SecretVersion),
+    "AccessSecretVersion": (service.AccessSecretVersionRequest.pb(), service.AccessSecretVersionResponse.pb()),
+    "ListSecretVersions": (service.ListSecretVersionsRequest.pb(), service.ListSecretVersionsResponse.pb()),
+    "DisableSecretVersion": (service.DisableSecretVersionRequest.pb(), SecretVersion),
+    "EnableSecretVersion": (service.EnableSecretVersionRequest.pb(), SecretVersion),
+    "DestroySecretVersion": (service.DestroySecretVersionRequest.pb(), SecretVersion),
+}
+
+
+def grpc_handler(model: SecretManagerModel) -> grpc.GenericRpcHandler:
+    def bind(rpc: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return model.dispatch(rpc, request)
+            except ModelError as exc:
+                context.abort(exc.code, exc.message)
+
+        return handle
+
+    handlers = {
+        rpc: grpc.unary_unary_rpc_method_handler(
+            bind(rpc), request_deserializer=req.FromString, response_serializer=lambda m: m.SerializeToString()
+        )
+        for rpc, (req, _) in RPCS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
+# -- REST -----------------------------------------------------------------------------------
+
+_ROUTES: list[tuple[str, str, str, str | None]] = [
+    # (method, path regex after /v1/, rpc, what the body fills: "*", a field, or None)
+    ("GET", rf"(?P<parent>{_PARENT})/secrets", "ListSecrets", None),
+    ("POST", rf"(?P<parent>{_PARENT})/secrets", "CreateSecret", "secret"),
+    ("GET", rf"(?P<name>{_SECRET})", "GetSecret", None),
+    ("PATCH", rf"(?P<secret__name>{_SECRET})", "UpdateSecret", "secret"),
+    ("DELETE", rf"(?P<name>{_SECRET})", "DeleteSecret", None),
+    ("POST", rf"(?P<parent>{_SECRET}):addVersion", "AddSecretVersion", "*"),
+    ("GET", rf"(?P<parent>{_SECRET})/versions", "ListSecretVersions", None),
+    ("GET", rf"(?P<name>{_VERSION})", "GetSecretVersion", None),
+    ("GET", rf"(?P<name>{_VERSION}):access", "AccessSecretVersion", None),
+    ("POST", rf"(?P<name>{_VERSION}):disable", "DisableSecretVersion", "*"),
+    ("POST", rf"(?P<name>{_VERSION}):enable", "EnableSecretVersion", "*"),
+    ("POST", rf"(?P<name>{_VERSION}):destroy", "DestroySecretVersion", "*"),
+]
+
+
+def _strip_groups(pattern: str) -> str:
+    return re.sub(r"\?P<(project|location|secret|version)>", "", pattern)
+
+
+_COMPILED = [(m, re.compile(_strip_groups(p)), rpc, body) for m, p, rpc, body in _ROUTES]
+
+
+def rest_handler(model: SecretManagerModel) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _handle(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if not parts.path.startswith("/v1/"):
+                return self._send(404, {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}})
+            path = parts.path[len("/v1/"):]
+            for method, pattern, rpc, body_field in _COMPILED:
+                m = pattern.fullmatch(path)
+                if method == self.command and m is not None:
+                    break
+            else:
+                return self._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+            request: dict[str, Any] = {}
+            for key, values in parse_qs(parts.query).items():
+                if not key.startswith("$"):
+                    request[key] = values[-1]
+            body = json.loads(raw) if raw else {}
+            if body_field == "*":
+                request.update(body)
+            elif body_field is not None:
+                request[body_field] = body
+            for key, value in m.groupdict().items():
+                if "__" in key:
+                    outer, inner = key.split("__")
+                    request.setdefault(outer, {})[inner] = value
+                else:
+                    request[key] = value
+            req_cls, _ = RPCS[rpc]
+            try:
+                msg = json_format.ParseDict(request, req_cls())
+            except json_format.ParseError as exc:
+                return self._send(400, {"error": {"code": 400, "message": str(exc), "status": "INVALID_ARGUMENT"}})
+            try:
+                result = model.dispatch(rpc, msg)
+            except ModelError as exc:
+                status = HTTP_STATUS.get(exc.code, 500)
+                return self._send(status, {"error": {"code": status, "message": exc.message, "status": exc.code.name}})
+            self._send(200, json_format.MessageToDict(result))
+
+        def _send(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test); nothing to answer
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+    return Handler
+
+
+# -- servers --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningDouble:
+    model: SecretManagerModel
+    grpc_target: str
+    rest_url: str
+    _grpc_server: grpc.Server
+    _http: ThreadingHTTPServer
+
+    def stop(self) -> None:
+        self._grpc_server.stop(grace=None)
+        self._http.shutdown()
+        self._http.server_close()
+
+
+_shared: dict[str, RunningDouble] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(location: str | None = None) -> RunningDouble:
+    """One running double per location for the whole test process (stopped at exit)."""
+    key = location or ""
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = start(SecretManagerModel(location=location, page_size_cap=7))
+            atexit.register(_shared[key].stop)
+        return _shared[key]
+
+
+def start(model: SecretManagerModel | None = None) -> RunningDouble:
+    """Serve ``model`` over gRPC and REST on free loopback ports."""
+    model = model or SecretManagerModel()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((grpc_handler(model),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    http = ThreadingHTTPServer(("127.0.0.1", 0), rest_handler(model))
+    http.daemon_threads = True
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    return RunningDouble(model, f"127.0.0.1:{port}", f"http://127.0.0.1:{http.server_address[1]}", server, http)
