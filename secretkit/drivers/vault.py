@@ -421,8 +421,9 @@ class KV2Driver(_VaultDriver):
             reply = self._run(lambda: self.client.adapter.list(url, params={"exclude_deleted": "true"}))
         except hx.InvalidPath:
             return []
-        keys = [str(k) for k in reply["data"]["keys"]]
-        ignored = any("exclude_deleted" in w for w in reply.get("warnings") or [])
+        # With a warning attached, an empty folder answers 200 and no keys instead of 404.
+        keys = [str(k) for k in _keys(reply)]
+        ignored = any("exclude_deleted" in str(w) for w in (reply.get("warnings") if isinstance(reply, dict) else None) or [])
         if not ignored:
             return keys
         # Servers without exclude_deleted (OpenBao, older Vault): check each leaf's current version.
@@ -503,7 +504,13 @@ class KV1Driver(_VaultDriver):
             reply = self._run(lambda: self._kv().list_secrets(folder, mount_point=self.mount))
         except hx.InvalidPath:
             return []
-        return [str(k) for k in reply["data"]["keys"]]
+        return [str(k) for k in _keys(reply)]
+
+
+def _keys(reply: Any) -> list[Any]:
+    data = reply.get("data") if isinstance(reply, dict) else None
+    keys = (data or {}).get("keys") or []
+    return keys if isinstance(keys, list) else []
 
 
 def _digest(data: Mapping[str, Any]) -> str:

@@ -104,7 +104,21 @@ def credentials(
 
 
 def login(client: Any, creds: Credentials) -> dict[str, Any]:
-    """Log in with a login-based method; the client keeps the new token. Returns the ``auth`` block."""
+    """Log in with a login-based method; the client keeps the new token. Returns the ``auth`` block.
+
+    A refused login (bad role, secret id, JWT or password) is an ``AuthenticationError``
+    carrying the server's reason, which never includes the credential.
+    """
+    import hvac.exceptions as hx
+
+    try:
+        return _login(client, creds)
+    except (hx.InvalidRequest, hx.Forbidden, hx.Unauthorized) as exc:
+        reason = "; ".join(str(e) for e in (exc.errors or [])) or type(exc).__name__
+        raise AuthenticationError(f"vault login ({creds.method} at auth/{creds.mount}) refused: {reason}") from exc
+
+
+def _login(client: Any, creds: Credentials) -> dict[str, Any]:
     if creds.method == "approle":
         response = client.auth.approle.login(role_id=creds.role_id, secret_id=creds.secret_id, mount_point=creds.mount)
     elif creds.method == "kubernetes":
@@ -184,9 +198,11 @@ class TokenKeeper:
             if self._renewable:
                 try:
                     auth = self.client.auth.token.renew_self()["auth"]
-                    self._remember(float(auth.get("lease_duration") or 0), bool(auth.get("renewable")))
-                    # A token at its max TTL renews to less than asked; then only a fresh login helps.
-                    if not self.creds.can_login or self._expires_at is None or self._expires_at - self._clock() > 1:
+                    lease = float(auth.get("lease_duration") or 0)
+                    self._renewable = bool(auth.get("renewable"))
+                    self._expires_at = self._clock() + lease if lease > 0 else None
+                    # At its max TTL a token renews to less than asked; then only a fresh login helps.
+                    if self._expires_at is None or lease > self._ttl * self.renew_fraction or not self.creds.can_login:
                         return
                 except Exception:
                     if not self.creds.can_login:
