@@ -94,6 +94,7 @@ class VaultOptions(BaseModel):
     client_key: str | None = Field(None, description="its private key (PEM)")
     namespace: str | None = Field(None, description="Enterprise/OpenBao namespace (default VAULT_NAMESPACE)")
     kv_version: Literal["auto", "1", "2"] = Field("auto", description="KV engine version; auto asks the server")
+    mount: str | None = Field(None, description="KV mount path, when kv_version is given and the mount is nested")
     timeout: float = Field(30.0, gt=0, description="seconds per HTTP request")
     auth: AuthMethod = Field("token", description="token, approle, kubernetes or userpass")
     auth_mount: str | None = Field(None, description="auth method mount path (default: the method's name)")
@@ -234,6 +235,14 @@ def _vault_detail(exc: Any) -> str:
 def _path_of(url: str) -> str:
     marker = url.find("/v1/")
     return url[marker:] if marker >= 0 else url
+
+
+def _cas_required(exc: BaseException) -> bool:
+    import hvac.exceptions as hx
+
+    return isinstance(exc, hx.InvalidRequest) and any(
+        "check-and-set parameter required" in str(e) for e in (exc.errors or [])
+    )
 
 
 def _cas_mismatch(exc: BaseException) -> bool:
@@ -384,7 +393,23 @@ class KV2Driver(_VaultDriver):
             raise AlreadyExistsError(f"secret already exists (current version {current})") from exc
 
     def _put(self, name: str, path: str, data: dict[str, str], cas: int | None) -> VersionInfo:
-        reply = self._run(lambda: self._kv().create_or_update_secret(path, secret=data, cas=cas, mount_point=self.mount))
+        try:
+            reply = self._run(lambda: self._kv().create_or_update_secret(path, secret=data, cas=cas, mount_point=self.mount))
+        except Exception as exc:
+            if cas is not None or not _cas_required(exc):
+                raise
+            # The mount or key demands CAS even for plain puts: name the version we overwrite.
+            try:
+                seen = int(self._metadata(path).get("current_version") or 0)
+            except NotFoundError:
+                seen = 0
+            try:
+                reply = self._run(lambda: self._kv().create_or_update_secret(
+                    path, secret=data, cas=seen, mount_point=self.mount))
+            except Exception as again:
+                if _cas_mismatch(again):
+                    raise ConflictError("secret changed while writing (cas_required is set)") from again
+                raise
         meta = reply["data"]
         return VersionInfo(name, str(meta["version"]), parse_time(meta.get("created_time")), frozenset({Stage.CURRENT}))
 
@@ -621,7 +646,10 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
             raise error_for(found.code, f"cannot detect the KV version of {path!r} ({found.detail}); "
                             "pass kv_version=1 or 2", backend="vault") from exc
     else:
-        mount, _, prefix = path.partition("/")
+        mount = (opts.mount or path.partition("/")[0]).strip("/")
+        if path != mount and not path.startswith(mount + "/"):
+            raise ConfigError(f"URL path {path!r} is not inside mount {mount!r}")
+        prefix = path[len(mount):].strip("/")
         version = int(opts.kv_version)
     kind = KV2Driver if version == 2 else KV1Driver
     return kind(client, keeper, mount, prefix, owns_client=owns, max_value_bytes=opts.max_value_bytes)

@@ -225,13 +225,15 @@ class TokenKeeper:
         import hvac.exceptions
 
         self.refresh()
+        used = self.client.token
         try:
             return call()
-        except hvac.exceptions.Forbidden:
+        except hvac.exceptions.Forbidden as exc:
             if self.creds is None or not self.token_rejected():
                 raise
             if not self.creds.can_login:
-                raise AuthenticationError("the Vault token is invalid, expired or revoked") from None
+                raise AuthenticationError("the Vault token is invalid, expired or revoked") from exc
         with self._lock:
-            self.login()
+            if self.client.token == used:  # another thread may have logged in meanwhile
+                self.login()
         return call()

@@ -599,3 +599,29 @@ def test_classify_real_hvac_and_requests_exceptions(root: Any, name: str) -> Non
         root.secrets.kv.v2.read_secret_version(name, raise_on_deleted_version=True)
     assert classify(missing.value).code is ErrorCode.NOT_FOUND  # type: ignore[union-attr]
     assert classify(ValueError("not ours")) is None
+
+
+def test_plain_put_works_on_a_mount_that_requires_cas(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    if "cas-kv/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path="cas-kv", options={"version": "2"})
+        root.secrets.kv.v2.configure(cas_required=True, mount_point="cas-kv")
+    with secretkit.open(bao.url("cas-kv"), token=bao.root_token) as s:
+        assert s.put(name, "one").version == "1"
+        assert s.put(name, "two").version == "2"
+        with pytest.raises(ConflictError):
+            s.put(name, "x", if_version="1")
+        assert s.get(name).text == "two"
+
+
+def test_explicit_mount_for_a_nested_mount(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    if "team/kv/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path="team/kv", options={"version": "2"})
+    with secretkit.open(bao.url("team/kv/app"), token=bao.root_token, kv_version=2, mount="team/kv") as s:
+        s.put(name, "nested")
+    assert root.secrets.kv.v2.read_secret_version(f"app/{name}", mount_point="team/kv",
+                                                  raise_on_deleted_version=True)["data"]["data"]
+    with secretkit.open(bao.url("team/kv/app"), token=bao.root_token) as s:  # detected the same way
+        assert (s.driver.mount, s.driver.prefix) == ("team/kv", "app/")  # type: ignore[union-attr]
+        assert s.get(name).text == "nested"
+    with pytest.raises(ConfigError, match="not inside mount"):
+        secretkit.open(bao.url("other/app"), token="t", kv_version=2, mount="team/kv")
