@@ -212,7 +212,12 @@ def classify(exc: BaseException) -> Classified | None:
     if isinstance(exc, hx.ParamValidationError):
         return Classified(ErrorCode.INVALID_ARGUMENT, f"vault: {exc}")
     if isinstance(exc, requests.exceptions.SSLError):
-        return Classified(ErrorCode.CONFIG, f"vault: TLS handshake failed (check ca_cert, or tls=false for http): {type(exc).__name__}")
+        reason = str(exc).lower()
+        if "certificate" in reason or "wrong version number" in reason or "record layer failure" in reason:
+            # An untrusted certificate, or TLS spoken to a plain-http server: retrying cannot help.
+            return Classified(ErrorCode.CONFIG, "vault: TLS handshake failed: untrusted certificate or the server "
+                                                "does not speak TLS (check ca_cert, or tls=false for http)")
+        return Classified(ErrorCode.UNAVAILABLE, "vault: TLS connection failed")
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Classified(ErrorCode.UNAVAILABLE, "vault: timed out connecting")
     if isinstance(exc, requests.exceptions.Timeout):
@@ -229,7 +234,8 @@ def classify(exc: BaseException) -> Classified | None:
 def _vault_detail(exc: Any) -> str:
     errors = [e for e in (getattr(exc, "errors", None) or []) if isinstance(e, str)]
     message = "; ".join(" ".join(e.replace("*", " ").split()) for e in errors) or type(exc).__name__
-    return f"vault: {message} ({getattr(exc, 'method', '') or ''} {_path_of(getattr(exc, 'url', '') or '')})".replace("( ", "(")
+    where = " ".join(p for p in (getattr(exc, "method", None), _path_of(getattr(exc, "url", None) or "")) if p)
+    return f"vault: {message} ({where})" if where else f"vault: {message}"
 
 
 def _path_of(url: str) -> str:

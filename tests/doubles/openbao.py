@@ -49,24 +49,30 @@ def free_port() -> int:
 class OpenBaoServer:
     """One ``bao server -dev`` process on 127.0.0.1."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, tls: bool = False) -> None:
         self.binary = binary
+        self.tls = tls
         self.port = free_port()
-        self.address = f"http://127.0.0.1:{self.port}"
+        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.root_token = f"root-{uuid.uuid4().hex}"
         self.home = Path(tempfile.mkdtemp(prefix="openbao-home-"))
         self.log_path = self.home / "server.log"
+        self.ca_cert = str(self.home / "certs" / "vault-ca.pem")  # written by -dev-tls
         self.process: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0
 
     def start(self, timeout: float = 30.0) -> OpenBaoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(self.home)
+        args = [self.binary, "server", "-dev", f"-dev-root-token-id={self.root_token}",
+                f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token"]
+        if self.tls:
+            (self.home / "certs").mkdir()
+            args += ["-dev-tls", f"-dev-tls-cert-dir={self.home / 'certs'}"]
         began = time.perf_counter()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [self.binary, "server", "-dev", f"-dev-root-token-id={self.root_token}",
-                 f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token"],
+                args,
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.home,
             )
         self._wait_healthy(timeout)
@@ -82,9 +88,10 @@ class OpenBaoServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bao server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(f"{self.address}/v1/sys/health", timeout=1).status_code == 200:
+                verify = self.ca_cert if self.tls else True
+                if requests.get(f"{self.address}/v1/sys/health", timeout=1, verify=verify).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, OSError):
                 pass
             time.sleep(0.05)
         self.stop()
@@ -110,10 +117,11 @@ class OpenBaoServer:
         """An hvac client as root (or with ``token``), for test setup through the real API."""
         import hvac
 
-        return hvac.Client(url=self.address, token=token or self.root_token)
+        return hvac.Client(url=self.address, token=token or self.root_token,
+                           verify=self.ca_cert if self.tls else True)
 
     def url(self, mount: str = "secret") -> str:
-        return f"vault+http://127.0.0.1:{self.port}/{mount}"
+        return f"{'vault' if self.tls else 'vault+http'}://127.0.0.1:{self.port}/{mount}"
 
     def cli_env(self) -> dict[str, str]:
         """Environment for running the ``bao`` CLI against this server (a subprocess only)."""

@@ -625,3 +625,23 @@ def test_explicit_mount_for_a_nested_mount(bao: openbao.OpenBaoServer, root: Any
         assert s.get(name).text == "nested"
     with pytest.raises(ConfigError, match="not inside mount"):
         secretkit.open(bao.url("other/app"), token="t", kv_version=2, mount="team/kv")
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # tls_verify=false warns, as it should
+def test_tls_with_a_ca_bundle_and_refusals_without_it(bao: openbao.OpenBaoServer, name: str) -> None:
+    binary = openbao.bao_binary()
+    assert binary is not None
+    server = openbao.OpenBaoServer(binary, tls=True).start()  # -dev-tls: its own CA and certificate
+    try:
+        with secretkit.open(server.url(), token=server.root_token, ca_cert=server.ca_cert) as s:
+            assert s.client.adapter.base_uri.startswith("https://")
+            s.put(name, "over tls")
+            assert s.get(name).text == "over tls"
+        with pytest.raises(ConfigError, match="untrusted certificate"):
+            secretkit.open(server.url(), token=server.root_token)  # system CAs do not know the dev CA
+        with secretkit.open(server.url(), token=server.root_token, tls_verify=False) as s:
+            assert s.get(name).text == "over tls"
+    finally:
+        server.stop()
+    with pytest.raises(ConfigError, match="does not speak TLS"):
+        secretkit.open(f"vault://127.0.0.1:{bao.port}/secret", token=bao.root_token)  # https to an http server
