@@ -138,8 +138,8 @@ def _login(client: Any, creds: Credentials) -> dict[str, Any]:
 class TokenKeeper:
     """Keeps the client's token usable: renew before expiry, one re-login on a rejected token.
 
-    ``renew_fraction``: renew once less than this fraction of the token's TTL is left
-    (Vault Agent renews at about two thirds of the lease; we default to a third remaining).
+    ``renew_fraction``: renew once less than this fraction of the token's TTL is left, early
+    enough that a slow or failed renewal still leaves time for another try or a login.
     """
 
     def __init__(self, client: Any, creds: Credentials | None, *, renew_fraction: float = 1 / 3,
