@@ -200,7 +200,10 @@ def classify(exc: BaseException) -> Classified | None:
         ):
             if isinstance(exc, kind):
                 return Classified(code, detail)
-        # UnexpectedError carries no status; Vault's message says which case it is.
+        # hvac's UnexpectedError has no status; our adapter attaches it, else the message tells.
+        status = getattr(exc, "status_code", None)
+        if status in _STATUS_CODES:
+            return Classified(_STATUS_CODES[status], detail)
         text = detail.lower()
         if "too large" in text:
             return Classified(ErrorCode.INVALID_ARGUMENT, detail)
@@ -229,6 +232,16 @@ def classify(exc: BaseException) -> Classified | None:
     if isinstance(exc, requests.exceptions.RequestException):
         return Classified(ErrorCode.UNAVAILABLE, f"vault: {type(exc).__name__}")
     return None
+
+
+#: Statuses hvac raises as UnexpectedError (reference §1.3).
+_STATUS_CODES = {
+    405: ErrorCode.NOT_SUPPORTED,
+    412: ErrorCode.UNAVAILABLE,  # Enterprise: state not yet replicated to this node; retry
+    413: ErrorCode.INVALID_ARGUMENT,
+    415: ErrorCode.INVALID_ARGUMENT,
+    423: ErrorCode.PERMISSION_DENIED,  # namespace locked by an administrator
+}
 
 
 def _vault_detail(exc: Any) -> str:
@@ -567,6 +580,22 @@ def server_address(url: StoreURL, opts: VaultOptions) -> str:
     return f"{'https' if tls else 'http'}://{host}{port}"
 
 
+def _status_adapter() -> Any:
+    """hvac's JSON adapter, but its exceptions also carry the HTTP status (for 412, 423, ...)."""
+    import hvac.adapters
+    import hvac.exceptions
+
+    class StatusAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
+        def _raise_for_error(self, method: str, url: str, response: Any) -> None:
+            try:
+                super()._raise_for_error(method, url, response)
+            except hvac.exceptions.VaultError as exc:
+                exc.status_code = response.status_code
+                raise
+
+    return StatusAdapter
+
+
 def build_client(url: StoreURL, opts: VaultOptions) -> Any:
     """An hvac client whose HTTP layer never retries (the store's RetryPolicy is the only retry)."""
     import hvac
@@ -600,6 +629,7 @@ def build_client(url: StoreURL, opts: VaultOptions) -> Any:
         timeout=opts.timeout,
         namespace=opts.namespace or os.environ.get("VAULT_NAMESPACE") or None,
         session=session,
+        adapter=_status_adapter(),
     )
 
 

@@ -32,6 +32,7 @@ from secretkit.errors import (
     NotFoundError,
     NotSupportedError,
     PermissionDeniedError,
+    SecretError,
     ThrottledError,
     UnavailableError,
 )
@@ -563,6 +564,10 @@ def test_sealed_server_and_rate_limit_quota(tmp_path: Path) -> None:
         (500, ["internal error"], UnavailableError),
         (502, ["upstream failure"], UnavailableError),
         (503, ["Vault is in standby mode"], UnavailableError),
+        (412, ["required index state not present"], UnavailableError),
+        (415, ["unsupported content type"], InvalidArgumentError),
+        (423, ["API access to this namespace has been locked by an administrator"], PermissionDeniedError),
+        (418, ["teapot"], SecretError),
     ],
 )
 def test_status_codes_map_to_portable_errors(status: int, errors: list[str], expected: type[Exception]) -> None:
@@ -575,7 +580,8 @@ def test_status_codes_map_to_portable_errors(status: int, errors: list[str], exp
                                                retry=NO_RETRY) as s:
         with pytest.raises(expected) as info:
             s.get("app/db")
-    assert info.value.transient == (status in (429, 500, 502, 503))
+    assert type(info.value) is expected
+    assert info.value.transient == (status in (412, 429, 500, 502, 503))
     assert "/v1/secret/data/app/db" in str(info.value)
 
 
