@@ -229,11 +229,14 @@ class TokenKeeper:
         try:
             return call()
         except hvac.exceptions.Forbidden as exc:
-            if self.creds is None or not self.token_rejected():
+            if self.creds is None:
                 raise
-            if not self.creds.can_login:
-                raise AuthenticationError("the Vault token is invalid, expired or revoked") from exc
-        with self._lock:
-            if self.client.token == used:  # another thread may have logged in meanwhile
-                self.login()
+            with self._lock:
+                # Another thread may have logged in already: then just repeat with the new token.
+                if self.client.token == used:
+                    if not self.token_rejected():
+                        raise
+                    if not self.creds.can_login:
+                        raise AuthenticationError("the Vault token is invalid, expired or revoked") from exc
+                    self.login()
         return call()

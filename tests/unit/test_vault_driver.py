@@ -651,3 +651,40 @@ def test_tls_with_a_ca_bundle_and_refusals_without_it(bao: openbao.OpenBaoServer
         server.stop()
     with pytest.raises(ConfigError, match="does not speak TLS"):
         secretkit.open(f"vault://127.0.0.1:{bao.port}/secret", token=bao.root_token)  # https to an http server
+
+
+def test_concurrent_calls_on_a_revoked_token_share_one_relogin(bao: openbao.OpenBaoServer, root: Any,
+                                                               auth_setup: dict[str, str], name: str) -> None:
+    import threading
+
+    with secretkit.open(bao.url(), auth="approle", role_id=auth_setup["role_id"],
+                        secret_id=auth_setup["secret_id"]) as s:
+        s.put(name, "x")
+        keeper = s.driver._keeper  # type: ignore[union-attr]
+        logins: list[str] = []
+        real_login = keeper.login
+
+        def counted_login() -> None:
+            logins.append("login")
+            real_login()
+
+        keeper.login = counted_login
+        root.auth.token.revoke(s.client.token)
+        barrier = threading.Barrier(6)
+        results: list[object] = []
+
+        def reader() -> None:
+            barrier.wait()
+            try:
+                results.append(s.get(name).text)
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion
+                results.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == ["x"] * 6
+        assert logins == ["login"]
+        s.delete(name, purge=True)
