@@ -407,7 +407,8 @@ def _missing_reason(exc: Any, version: str | None) -> str:
     """Say why a KV v2 read found nothing: no such secret/version, or a deleted/destroyed version."""
     body = getattr(exc, "json", None) or {}
     meta = ((body.get("data") or {}).get("metadata") or {}) if isinstance(body, dict) else {}
-    which = f"version {meta.get('version', version)}" if meta or version else "secret"
+    number = meta.get("version", version)
+    which = f"version {number}" if version else f"the current version {number}"
     if meta.get("destroyed"):
         return f"{which} was destroyed and cannot be recovered"
     if meta.get("deletion_time"):
