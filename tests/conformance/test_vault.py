@@ -19,6 +19,11 @@ def bao() -> Iterator[openbao.OpenBaoServer]:
     openbao.release()
 
 
+@pytest.fixture(autouse=True)
+def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    openbao.clean_env(monkeypatch)  # a developer's VAULT_NAMESPACE etc. must not reach the local server
+
+
 class TestVaultKV2(StoreConformance):
     @pytest.fixture
     def store(self, bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:

@@ -159,6 +159,18 @@ def release() -> None:
             _shared = None
 
 
+#: Client settings a developer's shell may carry; tests against the local server must not see them.
+CLIENT_ENV = ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "VAULT_CACERT", "VAULT_CAPATH",
+              "VAULT_CLIENT_CERT", "VAULT_CLIENT_KEY", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_K8S_ROLE",
+              "VAULT_USERNAME", "VAULT_PASSWORD")
+
+
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide the shell's Vault settings from one test (restored afterwards by ``monkeypatch``)."""
+    for name in CLIENT_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 def enable_kv1(server: OpenBaoServer, mount: str = "kv1") -> str:
     """Mount a KV v1 engine at ``mount`` (idempotent within a run)."""
     client = server.client()
