@@ -50,7 +50,7 @@ class Credentials:
 
 
 def token_from_environment() -> str | None:
-    """``VAULT_TOKEN``, else the CLI's token helper file ``~/.vault-token`` (as the vault CLI does)."""
+    """``VAULT_TOKEN``, else ``~/.vault-token``, where the vault and bao CLIs keep the token after a login."""
     token = os.environ.get("VAULT_TOKEN")
     if token:
         return token.strip()

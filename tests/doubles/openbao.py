@@ -6,7 +6,7 @@ HOME (so nothing touches ``~/.vault-token``); ``VAULT_*`` variables of the test 
 not passed to it and never set in ``os.environ``.
 
 ``shared()`` hands every test module the same server, started once and stopped when the
-last module's session fixture is torn down (``release``), so one test run starts one server.
+last module's run-wide fixture is torn down (``release``), so one test run starts one server.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def shared() -> OpenBaoServer:
 
 
 def release() -> None:
-    """A session fixture is done with the shared server; the last one stops it."""
+    """A run-wide fixture is done with the shared server; the last one stops it."""
     global _shared, _users
     with _lock:
         _users -= 1

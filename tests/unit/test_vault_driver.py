@@ -489,7 +489,7 @@ def test_kubernetes_login_request_shape(tmp_path: Path) -> None:
 
     def respond(req: Request) -> Reply:
         if req.path.endswith("/login"):
-            return Reply(200, envelope(auth={"client_token": "k8s-issued", "accessor": "a", "policies": ["default"],
+            return Reply(200, envelope(auth={"client_token": "k8s-granted", "accessor": "a", "policies": ["default"],
                                              "metadata": {"role": "app"}, "lease_duration": 3600,
                                              "renewable": True, "entity_id": "", "token_type": "service",
                                              "orphan": True}))
@@ -504,7 +504,7 @@ def test_kubernetes_login_request_shape(tmp_path: Path) -> None:
         assert (login.method, login.path) == ("POST", "/v1/auth/k8s-prod/login")
         assert login.body == {"role": "app", "jwt": "eyJhbGciOi.sa-jwt.sig"}
         assert "x-vault-token" not in login.headers
-        assert read.headers["x-vault-token"] == "k8s-issued"
+        assert read.headers["x-vault-token"] == "k8s-granted"
     with pytest.raises(ConfigError, match="service-account token"):
         secretkit.open("vault+http://127.0.0.1:1/secret", kv_version=2, auth="kubernetes", role="app",
                        jwt_path=str(tmp_path / "absent")).get("x")
