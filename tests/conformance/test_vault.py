@@ -1,0 +1,51 @@
+"""The conformance suite against a real OpenBao dev server: KV v2 (``secret/``) and a KV v1 mount."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import secretkit
+from secretkit.drivers.vault import KV1_CAPABILITIES, KV2_CAPABILITIES
+from secretkit.store import SecretStore
+from secretkit.testing.conformance import StoreConformance
+from tests.doubles import openbao
+
+
+@pytest.fixture(scope="session")
+def bao() -> Iterator[openbao.OpenBaoServer]:
+    yield openbao.shared()
+    openbao.release()
+
+
+@pytest.fixture(autouse=True)
+def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    openbao.clean_env(monkeypatch)  # a developer's VAULT_NAMESPACE etc. must not reach the local server
+
+
+class TestVaultKV2(StoreConformance):
+    @pytest.fixture
+    def store(self, bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
+        with secretkit.open(bao.url("secret"), token=bao.root_token) as store:
+            assert store.capabilities == KV2_CAPABILITIES  # detected from the server, not assumed
+            yield store
+
+
+class TestVaultKV2UnderPrefix(StoreConformance):
+    """A URL path below the mount confines the store to that folder."""
+
+    @pytest.fixture
+    def store(self, bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
+        with secretkit.open(bao.url("secret/conformance/nested"), token=bao.root_token) as store:
+            assert store.driver.prefix == "conformance/nested/"  # type: ignore[attr-defined]
+            yield store
+
+
+class TestVaultKV1(StoreConformance):
+    @pytest.fixture
+    def store(self, bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
+        mount = openbao.enable_kv1(bao)
+        with secretkit.open(bao.url(mount), token=bao.root_token) as store:
+            assert store.capabilities == KV1_CAPABILITIES
+            yield store

@@ -1,0 +1,695 @@
+"""vault:// specifics against a real OpenBao dev server (and a recording loopback double where noted).
+
+Covers what the conformance suite cannot: URL/options and credential sources, the value
+encoding seen by other tools (the bao CLI), KV v2 soft delete/undelete/destroy/purge, AppRole
+and userpass logins, token renewal and re-login, the Kubernetes login request, and the
+mapping of every error family to portable errors.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+import secretkit
+from secretkit.audit import AuditEvent
+from secretkit.drivers.vault import KV1Driver, KV2Driver, classify, decode, encode
+from secretkit.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    DeadlineExceededError,
+    ErrorCode,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    PermissionDeniedError,
+    SecretError,
+    ThrottledError,
+    UnavailableError,
+)
+from secretkit.retry import RetryPolicy
+from secretkit.secret import Kind, Value
+from secretkit.store import SecretStore
+from tests.doubles import openbao
+from tests.doubles.vault_recorder import Reply, Request, envelope, serve
+
+RW_POLICY = 'path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }'
+RO_POLICY = 'path "secret/data/allowed/*" { capabilities = ["read"] }'
+SENTINEL = "SENTINEL-vault-value-7d21"
+NO_RETRY = RetryPolicy.none()
+
+
+@pytest.fixture(scope="session")
+def bao() -> Iterator[openbao.OpenBaoServer]:
+    yield openbao.shared()
+    openbao.release()
+
+
+@pytest.fixture(autouse=True)
+def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    openbao.clean_env(monkeypatch)  # a developer's VAULT_NAMESPACE etc. must not reach the local server
+
+
+@pytest.fixture(scope="session")
+def root(bao: openbao.OpenBaoServer) -> Any:
+    return bao.client()
+
+
+@pytest.fixture(scope="session")
+def auth_setup(root: Any) -> dict[str, str]:
+    """AppRole and userpass enabled on the dev server, both granting read/write on ``secret/``."""
+    root.sys.create_or_update_policy("sk-rw", RW_POLICY)
+    root.sys.create_or_update_policy("sk-ro", RO_POLICY)
+    enabled = root.sys.list_auth_methods()["data"]
+    if "approle/" not in enabled:
+        root.sys.enable_auth_method("approle")
+    if "userpass/" not in enabled:
+        root.sys.enable_auth_method("userpass")
+    root.adapter.post("/v1/auth/approle/role/sk-app",
+                      json={"token_policies": ["sk-rw"], "token_ttl": "60s", "token_max_ttl": "10m"})
+    role_id = root.adapter.get("/v1/auth/approle/role/sk-app/role-id")["data"]["role_id"]
+    secret_id = root.adapter.post("/v1/auth/approle/role/sk-app/secret-id")["data"]["secret_id"]
+    root.adapter.post("/v1/auth/approle/role/sk-batch",
+                      json={"token_policies": ["sk-rw"], "token_ttl": "60s", "token_type": "batch"})
+    batch_role_id = root.adapter.get("/v1/auth/approle/role/sk-batch/role-id")["data"]["role_id"]
+    batch_secret_id = root.adapter.post("/v1/auth/approle/role/sk-batch/secret-id")["data"]["secret_id"]
+    password = f"pw-{uuid.uuid4().hex}"
+    root.adapter.post("/v1/auth/userpass/users/alice", json={"password": password, "token_policies": ["sk-rw"]})
+    return {"role_id": role_id, "secret_id": secret_id, "password": password,
+            "batch_role_id": batch_role_id, "batch_secret_id": batch_secret_id}
+
+
+@pytest.fixture
+def store(bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
+    with secretkit.open(bao.url(), token=bao.root_token) as s:
+        yield s
+
+
+@pytest.fixture
+def name() -> str:
+    return f"sk-unit-{uuid.uuid4().hex[:10]}/item"
+
+
+def bao_cli(bao: openbao.OpenBaoServer, *args: str) -> str:
+    done = subprocess.run([bao.binary, *args], env=bao.cli_env(), capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# -- URL, options, credentials ---------------------------------------------------------
+
+
+def test_tls_is_the_default_and_http_must_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    cases = {
+        "vault://vault.example.com:8200/secret": "https://vault.example.com:8200",
+        "openbao://vault.example.com/secret": "https://vault.example.com",
+        "vault+http://127.0.0.1:8200/secret": "http://127.0.0.1:8200",
+        "vault://127.0.0.1:8200/secret?tls=false": "http://127.0.0.1:8200",
+        "vault://[::1]:8200/secret": "https://[::1]:8200",
+    }
+    for url, base in cases.items():
+        with secretkit.open(url, token="t", kv_version=2) as s:  # explicit version: no I/O at open
+            assert s.client.adapter.base_uri == base, url
+
+
+def test_vault_addr_and_vault_token_are_honoured(bao: openbao.OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", bao.address)
+    monkeypatch.setenv("VAULT_TOKEN", bao.root_token)
+    with secretkit.open("vault:///secret") as s:
+        assert s.client.adapter.base_uri == bao.address
+        assert isinstance(s.driver, KV2Driver)
+
+
+def test_token_file_is_used_when_no_env(bao: openbao.OpenBaoServer, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".vault-token").write_text(bao.root_token + "\n")
+    with secretkit.open(bao.url()) as s:
+        assert s.client.token == bao.root_token
+        assert isinstance(s.driver, KV2Driver)
+
+
+def test_missing_token_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="VAULT_TOKEN"):
+        secretkit.open("vault://127.0.0.1:1/secret", kv_version=2)
+
+
+def test_tls_and_namespace_options_reach_the_http_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_CACERT", raising=False)
+    monkeypatch.setenv("VAULT_NAMESPACE", "team-a/")
+    ca, cert, key = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    with secretkit.open("vault://vault.example.com/secret", token="t", kv_version=2,
+                        ca_cert=str(ca), client_cert=str(cert), client_key=str(key)) as s:
+        session = s.client.adapter.session
+        assert session.verify == str(ca)
+        assert session.cert == (str(cert), str(key))
+        assert s.client.adapter.namespace == "team-a/"
+    with secretkit.open("vault://h/secret", token="t", kv_version=2, namespace="ns1", tls_verify=False) as s:
+        assert s.client.adapter.session.verify is False
+        assert s.client.adapter.namespace == "ns1"
+    with pytest.raises(ConfigError, match="client_key"):
+        secretkit.open("vault://h/secret", token="t", kv_version=2, client_cert=str(cert))
+    with pytest.raises(ConfigError, match="kv_versoin"):
+        secretkit.open("vault://h/secret", token="t", kv_versoin=2)
+
+
+def test_namespace_header_is_sent() -> None:
+    def respond(req: Request) -> Reply:
+        if req.path.endswith("lookup-self"):
+            return Reply(200, envelope({"ttl": 0, "renewable": False}))
+        return Reply(404, {"errors": []})
+
+    with serve(respond) as rec, secretkit.open(f"vault+http://{rec.address}/secret", token="t",
+                                               kv_version=2, namespace="ns1/ns2/") as s:
+        with pytest.raises(NotFoundError):
+            s.get("app/db")
+    read = rec.requests[-1]
+    assert read.path == "/v1/secret/data/app/db"
+    assert read.headers["x-vault-namespace"] == "ns1/ns2/"
+    assert read.headers["x-vault-token"] == "t"
+
+
+def test_sdk_retries_are_off_so_only_the_store_retries() -> None:
+    def respond(req: Request) -> Reply:
+        if req.path.endswith("lookup-self"):
+            return Reply(200, envelope({"ttl": 0, "renewable": False}))
+        return Reply(503, {"errors": ["Vault is sealed"]})
+
+    with serve(respond) as rec:
+        url = f"vault+http://{rec.address}/secret"
+        with secretkit.open(url, token="t", kv_version=2) as s:
+            for adapter in s.client.adapter.session.adapters.values():
+                assert adapter.max_retries.total == 0
+            s.options = s.options.model_copy(update={"retry": RetryPolicy(max_attempts=3, initial_backoff=0)})
+            with pytest.raises(UnavailableError) as info:
+                s.get("app/db")
+        assert info.value.attempts == 3
+        reads = [r for r in rec.requests if "/data/" in r.path]
+        assert len(reads) == 3  # one HTTP request per store attempt, never more
+
+
+def test_kv_version_is_detected_and_mount_prefix_split(bao: openbao.OpenBaoServer) -> None:
+    kv1 = openbao.enable_kv1(bao)
+    with secretkit.open(bao.url("secret/team/app"), token=bao.root_token) as s:
+        assert isinstance(s.driver, KV2Driver)
+        assert (s.driver.mount, s.driver.prefix) == ("secret", "team/app/")
+    with secretkit.open(bao.url(kv1), token=bao.root_token) as s:
+        assert isinstance(s.driver, KV1Driver)
+        assert s.capabilities.versions is False and s.capabilities.compare_and_set is False
+    with pytest.raises(ConfigError, match="not kv"):
+        secretkit.open(bao.url("cubbyhole"), token=bao.root_token)
+
+
+def test_detection_against_a_closed_port_is_unavailable() -> None:
+    port = openbao.free_port()
+    with pytest.raises(UnavailableError, match="kv_version"):
+        secretkit.open(f"vault+http://127.0.0.1:{port}/secret", token="t")
+
+
+def test_a_client_passed_in_is_used_and_not_closed(bao: openbao.OpenBaoServer, name: str) -> None:
+    client = hvac.Client(url=bao.address, token=bao.root_token)
+    with secretkit.open(bao.url(), client=client) as s:
+        assert s.client is client
+        s.put(name, "x")
+    assert client.secrets.kv.v2.read_secret_version(name, raise_on_deleted_version=True)["data"]["data"]
+    client.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
+# -- value encoding, as other tools see it -----------------------------------------------
+
+
+def test_cli_written_secret_reads_as_fields(bao: openbao.OpenBaoServer, store: SecretStore, name: str) -> None:
+    bao_cli(bao, "kv", "put", "-mount=secret", name, "user=x", "password=y")
+    got = store.get(name)
+    assert got.kind is Kind.FIELDS
+    assert got.fields == {"user": "x", "password": "y"}
+    assert got["password"] == "y"
+
+
+def test_fields_written_here_read_naturally_in_the_cli(bao: openbao.OpenBaoServer, store: SecretStore,
+                                                       name: str) -> None:
+    store.put(name, {"user": "app", "password": "p w"})
+    shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", "-mount=secret", name))
+    assert shown["data"]["data"] == {"user": "app", "password": "p w"}
+    store.put(name, b"\x00\xffraw")
+    shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", "-mount=secret", name))
+    assert shown["data"]["data"] == {"secretkit:base64": "AP9yYXc="}
+
+
+def test_non_string_json_values_read_as_their_json_text(root: Any, store: SecretStore, name: str) -> None:
+    root.secrets.kv.v2.create_or_update_secret(name, secret={"port": 5432, "tls": True, "opts": {"a": [1]}})
+    assert store.get(name).fields == {"port": "5432", "tls": "true", "opts": '{"a":[1]}'}
+
+
+def test_reserved_keys_only_decode_when_they_are_well_formed() -> None:
+    assert decode({"secretkit:base64": "not base64!"}).fields == {"secretkit:base64": "not base64!"}
+    assert decode({"secretkit:text": "t", "other": "x"}).kind is Kind.FIELDS
+    assert decode(None) == Value.of({})
+    for value in (Value.of("t"), Value.of(b"\x00"), Value.of({"a": "b"}), Value.of({})):
+        assert decode(encode(value)) == value
+        assert decode(encode(value, allow_empty=False)) == value
+
+
+# -- KV v2 semantics ---------------------------------------------------------------------
+
+
+def test_delete_is_a_recoverable_soft_delete(root: Any, store: SecretStore, name: str) -> None:
+    store.put(name, "one")
+    store.put(name, "two")
+    store.delete(name)
+    with pytest.raises(NotFoundError, match="deleted.*recoverable"):
+        store.get(name)
+    states = {v.version: v.state for v in store.versions(name)}
+    assert states == {"2": "deleted", "1": "deleted"}
+    assert not any(v.is_current for v in store.versions(name))
+    with pytest.raises(NotFoundError, match="already deleted"):
+        store.delete(name)
+    root.secrets.kv.v2.undelete_secret_versions(name, versions=[1, 2])
+    assert store.get(name).text == "two"
+    assert store.get(name, version="1").text == "one"
+    store.delete(name, purge=True)
+
+
+def test_purge_removes_every_version_and_the_metadata(root: Any, store: SecretStore, name: str) -> None:
+    store.put(name, "one")
+    store.delete(name)
+    store.delete(name, purge=True)  # purging a soft-deleted secret is allowed
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.secrets.kv.v2.read_secret_metadata(name)
+    with pytest.raises(NotFoundError):
+        store.versions(name)
+    assert store.put(name, "fresh").version == "1"
+    store.delete(name, purge=True)
+
+
+def test_destroyed_version_reads_as_not_found_with_a_reason(root: Any, store: SecretStore, name: str) -> None:
+    store.put(name, "one")
+    store.put(name, "two")
+    root.secrets.kv.v2.destroy_secret_versions(name, versions=[1])
+    with pytest.raises(NotFoundError, match="version 1 was destroyed"):
+        store.get(name, version="1")
+    assert [v.state for v in store.versions(name)] == ["enabled", "destroyed"]
+    for bad in ("0", "abc", "-1"):
+        with pytest.raises(NotFoundError, match="numbers from 1"):
+            store.get(name, version=bad)
+    store.delete(name, purge=True)
+
+
+def test_put_and_create_only_after_delete(store: SecretStore, name: str) -> None:
+    store.put(name, "old")
+    store.delete(name)
+    info = store.put(name, "reborn", create_only=True)  # only deleted versions: counts as absent
+    assert info.version == "2"
+    with pytest.raises(AlreadyExistsError):
+        store.put(name, "again", create_only=True)
+    assert store.get(name).text == "reborn"
+    store.delete(name, purge=True)
+
+
+def test_if_version_must_be_the_current_number(store: SecretStore, name: str) -> None:
+    v1 = store.put(name, "one").version
+    for bad in ("abc", "0", "v1", "2"):
+        with pytest.raises(ConflictError):
+            store.put(name, "x", if_version=bad)
+    assert store.put(name, "two", if_version=v1).version == "2"
+    store.delete(name, purge=True)
+
+
+def test_current_version_reads_metadata_only(store: SecretStore, name: str) -> None:
+    driver = store.driver
+    assert isinstance(driver, KV2Driver)
+    assert driver.current_version(store.put(name, "one").name) == "1"
+    two = store.put(name, "two").version
+    assert driver.current_version(name) == two == "2"
+    store.delete(name)
+    with pytest.raises(NotFoundError, match="current version 2 is deleted"):
+        driver.current_version(name)
+    store.delete(name, purge=True)
+
+
+def test_list_recurses_and_skips_deleted_and_unaddressable(root: Any, store: SecretStore) -> None:
+    base = f"sk-list-{uuid.uuid4().hex[:8]}"
+    names = [f"{base}/a", f"{base}/b/c", f"{base}/b/d/e", f"{base}/gone"]
+    for n in names:
+        store.put(n, "v")
+    store.delete(f"{base}/gone")
+    root.secrets.kv.v2.create_or_update_secret(f"{base}/has space", secret={"k": "v"})
+    assert list(store.list(f"{base}/")) == [f"{base}/a", f"{base}/b/c", f"{base}/b/d/e"]
+    assert list(store.list(f"{base}/b/d")) == [f"{base}/b/d/e"]
+    assert list(store.list(f"{base}-nothing/")) == []
+    for n in [*names, f"{base}/has space"]:
+        root.secrets.kv.v2.delete_metadata_and_all_versions(n)
+
+
+def test_max_value_bytes_is_an_option(bao: openbao.OpenBaoServer) -> None:
+    with secretkit.open(bao.url(), token=bao.root_token, max_value_bytes=1000) as s:
+        assert s.capabilities.max_value_bytes == 1000
+        with pytest.raises(InvalidArgumentError):
+            s.put("too/big", b"x" * 1001)
+
+
+# -- KV v1 -------------------------------------------------------------------------------
+
+
+def test_kv1_versions_are_content_digests_and_delete_is_permanent(bao: openbao.OpenBaoServer, root: Any,
+                                                                  name: str) -> None:
+    mount = openbao.enable_kv1(bao)
+    with secretkit.open(bao.url(mount), token=bao.root_token) as s:
+        a = s.put(name, "same").version
+        assert s.put(name, "same").version == a == s.get(name).version
+        assert s.put(name, "other").version != a
+        with pytest.raises(NotSupportedError):
+            s.versions(name)
+        with pytest.raises(NotSupportedError):
+            s.put(name, "x", if_version=a)
+        s.delete(name)
+        with pytest.raises(hvac.exceptions.InvalidPath):
+            root.secrets.kv.v1.read_secret(name, mount_point=mount)
+
+
+# -- authentication ----------------------------------------------------------------------
+
+
+def token_info(root: Any, token: str) -> dict[str, Any]:
+    data: dict[str, Any] = root.auth.token.lookup(token)["data"]
+    return data
+
+
+def test_approle_login(bao: openbao.OpenBaoServer, root: Any, auth_setup: dict[str, str], name: str) -> None:
+    with secretkit.open(bao.url(), auth="approle", role_id=auth_setup["role_id"],
+                        secret_id=auth_setup["secret_id"]) as s:
+        s.put(name, "via approle")
+        assert s.get(name).text == "via approle"
+        assert s.client.token != bao.root_token
+        info = token_info(root, s.client.token)
+        assert "sk-rw" in info["policies"] and info["meta"]["role_name"] == "sk-app"
+        s.delete(name, purge=True)
+
+
+def test_approle_credentials_from_the_environment(bao: openbao.OpenBaoServer, auth_setup: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_ROLE_ID", auth_setup["role_id"])
+    monkeypatch.setenv("VAULT_SECRET_ID", auth_setup["secret_id"])
+    with secretkit.open(bao.url(), auth="approle") as s:
+        assert isinstance(s.driver, KV2Driver)
+    monkeypatch.delenv("VAULT_ROLE_ID")
+    with pytest.raises(ConfigError, match="role_id"):
+        secretkit.open(bao.url(), auth="approle")
+
+
+def test_userpass_login_and_a_refused_login(bao: openbao.OpenBaoServer, auth_setup: dict[str, str],
+                                            name: str) -> None:
+    with secretkit.open(bao.url(), auth="userpass", username="alice", password=auth_setup["password"]) as s:
+        s.put(name, "via userpass")
+        assert s.get(name).text == "via userpass"
+        s.delete(name, purge=True)
+    with pytest.raises(AuthenticationError, match="userpass") as info:
+        secretkit.open(bao.url(), auth="userpass", username="alice", password=SENTINEL)
+    assert SENTINEL not in str(info.value)
+
+
+def test_renewable_token_is_renewed_before_expiry(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    token = root.auth.token.create(policies=["sk-rw"], ttl="60s", explicit_max_ttl="1h")["auth"]["client_token"]
+    with secretkit.open(bao.url(), token=token) as s:
+        s.put(name, "x")
+        assert "last_renewal_time" not in token_info(root, token)
+        keeper = s.driver._keeper  # type: ignore[union-attr]
+        now = keeper._clock()
+        keeper._clock = lambda: now + 45  # 15 s of 60 left: below the one-third mark
+        assert s.get(name).text == "x"
+        assert token_info(root, token).get("last_renewal_time")
+        s.delete(name, purge=True)
+
+
+def test_login_token_is_renewed_before_expiry(bao: openbao.OpenBaoServer, root: Any,
+                                              auth_setup: dict[str, str], name: str) -> None:
+    with secretkit.open(bao.url(), auth="approle", role_id=auth_setup["role_id"],
+                        secret_id=auth_setup["secret_id"]) as s:
+        s.put(name, "x")
+        first = s.client.token
+        keeper = s.driver._keeper  # type: ignore[union-attr]
+        now = keeper._clock()
+        keeper._clock = lambda: now + 50  # 10 s of 60 left
+        assert s.get(name).text == "x"
+        assert s.client.token == first and token_info(root, first).get("last_renewal_time")
+        s.delete(name, purge=True)
+
+
+def test_unrenewable_login_token_is_replaced_by_a_new_login(bao: openbao.OpenBaoServer, root: Any,
+                                                            auth_setup: dict[str, str], name: str) -> None:
+    with secretkit.open(bao.url(), auth="approle", role_id=auth_setup["batch_role_id"],
+                        secret_id=auth_setup["batch_secret_id"]) as s:
+        s.put(name, "x")
+        first = s.client.token
+        assert token_info(root, first)["renewable"] is False  # batch tokens cannot be renewed
+        keeper = s.driver._keeper  # type: ignore[union-attr]
+        now = keeper._clock()
+        keeper._clock = lambda: now + 50
+        assert s.get(name).text == "x"
+        assert s.client.token != first
+        s.delete(name, purge=True)
+
+
+def test_revoked_login_token_triggers_one_relogin(bao: openbao.OpenBaoServer, root: Any,
+                                                  auth_setup: dict[str, str], name: str) -> None:
+    with secretkit.open(bao.url(), auth="userpass", username="alice", password=auth_setup["password"]) as s:
+        s.put(name, "x")
+        old = s.client.token
+        root.auth.token.revoke(old)
+        assert s.get(name).text == "x"
+        assert s.client.token != old
+        s.delete(name, purge=True)
+
+
+def test_revoked_plain_token_is_unauthenticated(bao: openbao.OpenBaoServer, root: Any) -> None:
+    token = root.auth.token.create(policies=["sk-rw"], ttl="10m")["auth"]["client_token"]
+    with secretkit.open(bao.url(), token=token) as s:
+        root.auth.token.revoke(token)
+        with pytest.raises(AuthenticationError, match="revoked"):
+            s.get("any/thing")
+
+
+def test_kubernetes_login_request_shape(tmp_path: Path) -> None:
+    """No TokenReview API is available here, so this checks the request Vault would receive."""
+    jwt = tmp_path / "token"
+    jwt.write_text("eyJhbGciOi.sa-jwt.sig\n")
+
+    def respond(req: Request) -> Reply:
+        if req.path.endswith("/login"):
+            return Reply(200, envelope(auth={"client_token": "k8s-granted", "accessor": "a", "policies": ["default"],
+                                             "metadata": {"role": "app"}, "lease_duration": 3600,
+                                             "renewable": True, "entity_id": "", "token_type": "service",
+                                             "orphan": True}))
+        return Reply(404, {"errors": []})
+
+    with serve(respond) as rec:
+        with secretkit.open(f"vault+http://{rec.address}/secret", kv_version=2, auth="kubernetes", role="app",
+                            jwt_path=str(jwt), auth_mount="k8s-prod") as s:
+            with pytest.raises(NotFoundError):
+                s.get("app/db")
+        login, read = rec.requests
+        assert (login.method, login.path) == ("POST", "/v1/auth/k8s-prod/login")
+        assert login.body == {"role": "app", "jwt": "eyJhbGciOi.sa-jwt.sig"}
+        assert "x-vault-token" not in login.headers
+        assert read.headers["x-vault-token"] == "k8s-granted"
+    with pytest.raises(ConfigError, match="service-account token"):
+        secretkit.open("vault+http://127.0.0.1:1/secret", kv_version=2, auth="kubernetes", role="app",
+                       jwt_path=str(tmp_path / "absent")).get("x")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_acl_denial_is_permission_denied_and_not_retried(bao: openbao.OpenBaoServer, root: Any,
+                                                         auth_setup: dict[str, str]) -> None:
+    token = root.auth.token.create(policies=["sk-ro"], ttl="10m")["auth"]["client_token"]
+    events: list[AuditEvent] = []
+    with secretkit.open(bao.url(), token=token) as s:
+        s.add_audit_hook(events.append)
+        with pytest.raises(PermissionDeniedError) as info:
+            s.put("denied/item", SENTINEL)
+        with pytest.raises(NotFoundError):
+            s.get("allowed/missing")  # readable path: 404, not 403
+    assert SENTINEL not in str(info.value) and SENTINEL not in repr(info.value.__cause__)
+    assert not info.value.transient
+    assert events[0].attempts == 1 and events[0].outcome == "permission_denied"
+
+
+def test_closed_port_is_unavailable_and_retried(bao: openbao.OpenBaoServer) -> None:
+    port = openbao.free_port()
+    with secretkit.open(f"vault+http://127.0.0.1:{port}/secret", token="t", kv_version=2,
+                        **{"retry.max_attempts": 2, "retry.initial_backoff": 0}) as s:
+        with pytest.raises(UnavailableError) as info:
+            s.get("x")
+    assert info.value.attempts == 2 and info.value.transient
+
+
+def test_sealed_server_and_rate_limit_quota(tmp_path: Path) -> None:
+    binary = openbao.bao_binary()
+    assert binary is not None
+    server = openbao.OpenBaoServer(binary).start()  # its own server: sealing it must not hurt the others
+    try:
+        admin = server.client()
+        admin.sys.create_or_update_quota("sk-slow", rate=1, path="secret/", interval="60s")
+        with secretkit.open(server.url(), token=server.root_token, kv_version=2, retry=NO_RETRY) as s:
+            s.put("quota/first", "ok")
+            with pytest.raises(ThrottledError) as throttled:
+                s.get("quota/first")
+            assert throttled.value.transient
+            admin.sys.delete_quota("sk-slow")
+            admin.sys.seal()
+            with pytest.raises(UnavailableError, match="sealed") as sealed:
+                s.get("quota/first")
+            assert sealed.value.transient
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "errors", "expected"),
+    [
+        (400, ["invalid request"], InvalidArgumentError),
+        (403, ["1 error occurred:\n\t* permission denied\n\n"], PermissionDeniedError),
+        (405, ["unsupported operation"], NotSupportedError),
+        (413, ["http: request body too large"], InvalidArgumentError),
+        (429, ["rate limit quota exceeded"], ThrottledError),
+        (500, ["internal error"], UnavailableError),
+        (502, ["upstream failure"], UnavailableError),
+        (503, ["Vault is in standby mode"], UnavailableError),
+        (412, ["required index state not present"], UnavailableError),
+        (415, ["unsupported content type"], InvalidArgumentError),
+        (423, ["API access to this namespace has been locked by an administrator"], PermissionDeniedError),
+        (418, ["teapot"], SecretError),
+    ],
+)
+def test_status_codes_map_to_portable_errors(status: int, errors: list[str], expected: type[Exception]) -> None:
+    def respond(req: Request) -> Reply:
+        if req.path.endswith("lookup-self"):
+            return Reply(200, envelope({"ttl": 0, "renewable": False}))
+        return Reply(status, {"errors": errors})
+
+    with serve(respond) as rec, secretkit.open(f"vault+http://{rec.address}/secret", token="t", kv_version=2,
+                                               retry=NO_RETRY) as s:
+        with pytest.raises(expected) as info:
+            s.get("app/db")
+    assert type(info.value) is expected
+    assert info.value.transient == (status in (412, 429, 500, 502, 503))
+    assert "/v1/secret/data/app/db" in str(info.value)
+
+
+def test_read_timeout_is_deadline_exceeded() -> None:
+    def respond(req: Request) -> Reply:
+        if req.path.endswith("lookup-self"):
+            return Reply(200, envelope({"ttl": 0, "renewable": False}))
+        return Reply(200, envelope({}), delay=1.5)
+
+    with serve(respond) as rec, secretkit.open(f"vault+http://{rec.address}/secret", token="t", kv_version=2,
+                                               timeout=0.3, retry=NO_RETRY) as s:
+        with pytest.raises(DeadlineExceededError):
+            s.get("slow")
+
+
+def test_classify_real_hvac_and_requests_exceptions(root: Any, name: str) -> None:
+    with pytest.raises(hvac.exceptions.InvalidRequest) as bad_cas:
+        root.secrets.kv.v2.create_or_update_secret(name, secret={"k": "v"}, cas="abc")
+    assert classify(bad_cas.value) is not None and classify(bad_cas.value).code is ErrorCode.INVALID_ARGUMENT  # type: ignore[union-attr]
+    with pytest.raises(hvac.exceptions.InvalidPath) as missing:
+        root.secrets.kv.v2.read_secret_version(name, raise_on_deleted_version=True)
+    assert classify(missing.value).code is ErrorCode.NOT_FOUND  # type: ignore[union-attr]
+    assert classify(ValueError("not ours")) is None
+
+
+def test_plain_put_works_on_a_mount_that_requires_cas(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    if "cas-kv/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path="cas-kv", options={"version": "2"})
+        root.secrets.kv.v2.configure(cas_required=True, mount_point="cas-kv")
+    with secretkit.open(bao.url("cas-kv"), token=bao.root_token) as s:
+        assert s.put(name, "one").version == "1"
+        assert s.put(name, "two").version == "2"
+        with pytest.raises(ConflictError):
+            s.put(name, "x", if_version="1")
+        assert s.get(name).text == "two"
+
+
+def test_explicit_mount_for_a_nested_mount(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    if "team/kv/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path="team/kv", options={"version": "2"})
+    with secretkit.open(bao.url("team/kv/app"), token=bao.root_token, kv_version=2, mount="team/kv") as s:
+        s.put(name, "nested")
+    assert root.secrets.kv.v2.read_secret_version(f"app/{name}", mount_point="team/kv",
+                                                  raise_on_deleted_version=True)["data"]["data"]
+    with secretkit.open(bao.url("team/kv/app"), token=bao.root_token) as s:  # detected the same way
+        assert (s.driver.mount, s.driver.prefix) == ("team/kv", "app/")  # type: ignore[union-attr]
+        assert s.get(name).text == "nested"
+    with pytest.raises(ConfigError, match="not inside mount"):
+        secretkit.open(bao.url("other/app"), token="t", kv_version=2, mount="team/kv")
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # tls_verify=false warns, as it should
+def test_tls_with_a_ca_bundle_and_refusals_without_it(bao: openbao.OpenBaoServer, name: str) -> None:
+    binary = openbao.bao_binary()
+    assert binary is not None
+    server = openbao.OpenBaoServer(binary, tls=True).start()  # -dev-tls: its own CA and certificate
+    try:
+        with secretkit.open(server.url(), token=server.root_token, ca_cert=server.ca_cert) as s:
+            assert s.client.adapter.base_uri.startswith("https://")
+            s.put(name, "over tls")
+            assert s.get(name).text == "over tls"
+        with pytest.raises(ConfigError, match="untrusted certificate"):
+            secretkit.open(server.url(), token=server.root_token)  # system CAs do not know the dev CA
+        with secretkit.open(server.url(), token=server.root_token, tls_verify=False) as s:
+            assert s.get(name).text == "over tls"
+    finally:
+        server.stop()
+    with pytest.raises(ConfigError, match="does not speak TLS"):
+        secretkit.open(f"vault://127.0.0.1:{bao.port}/secret", token=bao.root_token)  # https to an http server
+
+
+def test_concurrent_calls_on_a_revoked_token_share_one_relogin(bao: openbao.OpenBaoServer, root: Any,
+                                                               auth_setup: dict[str, str], name: str) -> None:
+    import threading
+
+    with secretkit.open(bao.url(), auth="approle", role_id=auth_setup["role_id"],
+                        secret_id=auth_setup["secret_id"]) as s:
+        s.put(name, "x")
+        keeper = s.driver._keeper  # type: ignore[union-attr]
+        logins: list[str] = []
+        real_login = keeper.login
+
+        def counted_login() -> None:
+            logins.append("login")
+            real_login()
+
+        keeper.login = counted_login
+        root.auth.token.revoke(s.client.token)
+        barrier = threading.Barrier(6)
+        results: list[object] = []
+
+        def reader() -> None:
+            barrier.wait()
+            try:
+                results.append(s.get(name).text)
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion
+                results.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == ["x"] * 6
+        assert logins == ["login"]
+        s.delete(name, purge=True)
