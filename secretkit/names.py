@@ -38,6 +38,11 @@ def check_name(name: object) -> str:
     return name
 
 
+def is_portable(name: str) -> bool:
+    """True if ``name`` follows the portable grammar (without raising)."""
+    return len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None
+
+
 def check_prefix(prefix: object) -> str:
     """A list prefix is any leading part of a portable name (it may end in ``/`` or mid-segment)."""
     if not isinstance(prefix, str):

@@ -20,6 +20,8 @@ stores without them raise ``NotSupportedError``.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets as _random
 import string
 import threading
@@ -29,9 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from secretkit.errors import ErrorCode, NotFoundError, NotSupportedError, SecretError
+from secretkit.drivers.base import Record
+from secretkit.errors import AlreadyExistsError, ConflictError, ErrorCode, NotFoundError, NotSupportedError, SecretError
 from secretkit.names import check_name
-from secretkit.secret import Secret, SecretInput, Stage, Value
+from secretkit.secret import Kind, Secret, SecretInput, Stage, Value, fields_to_json
 
 if TYPE_CHECKING:
     from secretkit.store import SecretStore
@@ -98,11 +101,169 @@ def generate_token(nbytes: int = 32) -> str:
     return _random.token_urlsafe(nbytes)
 
 
-def _driver_method(store: SecretStore, method: str) -> Callable[..., Any]:
-    fn = getattr(store.driver, method, None)
-    if fn is None:
-        raise NotSupportedError("this backend does not support staged rotation", backend=store.backend)
-    return fn  # type: ignore[no-any-return]
+class NativeStages:
+    """Rotation through the driver's own stage primitives (memory, file, AWS)."""
+
+    def __init__(self, store: SecretStore) -> None:
+        self.store, self.driver = store, store.driver
+
+    def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
+        """Write the pending version; None when this token's rotation already finished."""
+        d = self.driver
+        info = self.store._call("rotate.create", name, lambda: d.write_pending(name, value, token=token, adopt=adopt))  # type: ignore[attr-defined]
+        if Stage.CURRENT in info.stages:
+            return None
+        return self.store.get(name, version=info.version)
+
+    def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
+        d = self.driver
+        info = self.store._call(
+            "rotate.promote", name, lambda: d.promote(name, pending.version, if_current=current.version)  # type: ignore[attr-defined]
+        )
+        return str(info.version)
+
+    def discard(self, name: str) -> str | None:
+        try:
+            pending = self.store.get(name, stage=Stage.PENDING)
+        except NotFoundError:
+            return None
+        if Stage.CURRENT in pending.stages:
+            return None
+        d = self.driver
+        self.store._call("rotate.discard", name, lambda: d.discard_pending(name, pending.version))  # type: ignore[attr-defined]
+        return pending.version
+
+    def read(self, name: str, stage: str) -> Record:
+        return self.driver.read(name, stage=stage)
+
+
+#: Companion names of emulated stages. A segment starting with "." is not a portable name, so
+#: no user secret can collide with them and ``list()`` never shows them.
+PENDING_SUFFIX = "/.pending"
+PREVIOUS_SUFFIX = "/.previous"
+
+
+class CompanionStages:
+    """Emulated stages for backends without native ones (Vault, GCP, Kubernetes).
+
+    The pending value lives in a companion secret ``NAME/.pending`` created with the
+    backend's atomic create-only write, so exactly one rotator can hold it. Promotion writes
+    the old current value to ``NAME/.previous`` (readable for the grace period even where the
+    backend keeps no history) and then the pending value to NAME itself — with
+    compare-and-set on the current version where the backend has it — and finally removes
+    the companion. Readers of NAME only ever see the promoted value. Each companion records
+    the rotation token, so a re-run recognises its own pending value and a finished rotation.
+    """
+
+    def __init__(self, store: SecretStore) -> None:
+        self.store, self.driver = store, store.driver
+        if not store.capabilities.create_only:
+            raise NotSupportedError(
+                "staged rotation needs an atomic create-only write, which this backend lacks", backend=store.backend
+            )
+
+    def _read(self, name: str, suffix: str) -> tuple[Value, str, Record] | None:
+        try:
+            record = self.store._call("rotate.read", name, lambda: self.driver.read(name + suffix))
+        except NotFoundError:
+            return None
+        return _unpack(record.value), record.value.fields.get("token", ""), record
+
+    def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
+        companion = name + PENDING_SUFFIX
+        found = self._read(name, PENDING_SUFFIX)
+        if found is None:
+            # .previous is written before NAME during promotion, so its token means "done" only
+            # once the pending companion is gone too
+            previous = self._read(name, PREVIOUS_SUFFIX)
+            if previous is not None and previous[1] == token:
+                return None
+            try:
+                self.store._call(
+                    "rotate.create", name,
+                    lambda: self.driver.write(companion, _pack(value, token), if_version=None, create_only=True,
+                                              token=token),
+                )
+            except AlreadyExistsError:
+                pass  # a concurrent rotator won; the holder check below says so
+            found = self._read(name, PENDING_SUFFIX)
+        if found is None:
+            raise ConflictError("the pending version vanished: another rotator discarded it", name=name,
+                                backend=self.store.backend)
+        pending, holder, record = found
+        if holder != token and not adopt:
+            raise ConflictError(
+                "another rotation is in progress; resume it or discard_pending() first",
+                name=name, backend=self.store.backend,
+            )
+        return Secret(name, f"pending-{record.version}", pending, record.created_at, frozenset({Stage.PENDING}))
+
+    def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
+        d = self.driver
+        now = self.store._call("rotate.promote", name, lambda: d.read(name))
+        if now.value != pending.value:  # else a crashed run already wrote it: just clean up
+            if now.version != current.version:
+                raise ConflictError(f"current version is {now.version!r}, not {current.version!r}", name=name,
+                                    backend=self.store.backend)
+            self.store._call("rotate.promote", name, lambda: d.write(
+                name + PREVIOUS_SUFFIX, _pack(now.value, token), if_version=None, create_only=False, token=token))
+            cas = now.version if self.store.capabilities.compare_and_set else None
+            now_info = self.store._call("rotate.promote", name, lambda: d.write(
+                name, pending.value, if_version=cas, create_only=False, token=token))
+            version = now_info.version
+        else:
+            version = now.version
+        self._drop(name, PENDING_SUFFIX)
+        return version
+
+    def discard(self, name: str) -> str | None:
+        found = self._read(name, PENDING_SUFFIX)
+        if found is None:
+            return None
+        self._drop(name, PENDING_SUFFIX)
+        return f"pending-{found[2].version}"
+
+    def read(self, name: str, stage: str) -> Record:
+        found = self._read(name, PENDING_SUFFIX if stage == Stage.PENDING else PREVIOUS_SUFFIX)
+        if found is None:
+            raise NotFoundError(f"secret has no {stage} version")
+        value, _, record = found
+        return Record(value, f"{stage}-{record.version}", record.created_at, frozenset({stage}))
+
+    def forget(self, name: str) -> None:
+        """Remove both companions (when NAME itself is deleted)."""
+        for suffix in (PENDING_SUFFIX, PREVIOUS_SUFFIX):
+            self._drop(name, suffix)
+
+    def _drop(self, name: str, suffix: str) -> None:
+        try:
+            self.store._call("rotate.cleanup", name, lambda: self.driver.delete(name + suffix, purge=True))
+        except NotFoundError:
+            pass
+
+
+def _pack(value: Value, token: str) -> Value:
+    """A companion's content: the value (kind kept exactly) and the rotation token."""
+    if value.kind is Kind.BYTES:
+        data = base64.b64encode(value.bytes).decode()
+    else:
+        data = value.text if value.kind is Kind.TEXT else fields_to_json(value.fields)
+    return Value.of({"token": token, "kind": value.kind.value, "data": data})
+
+
+def _unpack(stored: Value) -> Value:
+    fields = stored.fields
+    kind = Kind(fields["kind"])
+    if kind is Kind.BYTES:
+        return Value(Kind.BYTES, base64.b64decode(fields["data"]))
+    return Value.of(fields["data"] if kind is Kind.TEXT else json.loads(fields["data"]))
+
+
+def stages_for(store: SecretStore) -> NativeStages | CompanionStages:
+    """The driver's own stage primitives if it has them, else companion emulation."""
+    if all(hasattr(store.driver, m) for m in ROTATION_METHODS):
+        return NativeStages(store)
+    return CompanionStages(store)
 
 
 def rotate(
@@ -124,23 +285,19 @@ def rotate(
     rotation left pending by a crashed run instead of refusing with ``ConflictError``.
     """
     check_name(name)
-    write_pending = _driver_method(store, "write_pending")
-    promote = _driver_method(store, "promote")
+    stages = stages_for(store)
     token = token or uuid.uuid4().hex
     current = store.get(name, stage=Stage.CURRENT)
     new_value = Value.of((generate or (lambda _: generate_password()))(current))
     store._check_value(name, new_value)
-    staged = store._call(
-        "rotate.create", name, lambda: write_pending(name, new_value, token=token, adopt=resume), retry=True
-    )
-    if Stage.CURRENT in staged.stages:  # this token's rotation finished in an earlier run
-        return RotationResult(name, staged.version, None, token, already_done=True)
-    pending = store.get(name, version=staged.version)
+    pending = stages.create(name, new_value, token=token, adopt=resume)
+    if pending is None:
+        return RotationResult(name, current.version, None, token, already_done=True)
     _user_step("apply", apply, pending, store)
     _user_step("verify", verify, pending, store)
-    store._call("rotate.promote", name, lambda: promote(name, pending.version, if_current=current.version))
+    version = stages.promote(name, pending, current=current, token=token)
     store._written(name)
-    return RotationResult(name, pending.version, current.version, token)
+    return RotationResult(name, version, current.version, token)
 
 
 def _user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, store: SecretStore) -> None:
@@ -162,17 +319,9 @@ def _user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, s
 
 
 def discard_pending(store: SecretStore, name: str) -> str | None:
-    """Abandon an unfinished rotation: drop the pending label. Returns the version dropped, if any."""
+    """Abandon an unfinished rotation: drop the pending value. Returns the version dropped, if any."""
     check_name(name)
-    discard = _driver_method(store, "discard_pending")
-    try:
-        pending = store.get(name, stage=Stage.PENDING)
-    except NotFoundError:
-        return None
-    if Stage.CURRENT in pending.stages:
-        return None
-    store._call("rotate.discard", name, lambda: discard(name, pending.version))
-    return pending.version
+    return stages_for(store).discard(name)
 
 
 def rotate_if_older(store: SecretStore, name: str, max_age: timedelta, **steps: Any) -> RotationResult | None:

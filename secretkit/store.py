@@ -94,7 +94,12 @@ class SecretStore:
         Raises ``NotFoundError`` when the secret (or that version/stage) does not exist.
         """
         self._check_read(name, version, stage)
-        record = self._call("get", name, lambda: self._driver.read(name, version=version, stage=stage))
+        if stage is not None and self._emulates(stage):
+            from secretkit.rotation import CompanionStages
+
+            record = CompanionStages(self).read(name, stage)
+        else:
+            record = self._call("get", name, lambda: self._driver.read(name, version=version, stage=stage))
         return _secret(name, record)
 
     def get_many(self, names: Iterable[str]) -> BatchResult:
@@ -150,7 +155,8 @@ class SecretStore:
         """Names of existing secrets that start with ``prefix``, sorted, as the user wrote them."""
         _names.check_prefix(prefix)
         found = self._call("list", prefix or None, lambda: sorted(set(self._driver.list(prefix))))
-        return iter([n for n in found if n.startswith(prefix)])
+        # portable names only: hides rotation companions and names other tools wrote
+        return iter([n for n in found if n.startswith(prefix) and _names.is_portable(n)])
 
     # -- writes ----------------------------------------------------------------------
 
@@ -200,6 +206,11 @@ class SecretStore:
         except NotFoundError:
             if not missing_ok:
                 raise
+            return
+        if self._emulates(Stage.PENDING):  # a later secret of this name must not inherit them
+            from secretkit.rotation import CompanionStages
+
+            CompanionStages(self).forget(name)
 
     # -- rotation (secretkit/rotation.py has the protocol) ------------------------------
 
@@ -257,8 +268,16 @@ class SecretStore:
         if stage is not None and stage != Stage.CURRENT:
             if stage not in _STAGES:
                 raise InvalidArgumentError(f"unknown stage {stage!r}; use one of {_STAGES}", name=name, backend=self.backend)
-            if not self.capabilities.stages:
+            if not self.capabilities.stages and not self._emulates(stage):
                 raise NotSupportedError(f"this backend has no {stage!r} stage", name=name, backend=self.backend)
+
+    def _emulates(self, stage: str | None) -> bool:
+        """True if ``stage`` is kept in rotation companions because the driver has no native stages."""
+        if stage not in (Stage.PENDING, Stage.PREVIOUS) or not self.capabilities.create_only:
+            return False
+        if all(hasattr(self._driver, m) for m in ("write_pending", "promote", "discard_pending")):
+            return False
+        return not (stage == Stage.PREVIOUS and self.capabilities.stages)
 
     def _check_value(self, name: str, value: Value) -> None:
         if value.kind is Kind.FIELDS:

@@ -6,52 +6,67 @@ Subclass ``RotationConformance`` with a ``store`` fixture (as for ``StoreConform
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from secretkit.errors import ConflictError, NotFoundError, NotSupportedError
-from secretkit.rotation import RotationError
+from secretkit.rotation import PENDING_SUFFIX, ROTATION_METHODS, RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreFixtures
 
-PRIMITIVES = ("write_pending", "promote")
 
 
 class Crash(BaseException):
     """Stands for the process dying: not an Exception, so nothing in the library handles it."""
 
 
-class CrashingDriver:
-    """Forwards to ``inner``; dies once, just before or just after the named primitive runs."""
+def step_call(step: str, native: bool) -> Callable[[str, tuple[Any, ...]], bool]:
+    """Which driver call carries a rotation step: a native primitive, or the companion write."""
+    if native:
+        return lambda attr, args: attr == {"create": "write_pending", "promote": "promote"}[step]
+    if step == "create":
+        return lambda attr, args: attr == "write" and str(args[0]).endswith(PENDING_SUFFIX)
+    return lambda attr, args: attr == "write" and "/." not in str(args[0])
 
-    def __init__(self, inner: Any, method: str, when: str) -> None:
-        self._inner, self._method, self._when = inner, method, when
+
+class CrashingDriver:
+    """Forwards to ``inner``; dies once, just before or just after the first call ``hits`` picks."""
+
+    def __init__(self, inner: Any, hits: Callable[[str, tuple[Any, ...]], bool], when: str) -> None:
+        self._inner, self._hits, self._when = inner, hits, when
         self.fired = False
 
     def __getattr__(self, attr: str) -> Any:
         target = getattr(self._inner, attr)
-        if attr != self._method:
+        if not callable(target) or attr.startswith("_"):
             return target
 
         def crashing(*args: Any, **kwargs: Any) -> Any:
-            if not self.fired and self._when == "before":
+            if self.fired or not self._hits(attr, args):
+                return target(*args, **kwargs)
+            if self._when == "before":
                 self.fired = True
                 raise Crash(f"before {attr}")
             result = target(*args, **kwargs)
-            if not self.fired and self._when == "after":
-                self.fired = True
-                raise Crash(f"after {attr}")
-            return result
+            self.fired = True
+            raise Crash(f"after {attr}")
 
         return crashing
 
 
+def _native(store: SecretStore) -> bool:
+    return all(hasattr(store.driver, m) for m in ROTATION_METHODS)
+
+
 def _require_rotation(store: SecretStore) -> None:
-    if not all(hasattr(store.driver, m) for m in PRIMITIVES):
-        pytest.skip("store does not support staged rotation")
+    if not _native(store) and not store.capabilities.create_only:
+        with pytest.raises(NotSupportedError):
+            store.rotate("sk-conf-unsupported/x", generate=lambda c: "x")
+        pytest.skip("store cannot rotate: no native stages and no atomic create-only write (NotSupportedError checked)")
 
 
 def _pending_or_none(store: SecretStore, name: str) -> Secret | None:
@@ -119,9 +134,9 @@ class RotationConformance(StoreFixtures):
             return ok
 
         crashing = store
-        primitive = {"create": "write_pending", "promote": "promote"}.get(step)
-        if primitive:
-            crashing = SecretStore(CrashingDriver(store.driver, primitive, when), options=store.options)
+        if step in ("create", "promote"):
+            driver = CrashingDriver(store.driver, step_call(step, _native(store)), when)
+            crashing = SecretStore(driver, options=store.options)
         token = f"tok-{step}-{when}"
         with pytest.raises(Crash):
             crashing.rotate(name, generate=lambda c: next(values), apply=apply, verify=verify, token=token)
