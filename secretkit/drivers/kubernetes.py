@@ -341,7 +341,7 @@ class KubernetesDriver:
             "data": {k: base64.b64encode(v).decode("ascii") for k, v in data.items()},
         }
         return _json(self.client.create_namespaced_secret(
-            self.namespace, body, field_manager=self._opts.field_manager,
+            self.namespace, body, field_manager=self._opts.field_manager, _content_type="application/json",
             _preload_content=False, _request_timeout=self._timeout,
         ))
 
@@ -426,6 +426,7 @@ def _classify_api(exc: ApiException) -> Classified:
 def _configuration(opts: KubernetesOptions) -> tuple[Any, str | None]:
     """A client Configuration and the namespace the environment implies (or None)."""
     cfg = kubernetes.client.Configuration()
+    loaders: Any = kubernetes.config  # untyped module
     namespace: str | None = None
     in_cluster = opts.in_cluster
     if in_cluster is None:
@@ -434,7 +435,7 @@ def _configuration(opts: KubernetesOptions) -> tuple[Any, str | None]:
         if opts.host:
             cfg.host = opts.host.rstrip("/")
         elif in_cluster:
-            kubernetes.config.incluster_config.InClusterConfigLoader(
+            loaders.incluster_config.InClusterConfigLoader(
                 token_filename=str(SERVICE_ACCOUNT_DIR / "token"),
                 cert_filename=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
             ).load_and_set(cfg)
@@ -443,8 +444,8 @@ def _configuration(opts: KubernetesOptions) -> tuple[Any, str | None]:
                 namespace = ns_file.read_text().strip() or None
         else:
             config_file = opts.kubeconfig or os.environ.get("KUBECONFIG") or None
-            kubernetes.config.load_kube_config(config_file=config_file, context=opts.context, client_configuration=cfg)
-            contexts, active = kubernetes.config.list_kube_config_contexts(config_file=config_file)
+            loaders.load_kube_config(config_file=config_file, context=opts.context, client_configuration=cfg)
+            contexts, active = loaders.list_kube_config_contexts(config_file=config_file)
             chosen = next((c for c in contexts if c.get("name") == opts.context), active) if opts.context else active
             namespace = ((chosen or {}).get("context") or {}).get("namespace")
     except (kubernetes.config.ConfigException, OSError) as exc:

@@ -136,7 +136,7 @@ class FakeKubeState:
     tokens: dict[str, User] | None = None
     service_accounts: dict[str, ServiceAccount] = field(default_factory=dict)
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
-    faults: list[tuple[int, str]] = field(default_factory=list)
+    faults: list[tuple[int, str] | None] = field(default_factory=list)
     requests: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
@@ -176,9 +176,10 @@ class FakeKubeAPI:
     def requests(self) -> list[tuple[str, str, str, str]]:
         return self.state.requests
 
-    def fail_next(self, status: int, count: int = 1, reason: str = "ServiceUnavailable") -> None:
+    def fail_next(self, status: int, count: int = 1, reason: str = "ServiceUnavailable", *, after: int = 0) -> None:
+        """Answer ``count`` requests with ``status``, after letting ``after`` requests through."""
         with self.state.lock:
-            self.state.faults.extend([(status, reason)] * count)
+            self.state.faults.extend([None] * after + [(status, reason)] * count)
 
     def expire_continue_tokens(self) -> None:
         with self.state.lock:
@@ -256,6 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {"Retry-After": "1"} if code == 429 else {}
                 raise ApiError(code, reason, f"injected {code} {reason}", headers=headers)
             user = self._authenticate()
+            if method in ("POST", "PUT") and content_type not in ("", "application/json"):
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                               "accepted media types include: application/json")
             status, body = self._route(method, parts.path, query, content_type, raw, user)
             self._send(status, body)
         except ApiError as err:
