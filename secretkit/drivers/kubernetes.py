@@ -341,7 +341,7 @@ class KubernetesDriver:
             "data": {k: base64.b64encode(v).decode("ascii") for k, v in data.items()},
         }
         return _json(self.client.create_namespaced_secret(
-            self.namespace, body, field_manager=self._opts.field_manager, _content_type="application/json",
+            self.namespace, body, field_manager=self._opts.field_manager,
             _preload_content=False, _request_timeout=self._timeout,
         ))
 
