@@ -185,11 +185,18 @@ def _status_body(exc: ApiException) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _mentions_resource_version(exc: ApiException) -> bool:
+def _rejects_version(exc: ApiException, version: str) -> bool:
+    """True when an error answers a conditional write by refusing the resourceVersion itself.
+
+    The API server cannot parse a non-numeric resourceVersion: depending on the version it
+    answers 400/422 naming the field, or 500 with the parser's message quoting the value.
+    """
+    if exc.status not in (400, 422, 500):
+        return False
     status = _status_body(exc)
     causes = (status.get("details") or {}).get("causes") or []
     text = " ".join([str(status.get("message", ""))] + [str(c.get("field", "")) for c in causes if isinstance(c, dict)])
-    return "resourceversion" in text.lower()
+    return "resourceversion" in text.lower() or f'"{version}"' in text
 
 
 # -- the driver ----------------------------------------------------------------------
@@ -259,7 +266,7 @@ class KubernetesDriver:
             except ApiException as exc:
                 # CAS against a missing object, or a version the server cannot even parse,
                 # means "the current version is not that one".
-                if exc.status == 404 or (exc.status in (400, 422) and _mentions_resource_version(exc)):
+                if exc.status == 404 or _rejects_version(exc, if_version):
                     raise ConflictError(f"current version is not {if_version!r}") from exc
                 raise
         else:

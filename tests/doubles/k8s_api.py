@@ -22,7 +22,8 @@ Secrets (``/api/v1/namespaces/{ns}/secrets[/{name}]``)
     ``[-._a-zA-Z0-9]+`` (not ``.``/``..``), at most 1 MiB of decoded data.
   * Concurrency: ``metadata.resourceVersion`` in a PUT or PATCH body must equal the stored
     one (409 Conflict); a create of an existing name is 409 AlreadyExists; a PUT without
-    resourceVersion is unconditional; an unparseable resourceVersion is 422.
+    resourceVersion is unconditional; an unparseable resourceVersion is a 500 InternalError
+    quoting the parser (as apiserver's registry does).
   * Every error is a ``Status`` object with ``reason``, ``message``, ``details`` and
     ``code`` (400/401/403/404/409/410/415/422, plus injected faults).
 
@@ -445,8 +446,10 @@ def _update(state: FakeKubeState, namespace: str, name: str, new: dict[str, Any]
     wanted = meta.get("resourceVersion")
     if wanted not in (None, ""):
         if not str(wanted).isdigit():
-            raise _invalid(name, [("FieldValueInvalid", "metadata.resourceVersion",
-                                   f'Invalid value: "{wanted}": must be a valid resource version')])
+            # apiserver's registry parses it with strconv.ParseUint and passes the error on
+            # unwrapped, which the handler turns into a 500 (read from the apiserver source)
+            raise ApiError(500, "InternalError", f'strconv.ParseUint: parsing "{wanted}": invalid syntax',
+                           {"causes": [{"message": f'strconv.ParseUint: parsing "{wanted}": invalid syntax'}]})
         if str(wanted) != old["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on secrets "{name}": the object has been '
                            "modified; please apply your changes to the latest version and try again",
