@@ -634,6 +634,11 @@ def test_double_string_data_selectors_and_statuses(core: Any, namespace: str) ->
     assert names(label_selector="tier in (db,cache),env!=dev") == ["s"]
     assert names(label_selector="!env") == ["t"]
     assert names(field_selector="metadata.name=t") == ["t"]
+    patched = json.loads(core.patch_namespaced_secret("s", namespace, {"data": {"a": None, "d": _b64(b"4")}},
+                                                      _content_type="application/merge-patch+json",
+                                                      _preload_content=False).data)
+    assert patched["data"] == {"b": _b64(b"over"), "c": _b64(b"3"), "d": _b64(b"4")}
+    assert int(patched["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     for call, status, reason in [
         (lambda: core.read_namespaced_secret("nope", namespace), 404, "NotFound"),
         (lambda: core.create_namespaced_secret(namespace, {"metadata": {"name": "s"}}), 409, "AlreadyExists"),
@@ -645,6 +650,11 @@ def test_double_string_data_selectors_and_statuses(core: Any, namespace: str) ->
         (lambda: core.create_namespaced_secret(namespace, {"metadata": {"name": "k"}, "data": {"k": "%%%"}}),
          400, "BadRequest"),
         (lambda: core.list_namespaced_secret(namespace, label_selector="a in b"), 400, "BadRequest"),
+        (lambda: core.create_namespaced_secret(namespace, {"metadata": {"name": "big"}, "data": {
+            "a": _b64(b"x" * (k8s.MAX_SECRET_BYTES // 2)), "b": _b64(b"x" * (k8s.MAX_SECRET_BYTES // 2 + 1))}}),
+         422, "Invalid"),
+        (lambda: core.patch_namespaced_secret("s", namespace, {"type": "kubernetes.io/tls"},
+                                              _content_type="application/merge-patch+json"), 422, "Invalid"),
     ]:
         with pytest.raises(kubernetes.client.ApiException) as info:
             call()
