@@ -262,7 +262,7 @@ def test_versions_and_stages(store: SecretStore) -> None:
     infos = store.versions("stages/s")
     assert [(i.version, sorted(i.stages)) for i in infos] == [("3", ["current"]), ("2", ["previous"]), ("1", [])]
     assert store.get("stages/s", stage="previous").version == "2"
-    with pytest.raises(NotSupportedError):
+    with pytest.raises(NotFoundError):  # pending lives in a rotation companion; there is none
         store.get("stages/s", stage="pending")
     with pytest.raises(NotFoundError):
         store.get("stages/s", version="latest")
