@@ -327,10 +327,13 @@ def discard_pending(store: SecretStore, name: str) -> str | None:
 def rotate_if_older(store: SecretStore, name: str, max_age: timedelta, **steps: Any) -> RotationResult | None:
     """Rotate only when the current version is older than ``max_age`` (for a daily cron job)."""
     current = store.get(name)
-    if current.created_at is None:
+    created = current.created_at
+    if created is None and store.capabilities.versions:  # some reads carry no timestamp (GCP access)
+        created = next((v.created_at for v in store.versions(name) if v.version == current.version), None)
+    if created is None:
         raise NotSupportedError("this backend does not report when a version was created", name=name,
                                 backend=store.backend)
-    if datetime.now(timezone.utc) - current.created_at < max_age:
+    if datetime.now(timezone.utc) - created < max_age:
         return None
     return rotate(store, name, **steps)
 

@@ -12,6 +12,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.rotation import RotationConformance
 from tests.doubles import gcp_sm
 
 
@@ -33,3 +34,9 @@ class TestGcpRest(StoreConformance):
         url = f"gcp-sm://123456789012?transport=rest&endpoint={gcp_double.rest_url}&insecure=true"
         with secretkit.open(url) as store:
             yield store
+
+
+class TestGcpRotation(RotationConformance):
+    """Rotation with companion stages: the pending value never becomes `latest` before promotion."""
+
+    store = TestGcpGrpc.store

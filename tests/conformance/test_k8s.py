@@ -10,6 +10,7 @@ import secretkit
 from tests.doubles import k8s_api
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.rotation import RotationConformance
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,9 @@ class TestKubernetesStore(StoreConformance):
             "k8s://conformance", host=kube_api.url, token=k8s_api.ADMIN_TOKEN, **{"retry.initial_backoff": 0.01}
         ) as store:
             yield store
+
+
+class TestKubernetesRotation(RotationConformance):
+    """Rotation with companion objects; `previous` survives in one though Kubernetes keeps no history."""
+
+    store = TestKubernetesStore.store

@@ -10,6 +10,7 @@ import secretkit
 from secretkit.drivers.vault import KV1_CAPABILITIES, KV2_CAPABILITIES
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.rotation import RotationConformance
 from tests.doubles import openbao
 
 
@@ -49,3 +50,15 @@ class TestVaultKV1(StoreConformance):
         with secretkit.open(bao.url(mount), token=bao.root_token) as store:
             assert store.capabilities == KV1_CAPABILITIES
             yield store
+
+
+class TestVaultKV2Rotation(RotationConformance):
+    """Rotation with companion stages on KV v2 (cas=0 makes the pending companion exclusive)."""
+
+    store = TestVaultKV2.store
+
+
+class TestVaultKV1Rotation(RotationConformance):
+    """KV v1 has no atomic create-only write, so rotation must refuse with NotSupportedError."""
+
+    store = TestVaultKV1.store
