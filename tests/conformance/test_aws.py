@@ -13,16 +13,10 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
-from tests.doubles.aws import REGION, aws_faithful_moto, fake_aws_env, moto_http_server
+from tests.doubles.aws import REGION, aws_faithful_moto, aws_http_endpoint, fake_aws_env
 
 moto = pytest.importorskip("moto")
-
-
-@pytest.fixture(scope="session")
-def aws_http_endpoint() -> Iterator[str]:
-    """One moto server for the whole session, patched to AWS's behaviour."""
-    with fake_aws_env(), aws_faithful_moto(), moto_http_server() as url:
-        yield url
+__all__ = ["aws_http_endpoint"]  # the session fixture, shared with tests/aws
 
 
 class TestAwsInProcess(StoreConformance):

@@ -20,12 +20,16 @@ import contextlib
 import json
 import os
 import socket
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 from secretkit.drivers.aws import AwsOptions, client_config
 
@@ -139,15 +143,26 @@ def make_client(endpoint_url: str | None = None) -> Any:
 
 
 class CallCounter:
-    """Counts the API calls a client really sends (botocore ``before-call`` event)."""
+    """Counts a client's API calls (``before-call``) and HTTP attempts (``before-send``).
+
+    With botocore's retries pinned to one attempt the two are equal; a difference would
+    mean botocore retried on its own.
+    """
 
     def __init__(self, client: Any) -> None:
         self.calls: Counter[str] = Counter()
+        self.sends: Counter[str] = Counter()
         self._client = client
         client.meta.events.register("before-call.secrets-manager.*", self._on_call)
+        client.meta.events.register("before-send.secrets-manager.*", self._on_send)
 
     def _on_call(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
+
+    def _on_send(self, request: Any, **_: Any) -> None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        self.sends[target.rsplit(".", 1)[-1]] += 1
 
     @property
     def total(self) -> int:
@@ -155,9 +170,49 @@ class CallCounter:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.sends.clear()
 
     def detach(self) -> None:
         self._client.meta.events.unregister("before-call.secrets-manager.*", self._on_call)
+        self._client.meta.events.unregister("before-send.secrets-manager.*", self._on_send)
+
+
+_server_lock = threading.Lock()
+_server_state: dict[str, Any] = {"users": 0}
+
+
+def acquire_http_endpoint() -> str:
+    """The endpoint of one moto server shared by every test module of the session.
+
+    The first caller starts it (with the AWS-faithful patches); ``release_http_endpoint``
+    by the last user stops it.
+    """
+    with _server_lock:
+        if _server_state["users"] == 0:
+            stack = contextlib.ExitStack()
+            stack.enter_context(aws_faithful_moto())
+            _server_state["url"] = stack.enter_context(moto_http_server())
+            _server_state["stack"] = stack
+        _server_state["users"] += 1
+        return str(_server_state["url"])
+
+
+def release_http_endpoint() -> None:
+    with _server_lock:
+        _server_state["users"] -= 1
+        if _server_state["users"] == 0:
+            _server_state.pop("stack").close()
+
+
+@pytest.fixture(scope="session")
+def aws_http_endpoint() -> Iterator[str]:
+    """Session-scoped moto server on a loopback port (shared across modules)."""
+    with fake_aws_env():
+        url = acquire_http_endpoint()
+    try:
+        yield url
+    finally:
+        release_http_endpoint()
 
 
 class _Raw:
@@ -180,9 +235,12 @@ def fail_before_send(client: Any, operation: str, code: str, status: int, times:
     """The first ``times`` ``operation`` requests never reach the server; they get this error."""
     seen: Counter[str] = Counter()
 
-    def handler(**_: Any) -> AWSResponse | None:
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
         seen["injected"] += 1
         if seen["injected"] <= times:
+            # botocore still calls the later before-send handlers (moto's in-process mock is
+            # one); pointing the request elsewhere makes sure it never reaches moto.
+            request.url = "https://injected.invalid/"
             return error_response(code, status)
         return None
 
@@ -194,19 +252,32 @@ def fail_before_send(client: Any, operation: str, code: str, status: int, times:
         client.meta.events.unregister(event, handler)
 
 
+def deliver(request: Any) -> None:
+    """Let ``request`` reach the server (moto in-process or over HTTP); drop the answer."""
+    from moto.core.models import botocore_stubber
+
+    if botocore_stubber.enabled and botocore_stubber.process_request(request) is not None:
+        return
+    URLLib3Session().send(request)
+
+
 @contextlib.contextmanager
-def lose_response(client: Any, operation: str, times: int, replace: Callable[[dict[str, Any]], None]) -> Iterator[Counter[str]]:
+def lose_response(client: Any, operation: str, times: int, fault: Callable[[], AWSResponse]) -> Iterator[Counter[str]]:
     """The first ``times`` ``operation`` requests reach the server and take effect, but the
-    client never sees the answer: ``replace`` rewrites the received response (``before-parse``)
-    or raises, as a dropped connection would."""
+    client gets ``fault()`` instead of the answer (an error response, or an exception such
+    as a read timeout, as a dropped connection would give)."""
     seen: Counter[str] = Counter()
 
-    def handler(response_dict: dict[str, Any], **_: Any) -> None:
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
+        seen["sent"] += 1
+        if seen["sent"] > times:
+            return None
+        deliver(request)
         seen["landed"] += 1
-        if seen["landed"] <= times:
-            replace(response_dict)
+        request.url = "https://injected.invalid/"  # moto's own before-send handler must not run it again
+        return fault()
 
-    event = f"before-parse.secrets-manager.{operation}"
+    event = f"before-send.secrets-manager.{operation}"
     client.meta.events.register(event, handler)
     try:
         yield seen
@@ -214,7 +285,11 @@ def lose_response(client: Any, operation: str, times: int, replace: Callable[[di
         client.meta.events.unregister(event, handler)
 
 
-def as_server_error(response_dict: dict[str, Any]) -> None:
-    """Turn a received response into a 500 InternalServiceError."""
-    response_dict["status_code"] = 500
-    response_dict["body"] = json.dumps({"__type": "InternalServiceError", "Message": "injected"}).encode()
+def server_error() -> AWSResponse:
+    """A 500 InternalServiceError, as Secrets Manager sends it."""
+    return error_response("InternalServiceError", 500)
+
+
+def read_timeout() -> AWSResponse:
+    """What botocore raises when the response never arrives."""
+    raise ReadTimeoutError(endpoint_url="http://lost.invalid/")
