@@ -260,6 +260,16 @@ def test_conditional_put_losing_a_race_overwrites_nothing(env: Env, store: Secre
     rival.close()
 
 
+def test_winning_compare_and_set_calls(env: Env, store: SecretStore, counter: CallCounter) -> None:
+    name = unique("cas-win")
+    base = store.put(name, "base").version
+    counter.reset()
+    info = store.put(name, "next", if_version=base)
+    assert counter.calls == {"PutSecretValue": 1, "UpdateSecretVersionStage": 2}
+    assert [v.version for v in store.versions(name)] == [info.version, base]
+    assert [sorted(v.stages) for v in store.versions(name)] == [["AWSCURRENT", "current"], ["AWSPREVIOUS", "previous"]]
+
+
 def test_compare_and_set_with_a_non_aws_version_id_conflicts_without_io(store: SecretStore, counter: CallCounter) -> None:
     name = unique("cas-id")
     store.put(name, "x")
