@@ -35,8 +35,6 @@ from secretkit.store import SecretStore
 from tests.doubles.aws import (
     REGION,
     CallCounter,
-    read_timeout,
-    server_error,
     aws_faithful_moto,
     aws_http_endpoint,
     fail_before_send,
@@ -44,6 +42,8 @@ from tests.doubles.aws import (
     free_port,
     lose_response,
     make_client,
+    read_timeout,
+    server_error,
 )
 
 moto = pytest.importorskip("moto")
@@ -323,9 +323,10 @@ def test_persistent_throttling_gives_up_after_the_policy_attempts(store: SecretS
     counter.reset()
     events: list[Any] = []
     store.add_audit_hook(events.append)
-    with fail_before_send(store.client, "GetSecretValue", "ThrottlingException", 400, times=99):
-        with pytest.raises(UnavailableError) as info:
-            store.get(name)
+    with fail_before_send(store.client, "GetSecretValue", "ThrottlingException", 400, times=99), pytest.raises(
+        UnavailableError
+    ) as info:
+        store.get(name)
     assert info.value.attempts == 4
     assert isinstance(info.value.__cause__, ThrottledError)
     assert counter.calls == {"GetSecretValue": 4} and counter.sends == {"GetSecretValue": 4}
@@ -341,9 +342,8 @@ def test_permanent_errors_make_exactly_one_call(store: SecretStore, counter: Cal
     name = unique("denied")
     store.put(name, "value")
     counter.reset()
-    with fail_before_send(store.client, "GetSecretValue", code, 400, times=99):
-        with pytest.raises(error) as info:
-            store.get(name)
+    with fail_before_send(store.client, "GetSecretValue", code, 400, times=99), pytest.raises(error) as info:
+        store.get(name)
     assert counter.calls == {"GetSecretValue": 1}
     assert code in str(info.value) and name in str(info.value)
     assert isinstance(info.value.__cause__, ClientError)
@@ -363,9 +363,10 @@ def test_botocore_retries_stay_off_even_when_the_environment_asks(
     with env.open(retry=NO_RETRY) as store:
         assert store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
         counter = CallCounter(store.client)
-        with fail_before_send(store.client, "GetSecretValue", "InternalServiceError", 500, times=99):
-            with pytest.raises(UnavailableError):
-                store.get("anything")
+        with fail_before_send(store.client, "GetSecretValue", "InternalServiceError", 500, times=99), pytest.raises(
+            UnavailableError
+        ):
+            store.get("anything")
         assert counter.sends == {"GetSecretValue": 1}
 
 
