@@ -31,8 +31,47 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 DEFAULT_LOGGERS = ("secretkit", "botocore", "boto3", "urllib3", "hvac", "google", "grpc", "kubernetes")
 
 
+# A sensitive key followed by an opening quote: the quoted value is masked by _quoted_end.
+_KEY_THEN_QUOTE = re.compile(rf"""((?:["']|\b)(?:{_SENSITIVE_KEYS})["']?\s*[:=]\s*)b?(["'])""")
+
+
+def _quoted_end(text: str, start: int, quote: str) -> int:
+    """Index just past the quote that closes the value opened at ``start``.
+
+    A value logged inside a bytes ``repr`` of a JSON body (botocore's "Response body: b'...'")
+    has its JSON escapes doubled: an embedded quote shows as two backslashes and a quote. A
+    quote therefore only closes the value when the backslashes before it number a multiple
+    of four; this over-masks a value that ends in a backslash rather than leak one that
+    contains a quote. No closing quote: mask to the end.
+    """
+    backslashes = 0
+    for i in range(start + 1, len(text)):
+        ch = text[i]
+        if ch == "\\":
+            backslashes += 1
+            continue
+        if ch == quote and backslashes % 4 == 0:
+            return i + 1
+        backslashes = 0
+    return len(text)
+
+
+def _mask_quoted(text: str) -> str:
+    out = []
+    pos = 0
+    while True:
+        match = _KEY_THEN_QUOTE.search(text, pos)
+        if match is None:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos : match.start()])
+        out.append(f"{match.group(1)}'{MASK}'")
+        pos = _quoted_end(text, match.start(2), match.group(2))
+
+
 def redact(text: str) -> str:
     """``text`` with anything that looks like a secret value or credential masked."""
+    text = _mask_quoted(text)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text

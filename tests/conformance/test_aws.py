@@ -1,0 +1,38 @@
+"""The conformance suite against aws-sm://, twice: moto in-process, and moto over HTTP.
+
+Both runs use the real boto3 client; the second goes through botocore's HTTP stack to a
+ThreadedMotoServer on a loopback port (``endpoint_url``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import secretkit
+from secretkit.store import SecretStore
+from secretkit.testing.conformance import StoreConformance
+from tests.doubles.aws import REGION, aws_faithful_moto, aws_http_endpoint, fake_aws_env
+
+moto = pytest.importorskip("moto")
+__all__ = ["aws_http_endpoint"]  # the session fixture, shared with tests/aws
+
+
+class TestAwsInProcess(StoreConformance):
+    @pytest.fixture(scope="class")
+    def mocked(self) -> Iterator[None]:
+        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
+            yield
+
+    @pytest.fixture
+    def store(self, mocked: None) -> Iterator[SecretStore]:
+        with secretkit.open(f"aws-sm://?region={REGION}") as store:
+            yield store
+
+
+class TestAwsOverHttp(StoreConformance):
+    @pytest.fixture
+    def store(self, aws_http_endpoint: str) -> Iterator[SecretStore]:
+        with fake_aws_env(), secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={aws_http_endpoint}") as store:
+            yield store
