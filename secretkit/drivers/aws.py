@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,7 @@ WRITE_LABEL_PREFIX = "secretkit-write-"
 _AWS_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 _VERSION_ID_LENGTH = range(32, 65)
 _JSON_SPACE = " \t\n\r"
+_TOKEN_NAMESPACE = uuid.UUID("6f1d0c9e-3b7a-5b52-9a7e-5ec2e7c1b1a0")
 
 
 class AwsOptions(BaseModel):
@@ -84,6 +86,15 @@ class AwsOptions(BaseModel):
     )
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
     read_timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
+
+
+def rotation_version_id(token: str) -> str:
+    """The AWS version id of a rotation token: the token itself when AWS accepts it as a
+    ClientRequestToken (32-64 characters, as AWS's rotation Lambda events carry), else a
+    stable UUID derived from it, so re-runs with the same token find the same version."""
+    if len(token) in _VERSION_ID_LENGTH:
+        return token
+    return uuid.uuid5(_TOKEN_NAMESPACE, token).hex
 
 
 # -- names ---------------------------------------------------------------------------
@@ -506,6 +517,71 @@ class AwsDriver:
         except bx.ClientError as exc:
             if _code(exc) != "InvalidParameterException":  # already gone (an earlier attempt removed it)
                 raise
+
+    # -- rotation primitives (secretkit/rotation.py) ----------------------------------
+    #
+    # AWS's own labels are the stages. PutSecretValue would silently take AWSPENDING away
+    # from another rotation's version, so the new version is first written under a private
+    # label and AWSPENDING is then moved with UpdateSecretVersionStage, which refuses to take
+    # a label from a version not named in RemoveFromVersionId: exactly one rotator wins.
+
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        """Add a version labelled AWSPENDING (AWSCURRENT untouched); atomic against other rotators."""
+        stored, version_id = encode_name(name), rotation_version_id(token)
+        labels = self._labels(stored)
+        own = labels.get(version_id)
+        if own is not None and _stages(own):  # a re-run: this token's version is already labelled
+            return VersionInfo(name, version_id, None, _stages(own))
+        holder = next((v for v, ls in labels.items() if "AWSPENDING" in ls), None)
+        if holder is not None and "AWSCURRENT" not in labels[holder]:
+            if adopt:
+                return VersionInfo(name, holder, None, _stages(labels[holder]))
+            raise ConflictError(f"another rotation is in progress (pending version {holder})")
+        private = WRITE_LABEL_PREFIX + version_id
+        if own is None:
+            self.client.put_secret_value(
+                SecretId=stored, ClientRequestToken=version_id, VersionStages=[private], **encode_value(value)
+            )
+        move: dict[str, Any] = {"RemoveFromVersionId": holder} if holder is not None else {}
+        try:
+            self.client.update_secret_version_stage(
+                SecretId=stored, VersionStage="AWSPENDING", MoveToVersionId=version_id, **move
+            )
+        except bx.ClientError as exc:
+            if _code(exc) != "InvalidParameterException":
+                raise
+            self._drop_label(stored, private, version_id)
+            raise ConflictError("another rotation took the pending stage first") from exc
+        self._drop_label(stored, private, version_id)
+        return VersionInfo(name, version_id, None, _stages(["AWSPENDING"]))
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        """Move AWSCURRENT to ``version`` only if it is still on ``if_current`` (AWSPREVIOUS follows)."""
+        stored = encode_name(name)
+        if "AWSCURRENT" not in self._labels(stored).get(version, ()):
+            try:
+                self.client.update_secret_version_stage(
+                    SecretId=stored, VersionStage="AWSCURRENT", MoveToVersionId=version, RemoveFromVersionId=if_current
+                )
+            except bx.ClientError as exc:
+                if _code(exc) != "InvalidParameterException":
+                    raise
+                if "AWSCURRENT" not in self._labels(stored).get(version, ()):  # not a lost response of ours
+                    raise ConflictError(f"current version is no longer {if_current!r}") from exc
+        self.discard_pending(name, version)
+        return VersionInfo(name, version, None, _stages(["AWSCURRENT"]))
+
+    def discard_pending(self, name: str, version: str) -> None:
+        """Remove AWSPENDING (and a leftover private label) from ``version``; the version stays."""
+        stored = encode_name(name)
+        self._drop_label(stored, "AWSPENDING", version)
+        self._drop_label(stored, WRITE_LABEL_PREFIX + version, version)
+
+    def _labels(self, stored: str) -> dict[str, list[str]]:
+        description = self.client.describe_secret(SecretId=stored)
+        if description.get("DeletedDate"):
+            raise NotFoundError("secret is scheduled for deletion")
+        return {str(v): list(ls) for v, ls in (description.get("VersionIdsToStages") or {}).items()}
 
     def delete(self, name: str, *, purge: bool) -> None:
         stored = encode_name(name)

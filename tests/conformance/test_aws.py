@@ -13,6 +13,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.rotation import RotationConformance
 from tests.doubles.aws import REGION, aws_faithful_moto, aws_http_endpoint, fake_aws_env
 
 moto = pytest.importorskip("moto")
@@ -36,3 +37,14 @@ class TestAwsOverHttp(StoreConformance):
     def store(self, aws_http_endpoint: str) -> Iterator[SecretStore]:
         with fake_aws_env(), secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={aws_http_endpoint}") as store:
             yield store
+
+
+class TestAwsRotationInProcess(RotationConformance):
+    """Rotation on AWS's own staging labels (AWSPENDING/AWSCURRENT/AWSPREVIOUS)."""
+
+    store = TestAwsInProcess.store
+    mocked = TestAwsInProcess.mocked
+
+
+class TestAwsRotationOverHttp(RotationConformance):
+    store = TestAwsOverHttp.store

@@ -3,12 +3,14 @@
 Everything here runs the real boto3/botocore code path; only the server is moto. Fake
 credentials are forced into the environment so that nothing can ever reach real AWS.
 
-moto 5 differs from AWS in ways that matter to the driver (backends.md §2.10); three of them
+moto 5 differs from AWS in ways that matter to the driver (backends.md §2.10); four of them
 are patched here to AWS's behaviour so the driver is tested against what AWS does:
 
 * PutSecretValue on a secret scheduled for deletion is refused with InvalidRequestException,
   and so is CreateSecret over such a name (moto answers ResourceExistsException, which the
   driver handles as well);
+* UpdateSecretVersionStage refuses to take any label (not only AWSCURRENT) from a version not
+  named in RemoveFromVersionId, and never attaches a label twice to one version;
 * UpdateSecretVersionStage moving AWSCURRENT really makes that version current: moto moves the
   label but keeps reading (and later demoting) its old "default version", so GetSecretValue
   and BatchGetSecretValue without a stage return the old value (moto 5.2.1).
@@ -69,7 +71,7 @@ def fake_aws_env() -> Iterator[None]:
 @contextlib.contextmanager
 def aws_faithful_moto() -> Iterator[None]:
     """Patch moto's Secrets Manager backend where it accepts what AWS refuses (see module doc)."""
-    from moto.secretsmanager.exceptions import InvalidRequestException
+    from moto.secretsmanager.exceptions import InvalidParameterException, InvalidRequestException
     from moto.secretsmanager.models import SecretsManagerBackend
 
     original_put = SecretsManagerBackend.put_secret_value
@@ -94,6 +96,17 @@ def aws_faithful_moto() -> Iterator[None]:
     def update_secret_version_stage(
         self: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
     ) -> Any:
+        secret = self.secrets.get(secret_id)
+        if secret is not None and move_to_version_id and not remove_from_version_id:
+            holders = [v for v, data in secret.versions.items() if version_stage in data["version_stages"]]
+            if move_to_version_id in holders:
+                return secret.arn, secret.name  # already there: AWS does not attach a label twice
+            if holders:
+                raise InvalidParameterException(
+                    f"The parameter RemoveFromVersionId can't be empty. Staging label {version_stage} is currently "
+                    f"attached to version {holders[0]}, so you must explicitly reference that version in "
+                    "RemoveFromVersionId."
+                )
         result = original_stage(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
         if version_stage == "AWSCURRENT" and move_to_version_id:
             self.secrets[secret_id].set_default_version_id(move_to_version_id)
