@@ -293,14 +293,14 @@ def rotate(
     pending = stages.create(name, new_value, token=token, adopt=resume)
     if pending is None:
         return RotationResult(name, current.version, None, token, already_done=True)
-    _user_step("apply", apply, pending, store)
-    _user_step("verify", verify, pending, store)
+    run_user_step("apply", apply, pending, store)
+    run_user_step("verify", verify, pending, store)
     version = stages.promote(name, pending, current=current, token=token)
     store._written(name)
     return RotationResult(name, version, current.version, token)
 
 
-def _user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, store: SecretStore) -> None:
+def run_user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, store: SecretStore) -> None:
     if fn is None:
         return
     try:

@@ -338,7 +338,7 @@ class AwsDriver:
         elif stage is not None:
             request["VersionStage"] = NATIVE_STAGE[stage]
         response = self.client.get_secret_value(**request)
-        return _record(response)
+        return to_record(response)
 
     def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
         """BatchGetSecretValue, 20 names a call; names that fail get their own error."""
@@ -354,7 +354,7 @@ class AwsDriver:
                     name = by_stored.get(item.get("Name", ""))
                     if name is not None:
                         try:
-                            out[name] = _record(item)
+                            out[name] = to_record(item)
                         except SecretError as exc:
                             out[name] = exc
                 for failure in response.get("Errors", []):
@@ -557,19 +557,24 @@ class AwsDriver:
 
     def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
         """Move AWSCURRENT to ``version`` only if it is still on ``if_current`` (AWSPREVIOUS follows)."""
-        stored = encode_name(name)
-        if "AWSCURRENT" not in self._labels(stored).get(version, ()):
+        self.promote_secret_id(encode_name(name), version, if_current=if_current)
+        return VersionInfo(name, version, None, _stages(["AWSCURRENT"]))
+
+    def promote_secret_id(self, secret_id: str, version: str, *, if_current: str) -> None:
+        """``promote`` for a SecretId as AWS spells it (name or ARN), as rotation events carry it."""
+        if "AWSCURRENT" not in self._labels(secret_id).get(version, ()):
             try:
                 self.client.update_secret_version_stage(
-                    SecretId=stored, VersionStage="AWSCURRENT", MoveToVersionId=version, RemoveFromVersionId=if_current
+                    SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=version,
+                    RemoveFromVersionId=if_current,
                 )
             except bx.ClientError as exc:
                 if _code(exc) != "InvalidParameterException":
                     raise
-                if "AWSCURRENT" not in self._labels(stored).get(version, ()):  # not a lost response of ours
+                if "AWSCURRENT" not in self._labels(secret_id).get(version, ()):  # not a lost response of ours
                     raise ConflictError(f"current version is no longer {if_current!r}") from exc
-        self.discard_pending(name, version)
-        return VersionInfo(name, version, None, _stages(["AWSCURRENT"]))
+        self._drop_label(secret_id, "AWSPENDING", version)
+        self._drop_label(secret_id, WRITE_LABEL_PREFIX + version, version)
 
     def discard_pending(self, name: str, version: str) -> None:
         """Remove AWSPENDING (and a leftover private label) from ``version``; the version stays."""
@@ -577,11 +582,11 @@ class AwsDriver:
         self._drop_label(stored, "AWSPENDING", version)
         self._drop_label(stored, WRITE_LABEL_PREFIX + version, version)
 
-    def _labels(self, stored: str) -> dict[str, list[str]]:
-        description = self.client.describe_secret(SecretId=stored)
+    def _labels(self, secret_id: str) -> dict[str, tuple[str, ...]]:
+        description = self.client.describe_secret(SecretId=secret_id)
         if description.get("DeletedDate"):
             raise NotFoundError("secret is scheduled for deletion")
-        return {str(v): list(ls) for v, ls in (description.get("VersionIdsToStages") or {}).items()}
+        return {str(v): tuple(ls) for v, ls in (description.get("VersionIdsToStages") or {}).items()}
 
     def delete(self, name: str, *, purge: bool) -> None:
         stored = encode_name(name)
@@ -617,7 +622,8 @@ def _datetime(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def _record(response: Mapping[str, Any]) -> Record:
+def to_record(response: Mapping[str, Any]) -> Record:
+    """A GetSecretValue-shaped response as a Record."""
     return Record(
         value=decode_value(response),
         version=str(response["VersionId"]),

@@ -306,3 +306,25 @@ def server_error() -> AWSResponse:
 def read_timeout() -> AWSResponse:
     """What botocore raises when the response never arrives."""
     raise ReadTimeoutError(endpoint_url="http://lost.invalid/")
+
+
+def begin_aws_rotation(name: str, token: str) -> None:
+    """What RotateSecret does on AWS before it invokes the rotation Lambda's first step.
+
+    AWS enables rotation and opens a version ``token`` labelled AWSPENDING with no value yet
+    (backends.md §2.7). moto can only run a rotation Lambda in Docker, so the tests invoke the
+    handler themselves and this sets up the server state AWS would have at that point.
+    """
+    import time
+
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    secret = get_backend("secretsmanager")[DEFAULT_ACCOUNT_ID][REGION].secrets[name]
+    secret.rotation_requested = secret.rotation_enabled = True  # moto reports rotation only once requested
+    secret.rotation_lambda_arn = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:rotate"
+    secret.auto_rotate_after_days = 30
+    for version in secret.versions.values():
+        if "AWSPENDING" in version["version_stages"]:
+            version["version_stages"].remove("AWSPENDING")
+    secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
