@@ -335,8 +335,10 @@ class AwsDriver:
             if len(version) not in _VERSION_ID_LENGTH:  # AWS version ids are 32-64 characters
                 raise NotFoundError(f"version {version!r} not found")
             request["VersionId"] = version
-        elif stage is not None:
-            request["VersionStage"] = NATIVE_STAGE[stage]
+        else:
+            # AWS reads AWSCURRENT by default anyway; naming it also reads the right version on
+            # moto, whose default version lags behind UpdateSecretVersionStage (users test with it).
+            request["VersionStage"] = NATIVE_STAGE[stage or Stage.CURRENT]
         response = self.client.get_secret_value(**request)
         return to_record(response)
 
