@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,12 @@ def file_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Secr
     monkeypatch.delenv("SECRETKIT_FILE_KEY", raising=False)
     with secretkit.open((tmp_path / "store").as_uri()) as store:
         yield store
+
+
+@pytest.fixture(scope="session")
+def bao() -> Iterator[Any]:
+    """One OpenBao dev server (tests/doubles/openbao.py) shared by every test module that asks."""
+    from tests.doubles import openbao
+
+    yield openbao.shared()
+    openbao.release()

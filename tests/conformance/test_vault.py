@@ -14,12 +14,6 @@ from secretkit.testing.rotation import RotationConformance
 from tests.doubles import openbao
 
 
-@pytest.fixture(scope="session")
-def bao() -> Iterator[openbao.OpenBaoServer]:
-    yield openbao.shared()
-    openbao.release()
-
-
 @pytest.fixture(autouse=True)
 def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     openbao.clean_env(monkeypatch)  # a developer's VAULT_NAMESPACE etc. must not reach the local server

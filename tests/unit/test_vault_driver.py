@@ -48,12 +48,6 @@ SENTINEL = "SENTINEL-vault-value-7d21"
 NO_RETRY = RetryPolicy.none()
 
 
-@pytest.fixture(scope="session")
-def bao() -> Iterator[openbao.OpenBaoServer]:
-    yield openbao.shared()
-    openbao.release()
-
-
 @pytest.fixture(autouse=True)
 def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     openbao.clean_env(monkeypatch)  # a developer's VAULT_NAMESPACE etc. must not reach the local server
