@@ -66,7 +66,12 @@ def redact_url(url: str) -> str:
         f"{k}=***" if any(s in k.lower() for s in _SENSITIVE_PARAMS) else f"{k}={v}"
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    redacted = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    # urlunsplit drops an empty authority ("aws-sm://?region=x" -> "aws-sm:?region=x"); keep the
+    # user's spelling so the redacted URL still opens the same store.
+    if not netloc and url[len(parts.scheme) + 1 :].startswith("//") and not redacted[len(parts.scheme) + 1 :].startswith("//"):
+        redacted = f"{parts.scheme}://{redacted[len(parts.scheme) + 1:]}"
+    return redacted
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,19 @@ def test_redact_url_hides_credentials() -> None:
     assert "hunter2" not in repr(store) and "shared-name" in repr(store)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("aws-sm://?region=eu-west-1&token=abc", "aws-sm://?region=eu-west-1&token=***"),
+        ("k8s://", "k8s://"),
+        ("file:///tmp/store", "file:///tmp/store"),
+        ("gcp-sm://proj?location=europe-west1", "gcp-sm://proj?location=europe-west1"),
+    ],
+)
+def test_redacted_url_keeps_the_users_spelling(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
 def test_import_secretkit_imports_no_cloud_sdk_nor_pydantic() -> None:
     code = (
         "import sys, json, secretkit; "
