@@ -187,8 +187,8 @@ class FakeKubeAPI:
             self.state.snapshots.clear()
 
     def add_service_account(self, token: str, namespace: str, name: str,
-                            audiences: list[str] | None = None) -> ServiceAccount:
-        sa = ServiceAccount(namespace, name, str(uuid.uuid4()), audiences or ["https://kubernetes.default.svc"])
+                            audiences: list[str] | None = None, uid: str | None = None) -> ServiceAccount:
+        sa = ServiceAccount(namespace, name, uid or str(uuid.uuid4()), audiences or ["https://kubernetes.default.svc"])
         with self.state.lock:
             self.state.service_accounts[token] = sa
         return sa
