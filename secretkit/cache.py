@@ -22,6 +22,7 @@ No thread-locals and no blocking on the hit path, so an async facade can share o
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import threading
@@ -29,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,13 +42,15 @@ from secretkit.secret import Secret, Stage
 REMOTE_BACKENDS = frozenset({"vault", "aws-sm", "gcp-sm", "k8s"})
 
 #: (name, version, stage) — everything that changes the answer of a read.
-Key = tuple[str, Union[str, None], Union[str, None]]
+Key = tuple[str, str | None, str | None]
 
 #: An entry: (secret or the NotFoundError of a negative entry, fetched_at, refresh_at,
 #: expires_at, stale_until). A plain tuple: immutable, so readers need no lock.
-Entry = tuple[Union[Secret, NotFoundError], float, float, float, float]
+Entry = tuple[Secret | NotFoundError, float, float, float, float]
 
 Clock = Callable[[], float]
+
+_log = logging.getLogger("secretkit.cache")
 
 
 class CachePolicy(BaseModel):
@@ -109,7 +112,7 @@ class CachedNotFoundError(NotFoundError):
 class _Flight:
     """One backend load that concurrent readers of the same key wait for."""
 
-    __slots__ = ("done", "result", "error", "how")
+    __slots__ = ("done", "error", "how", "result")
 
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -270,7 +273,7 @@ class Cache:
                 flight.result, flight.how = old[0], "stale"
             else:
                 flight.error = exc
-        except BaseException as exc:  # not a portable error: share it, cache nothing
+        except BaseException as exc:  # noqa: BLE001 - not a portable error: share it with the waiters, cache nothing
             flight.error = exc
         else:
             self.insert(key, secret, generation, started)
@@ -287,9 +290,9 @@ class Cache:
         if (
             self.policy.check_version and probe is not None and current
             and old is not None and isinstance(old[0], Secret)
+            and probe(name) == old[0].version
         ):
-            if probe(name) == old[0].version:
-                return old[0]  # unchanged on the backend: keep the value, skip reading it
+            return old[0]  # unchanged on the backend: keep the value, skip reading it
         return load(key)
 
     # -- writes to the cache -------------------------------------------------------------
@@ -385,8 +388,8 @@ class _Worker:
                 return
             try:
                 job()
-            except BaseException:  # noqa: BLE001 - _run publishes errors to its flight; never die
-                pass
+            except BaseException:  # noqa: BLE001 - _run publishes errors to its flight; the worker must not die
+                _log.debug("background cache refresh failed", exc_info=True)
 
     def stop(self) -> None:
         self._queue.put(None)
