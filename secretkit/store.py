@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +18,7 @@ from secretkit import names as _names
 from secretkit import retry as _retry
 from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Key, default_policy
+from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Entry, Key, default_policy
 from secretkit.config import StoreOptions, redact_url
 from secretkit.drivers.base import Capabilities, Driver, Record, sdk_client
 from secretkit.errors import (
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from secretkit.rotation import RotationResult, Watcher
 
 T = TypeVar("T")
+_DEBUG = logging.DEBUG
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
@@ -53,6 +54,9 @@ class SecretStore:
         self._hooks: list[AuditHook] = []
         policy = self.options.cache or default_policy(driver.backend)
         self._cache: Cache | None = Cache(policy, clock=clock) if policy.enabled else None
+        # the hit path reads these directly (an empty dict when not caching: every read misses)
+        self._entries: Mapping[Key, Entry] = self._cache.entries if self._cache is not None else {}
+        self._clock = self._cache.clock if self._cache is not None else time.monotonic
 
     # -- introspection ---------------------------------------------------------------
 
@@ -123,26 +127,28 @@ class SecretStore:
         older than that many seconds as missing; ``refresh=True`` reads the backend and
         updates the cache.
         """
-        cache = self._cache
-        if cache is not None and not refresh:
-            # The hit path: no lock, no validation (only validated keys are ever cached).
-            key = (name, version, stage)
-            try:
-                entry = cache.entries.get(key)
-            except TypeError:  # an unhashable name; validation below explains
-                entry = None
-            if entry is not None:
-                secret = entry[0]
-                now = cache.clock()
-                if now < entry[2] and secret.__class__ is Secret and (max_age is None or now - entry[1] <= max_age):
-                    try:
-                        cache.entries.move_to_end(key)
-                    except KeyError:  # evicted a moment ago; the entry read is still valid
-                        pass
-                    cache.hits += 1
-                    if self._hooks or _audit_logger.isEnabledFor(logging.DEBUG):
-                        self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
-                    return secret
+        # The hit path: no lock, no validation (only validated keys are ever cached), as few
+        # attribute lookups and calls as possible; everything else is in _get.
+        key = (name, version, stage)
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):  # a miss (or an unhashable name, which validation explains)
+            return self._get(name, version, stage, max_age, refresh)
+        secret = entry[0]
+        now = self._clock()
+        if now < entry[2] and not refresh and secret.__class__ is Secret and (
+            max_age is None or now - entry[1] <= max_age
+        ):
+            cache: Cache = self._cache  # type: ignore[assignment]  # entries exist only with a cache
+            if cache.track_recency:
+                try:
+                    cache.entries.move_to_end(key)
+                except KeyError:  # evicted a moment ago; the entry read is still valid
+                    pass
+            cache.hits += 1
+            if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
+                self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+            return secret
         return self._get(name, version, stage, max_age, refresh)
 
     def refresh(self, name: str) -> Secret:
