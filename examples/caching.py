@@ -18,7 +18,10 @@ def main() -> None:
         store.refresh("payments/db-password")  # the same, explicitly
         store.put("payments/db-password", "rotated")  # writes invalidate: read-your-writes
         assert store.get("payments/db-password").text == "rotated"
-        print(store.cache_stats())
+        stats = store.cache_stats()
+        assert stats.hits >= 999 and stats.misses <= 3, stats
+        print(stats)
+        print("caching example OK")
 
 
 if __name__ == "__main__":
