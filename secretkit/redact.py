@@ -83,7 +83,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record is the logging system's problem, not ours
+        except Exception:  # noqa: BLE001 - a malformed record is the logging system's problem, not ours
             return True
         cleaned = redact(message)
         if cleaned != message:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from secretkit.config import StoreURL, load_config_file, split_options
 from secretkit.errors import ConfigError
@@ -69,7 +69,7 @@ def _resolve(scheme: str) -> Callable[..., Any]:
     return factory
 
 
-def open(  # noqa: A001 - the public name mirrors builtins.open on purpose
+def open(
     url: str | None = None,
     *,
     client: Any = None,

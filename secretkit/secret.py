@@ -41,7 +41,7 @@ class Value:
     Deliberately not a dataclass: no generated ``repr`` or ``asdict`` can expose the data.
     """
 
-    __slots__ = ("kind", "_data")
+    __slots__ = ("_data", "kind")
 
     def __init__(self, kind: Kind, data: str | bytes | Mapping[str, str]) -> None:
         self.kind = kind
