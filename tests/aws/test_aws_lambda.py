@@ -18,7 +18,14 @@ from secretkit.aws_lambda import STEPS, RotationHandler
 from secretkit.rotation import RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
-from tests.doubles.aws import REGION, aws_faithful_moto, aws_http_endpoint, begin_aws_rotation, fake_aws_env, make_client
+from tests.doubles.aws import (
+    REGION,
+    aws_faithful_moto,
+    aws_http_endpoint,
+    begin_aws_rotation,
+    fake_aws_env,
+    make_client,
+)
 
 moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]
