@@ -191,7 +191,7 @@ def test_not_an_event_is_refused(store: SecretStore) -> None:
 
 
 def test_raw_client_sees_aws_shapes(store: SecretStore) -> None:
-    name, arn, token = start(store)
+    _, arn, token = start(store)
     for step in STEPS:
         RotationHandler(store=store)(event(arn, token, step))
     raw = make_client(None if store.client.meta.endpoint_url.startswith("https://") else store.client.meta.endpoint_url)
