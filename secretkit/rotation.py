@@ -348,19 +348,28 @@ def rotate_if_older(store: SecretStore, name: str, max_age: timedelta, **steps: 
 
 
 class Watcher:
-    """Polls a secret and calls ``callback(secret)`` whenever its current version changes.
+    """Calls ``callback(secret)`` from a daemon thread whenever the secret's current version changes.
 
-    Uses the driver's cheap ``current_version`` when it has one (no value transferred), else a
-    read. Runs in a daemon thread until ``stop()`` (or the ``with`` block ends).
+    Where the driver can stream changes (``watch_versions``: Kubernetes' watch API) the thread
+    follows the stream, so a change is reported as soon as the server sends it; if the stream
+    breaks, the watcher checks once by polling, backs off and resumes the stream. Elsewhere it
+    polls every ``interval`` seconds with the driver's cheap ``current_version`` (no value
+    transferred) or a read. Each change first drops the name from the store's cache, so the
+    callback and every later ``get`` see the new value. ``stop()`` (or leaving the ``with``
+    block) returns at once; no callback runs after it.
     """
 
     def __init__(self, store: SecretStore, name: str, callback: Callable[[Secret], Any], interval: float = 30.0):
         check_name(name)
         self.store, self.name, self.callback, self.interval = store, name, callback, interval
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._seen: str | None = self._version()
         self.errors = 0
-        self._thread = threading.Thread(target=self._run, name=f"secretkit-watch-{name}", daemon=True)
+        self._stream = getattr(store.driver, "watch_versions", None)
+        self.streaming = self._stream is not None
+        target = self._follow if self.streaming else self._run
+        self._thread = threading.Thread(target=target, name=f"secretkit-watch-{name}", daemon=True)
         self._thread.start()
 
     def _version(self) -> str | None:
@@ -379,20 +388,43 @@ class Watcher:
         except SecretError:
             self.errors += 1  # a transient outage must not kill the watch
             return False
-        if version is None or version == self._seen:
-            return False
-        self._seen = version
-        self.store._written(self.name)
-        self.callback(self.store.get(self.name))
+        return self._changed(version)
+
+    def _changed(self, version: str | None) -> bool:
+        """Report ``version`` if it is new (None: deleted, nothing to report)."""
+        with self._lock:  # the thread and an explicit poll() must not report one change twice
+            if version is None or version == self._seen or self._stop.is_set():
+                return False
+            self._seen = version
+            self.store._written(self.name)
+            secret = self.store.get(self.name)
+        self.callback(secret)
         return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.poll()
 
+    def _follow(self) -> None:
+        failures = 0
+        stream = self._stream
+        assert stream is not None
+        while not self._stop.is_set():
+            try:
+                for version in stream(self.name, self._stop):
+                    failures = 0
+                    self._changed(version)
+            except Exception:  # noqa: BLE001 - any stream failure: poll once so nothing is missed, back off
+                self.errors += 1
+                failures += 1
+                self.poll()
+                self._stop.wait(min(self.interval, 0.1 * 2 ** min(failures, 8)))
+
     def stop(self) -> None:
+        """Stop watching; returns without waiting for a watch request to end (the daemon thread
+        finishes within the driver's watch timeout and reports nothing more)."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(timeout=0.5)
 
     def __enter__(self) -> Watcher:
         return self

@@ -36,7 +36,8 @@ import json
 import os
 import re
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ class KubernetesOptions(BaseModel):
     page_size: int = Field(500, ge=1, description="objects per list page (limit/continue)")
     timeout: float = Field(30.0, gt=0, description="seconds per API request")
     field_manager: str = Field("secretkit", min_length=1, max_length=128)
+    watch_timeout: int = Field(
+        5, ge=1, le=600, description="seconds one watch request stays open (bounds how long stopping a watch takes)"
+    )
 
 
 # -- names ---------------------------------------------------------------------------
@@ -254,6 +258,50 @@ class KubernetesDriver:
     def current_version(self, name: str) -> str:
         """The object's resourceVersion (Kubernetes has no metadata-only read of one Secret here)."""
         return str((self._get(name).get("metadata") or {}).get("resourceVersion", ""))
+
+    def watch_versions(self, name: str, stop: threading.Event) -> Iterator[str | None]:
+        """Stream the object's resourceVersion on every change (None once deleted) with the API
+        server's watch, until ``stop`` is set; the first item is the state when watching starts.
+
+        Each watch request lasts ``watch_timeout`` seconds and resumes from the last version
+        seen, so no change is missed between requests; when the server has compacted that
+        version away (410 Gone) the object is listed again and watching restarts from there.
+        """
+        selector = f"metadata.name={object_name(name)}"
+        last: str | None = None
+        resume: str | None = None
+        first = True
+        while not stop.is_set():
+            if resume is None:  # (re)list: the current state, and the version to watch from
+                doc = _json(self.client.list_namespaced_secret(
+                    self.namespace, field_selector=selector, _preload_content=False, _request_timeout=self._timeout
+                ))
+                items = doc.get("items") or []
+                current = str(items[0]["metadata"]["resourceVersion"]) if items else None
+                resume = str((doc.get("metadata") or {}).get("resourceVersion") or "") or None
+                if first or current != last:
+                    first, last = False, current
+                    yield current
+            try:
+                for event in kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+                    self.client.list_namespaced_secret, self.namespace, field_selector=selector,
+                    resource_version=resume, timeout_seconds=self._opts.watch_timeout, allow_watch_bookmarks=True,
+                    _request_timeout=self._opts.watch_timeout + self._timeout,
+                ):
+                    meta = (event.get("raw_object") or {}).get("metadata") or {}
+                    resume = str(meta.get("resourceVersion") or resume)
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    version = None if event.get("type") == "DELETED" else resume
+                    if version != last:
+                        last = version
+                        yield version
+                    if stop.is_set():
+                        return
+            except ApiException as exc:
+                if exc.status != 410:  # 410 Gone: our resume point was compacted away; list again
+                    raise
+                resume = None
 
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
         obj = object_name(name)

@@ -46,7 +46,16 @@ Test controls: ``fail_next(status, count, reason)`` answers the next requests wi
 error Status (``Retry-After`` on 429), ``requests`` records (method, path, query,
 content type) of every request, ``expire_continue_tokens()``, ``seed(...)`` stores an
 object as kubectl would, ``reset()``.
-Not modelled: watch, field managers/managedFields, dryRun, DeleteCollection, other kinds.
+Watch (``GET .../secrets?watch=true``)
+  * Newline-delimited JSON events (``ADDED``, ``MODIFIED``, ``DELETED``) over chunked
+    encoding, filtered by ``labelSelector``/``fieldSelector``; from ``resourceVersion`` (or,
+    without one, the current objects as ``ADDED`` first); the stream ends after
+    ``timeoutSeconds``, with a ``BOOKMARK`` carrying the latest resourceVersion when
+    ``allowWatchBookmarks`` is set. The history keeps the last ``EVENT_WINDOW`` events;
+    ``compact()`` drops it, and resuming from before that is an ``ERROR`` event with a 410
+    ``Expired`` Status, as the apiserver answers.
+
+Not modelled: field managers/managedFields, dryRun, DeleteCollection, other kinds.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -139,6 +149,11 @@ class FakeKubeState:
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
     faults: list[tuple[int, str] | None] = field(default_factory=list)
     requests: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: Watch history: (resourceVersion, event type, namespace, object); the oldest are dropped
+    #: (like etcd compaction) and a watch from before ``compacted`` is answered 410 Expired.
+    events: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+    compacted: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
 
 class FakeKubeAPI:
@@ -182,6 +197,13 @@ class FakeKubeAPI:
         with self.state.lock:
             self.state.faults.extend([None] * after + [(status, reason)] * count)
 
+    def compact(self) -> None:
+        """Forget the watch history (etcd compaction): resuming a watch from any older
+        resourceVersion is then answered with a 410 Expired ERROR event."""
+        with self.state.lock:
+            self.state.events.clear()
+            self.state.compacted = self.state.revision
+
     def expire_continue_tokens(self) -> None:
         with self.state.lock:
             self.state.snapshots.clear()
@@ -215,6 +237,8 @@ class FakeKubeAPI:
             self.state.faults.clear()
             self.state.requests.clear()
             self.state.service_accounts.clear()
+            self.state.events.clear()
+            self.state.compacted = self.state.revision
 
 
 # -- HTTP ----------------------------------------------------------------------------
@@ -258,8 +282,16 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {"Retry-After": "1"} if code == 429 else {}
                 raise ApiError(code, reason, f"injected {code} {reason}", headers=headers)
             user = self._authenticate()
+            match = _SECRETS.match(parts.path)
+            if method == "GET" and query.get("watch") in ("true", "1") and match and match.group(2) is None:
+                _authorize(user, "watch", match.group(1), None)
+                try:
+                    self._watch(match.group(1), query)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped watching
+                    self.close_connection = True
+                return
             if method in ("POST", "PUT") and content_type not in ("", "application/json"):
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                                "accepted media types include: application/json")
             status, body = self._route(method, parts.path, query, content_type, raw, user)
             self._send(status, body)
@@ -280,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
                user: User | None) -> tuple[int, dict[str, Any]]:
         if path.rstrip("/") == _TOKENREVIEW:
             if method != "POST":
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             _authorize(user, "create", "", None, resource="tokenreviews", group="authentication.k8s.io")
             return 201, _token_review(self.state, _body(raw))
         match = _SECRETS.match(path)
@@ -312,6 +344,55 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "PATCH":
                 return 200, _external(_patch(state, namespace, name, content_type, raw), with_kind=True)
             return 200, _delete(state, namespace, name, _body(raw) if raw else {})
+
+    def _watch(self, namespace: str, query: dict[str, str]) -> None:
+        """A watch: newline-delimited JSON events over chunked encoding until timeoutSeconds."""
+        state = self.state
+        labels = _label_matcher(query.get("labelSelector", ""))
+        fields = _field_matcher(query.get("fieldSelector", ""), namespace)
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def emit(kind: str, obj: dict[str, Any]) -> None:
+            line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+
+        with state.lock:
+            since = query.get("resourceVersion") or ""
+            if since in ("", "0"):  # "most recent": the current objects as ADDED, then changes
+                start = state.revision
+                for (ns, _), obj in sorted(state.objects.items()):
+                    if ns == namespace and labels(obj["metadata"].get("labels") or {}) and fields(obj):
+                        emit("ADDED", _external(obj, with_kind=True))
+            else:
+                start = int(since)
+        if start < state.compacted:
+            emit("ERROR", {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": f"too old resource version: {start} ({state.compacted})",
+                           "reason": "Expired", "code": 410})
+        else:
+            newest = start
+            while (left := deadline - time.monotonic()) > 0:
+                with state.lock:
+                    fresh = [(rv, kind, obj) for rv, kind, ns, obj in state.events
+                             if rv > start and ns == namespace and labels(obj["metadata"].get("labels") or {})
+                             and fields(obj)]
+                    newest = state.revision
+                for rv, kind, obj in fresh:
+                    emit(kind, _external(obj, with_kind=True))
+                start = max([start, *(rv for rv, _, _ in fresh)])
+                if not fresh:
+                    with state.changed:
+                        state.changed.wait(min(left, 0.1))
+            if bookmarks:
+                emit("BOOKMARK", {"kind": "Secret", "apiVersion": "v1", "metadata": {"resourceVersion": str(newest)}})
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
@@ -373,7 +454,7 @@ def _decoded_data(name: str, body: dict[str, Any]) -> dict[str, bytes]:
         if value is None:
             value = ""
         if not isinstance(value, str):
-            raise ApiError(400, "BadRequest", f"json: cannot unmarshal into Go struct field Secret.data of type []uint8")
+            raise ApiError(400, "BadRequest", "json: cannot unmarshal into Go struct field Secret.data of type []uint8")
         try:
             data[key] = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
@@ -410,6 +491,21 @@ def _encode(data: dict[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode() for k, v in sorted(data.items())}
 
 
+#: Watch events kept; older ones are compacted away.
+EVENT_WINDOW = 1000
+
+
+def _record(state: FakeKubeState, kind: str, namespace: str, obj: dict[str, Any]) -> None:
+    """Append a watch event (caller holds ``state.lock``) and wake the open watches."""
+    state.events.append((int(obj["metadata"]["resourceVersion"]), kind, namespace, copy.deepcopy(obj)))
+    if len(state.events) > EVENT_WINDOW:
+        dropped = state.events[: len(state.events) - EVENT_WINDOW]
+        del state.events[: len(dropped)]
+        state.compacted = dropped[-1][0]
+    with state.changed:
+        state.changed.notify_all()
+
+
 def _create(state: FakeKubeState, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     name = str(meta.get("name") or "")
@@ -432,6 +528,7 @@ def _create(state: FakeKubeState, namespace: str, body: dict[str, Any]) -> dict[
     if body.get("immutable") is not None:
         obj["immutable"] = bool(body["immutable"])
     state.objects[(namespace, name)] = obj
+    _record(state, "ADDED", namespace, obj)
     return obj
 
 
@@ -481,6 +578,7 @@ def _update(state: FakeKubeState, namespace: str, name: str, new: dict[str, Any]
     if new.get("immutable") is not None:
         stored["immutable"] = bool(new["immutable"])
     state.objects[(namespace, name)] = stored
+    _record(state, "MODIFIED", namespace, stored)
     return stored
 
 
@@ -510,7 +608,7 @@ def _merge(target: Any, patch: Any, strategic: bool) -> Any:
 
 def _patch(state: FakeKubeState, namespace: str, name: str, content_type: str, raw: bytes) -> dict[str, Any]:
     if content_type not in ("application/strategic-merge-patch+json", "application/merge-patch+json"):
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted '
+        raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '
                        "media types include: application/strategic-merge-patch+json, application/merge-patch+json")
     old = state.objects.get((namespace, name))
     if old is None:
@@ -532,7 +630,9 @@ def _delete(state: FakeKubeState, namespace: str, name: str, options: dict[str, 
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on secrets "{name}": Precondition failed: '
                            f"{key}: {pre[key]}, {key}: {obj['metadata'][key]}", {"name": name, "kind": "secrets"})
     del state.objects[(namespace, name)]
-    _bump(state)
+    gone = copy.deepcopy(obj)
+    gone["metadata"]["resourceVersion"] = _bump(state)
+    _record(state, "DELETED", namespace, gone)
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
 
@@ -615,7 +715,7 @@ def _list(state: FakeKubeState, namespace: str, query: dict[str, str]) -> dict[s
             labels = _label_matcher(query.get("labelSelector", ""))
             fields = _field_matcher(query.get("fieldSelector", ""), namespace)
             items = [copy.deepcopy(obj) for (ns, _), obj in sorted(state.objects.items())
-                     if ns == namespace and labels((obj["metadata"].get("labels") or {})) and fields(obj)]
+                     if ns == namespace and labels(obj["metadata"].get("labels") or {}) and fields(obj)]
             snap_id, start = uuid.uuid4().hex, 0
             snapshot = _Snapshot(items, str(state.revision))
         page = snapshot.items[start:start + limit] if limit > 0 else snapshot.items[start:]
