@@ -5,6 +5,7 @@ Subclass ``RotationConformance`` with a ``store`` fixture (as for ``StoreConform
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,20 @@ class CrashingDriver:
             raise Crash(f"after {attr}")
 
         return crashing
+
+
+class WithoutNativeStages:
+    """A driver wrapper that hides the native stage primitives, so rotation runs on the
+    companion emulation Vault, GCP and Kubernetes use — to check it on a local store."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.capabilities = dataclasses.replace(inner.capabilities, stages=False)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in ROTATION_METHODS:
+            raise AttributeError(attr)
+        return getattr(self._inner, attr)
 
 
 def _native(store: SecretStore) -> bool:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 import secretkit
 from secretkit.cache import CachePolicy
-from secretkit.rotation import ROTATION_METHODS
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
-from secretkit.testing.rotation import RotationConformance
+from secretkit.testing.rotation import RotationConformance, WithoutNativeStages
 
 
 def _cached() -> Iterator[SecretStore]:
@@ -34,22 +31,9 @@ class TestMemoryCachedRotation(RotationConformance):
         yield from _cached()
 
 
-class _CompanionStagesOnly:
-    """Hides memory's native stage primitives, so rotation runs on companions (as on Vault, GCP, k8s)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.capabilities = dataclasses.replace(inner.capabilities, stages=False)
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr in ROTATION_METHODS:
-            raise AttributeError(attr)
-        return getattr(self._inner, attr)
-
-
 class TestMemoryCachedCompanionRotation(RotationConformance):
     @pytest.fixture
     def store(self) -> Iterator[SecretStore]:
         for cached in _cached():
-            with SecretStore(_CompanionStagesOnly(cached.driver), options=cached.options) as store:  # type: ignore[arg-type]
+            with SecretStore(WithoutNativeStages(cached.driver), options=cached.options) as store:  # type: ignore[arg-type]
                 yield store

@@ -61,6 +61,18 @@ def service_account_jwt(namespace: str, name: str, uid: str) -> str:
     return f"{_segment({'alg': 'RS256', 'kid': 'double'})}.{_segment(claims)}.{_segment({'sig': uuid.uuid4().hex})}"
 
 
+def pod_token(kube: k8s_api.FakeKubeAPI, directory: Path, account: str, *, known: bool = True) -> tuple[Path, str, str]:
+    """A service-account JWT in a file, as the kubelet mounts it; ``known`` registers it with
+    the API server so a TokenReview authenticates it. Returns (file, jwt, uid)."""
+    uid = str(uuid.uuid4())
+    jwt = service_account_jwt("shop", account, uid)
+    if known:
+        kube.add_service_account(jwt, "shop", account, audiences=["vault"], uid=uid)
+    token_file = directory / f"token-{account}"
+    token_file.write_text(jwt)
+    return token_file, jwt, uid
+
+
 @pytest.fixture(scope="module")
 def kube() -> Iterator[k8s_api.FakeKubeAPI]:
     with k8s_api.FakeKubeAPI(tokens={k8s_api.ADMIN_TOKEN: k8s_api.User("system:serviceaccount:kube-system:vault-reviewer")}) as api:
@@ -83,11 +95,7 @@ def k8s_auth(bao: openbao.OpenBaoServer, kube: k8s_api.FakeKubeAPI) -> str:
 def test_pod_logs_in_with_its_service_account_token(
     bao: openbao.OpenBaoServer, kube: k8s_api.FakeKubeAPI, k8s_auth: str, tmp_path: Path
 ) -> None:
-    uid = str(uuid.uuid4())
-    jwt = service_account_jwt("shop", "web", uid)
-    kube.add_service_account(jwt, "shop", "web", audiences=["vault"], uid=uid)
-    token_file = tmp_path / "token"
-    token_file.write_text(jwt)
+    token_file, _, uid = pod_token(kube, tmp_path, "web")
     before = len(kube.state.requests)
     with secretkit.open(bao.url(), auth="kubernetes", role="web", jwt_path=str(token_file), auth_mount=k8s_auth) as s:
         s.put("k8s-auth/db", "from-a-pod")
@@ -102,9 +110,7 @@ def test_pod_logs_in_with_its_service_account_token(
 def test_a_token_the_api_server_rejects_is_refused(
     bao: openbao.OpenBaoServer, kube: k8s_api.FakeKubeAPI, k8s_auth: str, tmp_path: Path
 ) -> None:
-    jwt = service_account_jwt("shop", "web", str(uuid.uuid4()))  # never registered: review says unauthenticated
-    token_file = tmp_path / "token"
-    token_file.write_text(jwt)
+    token_file, jwt, _ = pod_token(kube, tmp_path, "web", known=False)  # the review says unauthenticated
     with pytest.raises((AuthenticationError, PermissionDeniedError)) as info:
         secretkit.open(bao.url(), auth="kubernetes", role="web", jwt_path=str(token_file), auth_mount=k8s_auth)
     assert jwt not in str(info.value)
@@ -113,10 +119,6 @@ def test_a_token_the_api_server_rejects_is_refused(
 def test_a_service_account_outside_the_role_is_refused(
     bao: openbao.OpenBaoServer, kube: k8s_api.FakeKubeAPI, k8s_auth: str, tmp_path: Path
 ) -> None:
-    uid = str(uuid.uuid4())
-    jwt = service_account_jwt("shop", "batch-job", uid)
-    kube.add_service_account(jwt, "shop", "batch-job", audiences=["vault"], uid=uid)
-    token_file = tmp_path / "token"
-    token_file.write_text(jwt)
+    token_file, _, _ = pod_token(kube, tmp_path, "batch-job")
     with pytest.raises((AuthenticationError, PermissionDeniedError)):
         secretkit.open(bao.url(), auth="kubernetes", role="web", jwt_path=str(token_file), auth_mount=k8s_auth)
