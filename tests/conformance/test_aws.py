@@ -20,12 +20,14 @@ moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]  # the session fixture, shared with tests/aws
 
 
-class TestAwsInProcess(StoreConformance):
-    @pytest.fixture(scope="class")
-    def mocked(self) -> Iterator[None]:
-        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
-            yield
+@pytest.fixture(scope="module")
+def mocked() -> Iterator[None]:
+    """moto in-process, shared by the store and rotation suites of this module."""
+    with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
+        yield
 
+
+class TestAwsInProcess(StoreConformance):
     @pytest.fixture
     def store(self, mocked: None) -> Iterator[SecretStore]:
         with secretkit.open(f"aws-sm://?region={REGION}") as store:
@@ -43,7 +45,6 @@ class TestAwsRotationInProcess(RotationConformance):
     """Rotation on AWS's own staging labels (AWSPENDING/AWSCURRENT/AWSPREVIOUS)."""
 
     store = TestAwsInProcess.store
-    mocked = TestAwsInProcess.mocked
 
 
 class TestAwsRotationOverHttp(RotationConformance):
