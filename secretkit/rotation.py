@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets as _random
 import string
 import threading
@@ -38,6 +39,8 @@ from secretkit.secret import Kind, Secret, SecretInput, Stage, Value, fields_to_
 
 if TYPE_CHECKING:
     from secretkit.store import SecretStore
+
+logger = logging.getLogger("secretkit")
 
 ROTATION_METHODS = {
     "write_pending": "write_pending(name, value, *, token, adopt) -> VersionInfo: add a pending version "
@@ -391,14 +394,21 @@ class Watcher:
         return self._changed(version)
 
     def _changed(self, version: str | None) -> bool:
-        """Report ``version`` if it is new (None: deleted, nothing to report)."""
+        """Report ``version`` if it is new. A deletion (None) drops the cached value but is not
+        reported: there is no new value to reconnect with; a re-created secret is."""
         with self._lock:  # the thread and an explicit poll() must not report one change twice
-            if version is None or version == self._seen or self._stop.is_set():
+            if version == self._seen or self._stop.is_set():
                 return False
             self._seen = version
             self.store._written(self.name)
+            if version is None:
+                return False
             secret = self.store.get(self.name)
-        self.callback(secret)
+        try:
+            self.callback(secret)
+        except Exception:  # a failing callback must not end the watch
+            self.errors += 1
+            logger.warning("watch callback for %s failed", self.name, exc_info=True)
         return True
 
     def _run(self) -> None:

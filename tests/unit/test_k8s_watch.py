@@ -168,3 +168,37 @@ def test_double_answers_a_compacted_version_with_410(api: k8s_api.FakeKubeAPI) -
     assert info.value.status == 410
 
 
+
+
+def test_a_failing_callback_does_not_end_the_watch(store: SecretStore) -> None:
+    key, seen = name(), Seen()
+    store.put(key, "v1")
+
+    def flaky(secret: Secret) -> None:
+        seen(secret)
+        if secret.text == "v2":
+            raise RuntimeError("the pool could not reconnect")
+
+    with store.watch(key, flaky, interval=3600) as watcher:
+        time.sleep(0.2)
+        store.put(key, "v2")
+        assert seen.wait_for("v2")
+        store.put(key, "v3")
+        assert seen.wait_for("v3")
+        assert watcher.errors == 1
+
+
+def test_polling_watch_survives_a_failing_callback(memory_store: SecretStore) -> None:
+    seen = Seen()
+    memory_store.put("polled/x", "v1")
+
+    def failing(secret: Secret) -> None:
+        seen(secret)
+        raise RuntimeError("boom")
+
+    with memory_store.watch("polled/x", failing, interval=0.02) as watcher:
+        assert not watcher.streaming
+        memory_store.put("polled/x", "v2")
+        assert seen.wait_for("v2")
+        memory_store.put("polled/x", "v3")
+        assert seen.wait_for("v3")
