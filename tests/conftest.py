@@ -12,6 +12,16 @@ import secretkit
 from secretkit.store import SecretStore
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Load secretkit's pytest plugin (the ``secret_store`` fixture) also when the package is
+    not installed, e.g. run from a checkout with ``python -m pytest``; installed, its entry
+    point has registered it already."""
+    from secretkit.testing import plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "secretkit-testing")
+
+
 @pytest.fixture
 def memory_store() -> Iterator[SecretStore]:
     with secretkit.open("memory://") as store:
