@@ -430,11 +430,12 @@ class Watcher:
                 self.poll()
                 self._stop.wait(min(self.interval, 0.1 * 2 ** min(failures, 8)))
 
-    def stop(self) -> None:
-        """Stop watching; returns without waiting for a watch request to end (the daemon thread
-        finishes within the driver's watch timeout and reports nothing more)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop watching: no callback runs afterwards; waits up to ``timeout`` seconds for the
+        thread (a streaming driver cuts its open request; an older Kubernetes client may let
+        it linger until the request's ``watch_timeout`` ends, harmlessly)."""
         self._stop.set()
-        self._thread.join(timeout=0.5)
+        self._thread.join(timeout=timeout)
 
     def __enter__(self) -> Watcher:
         return self

@@ -268,6 +268,27 @@ class KubernetesDriver:
         version away (410 Gone) the object is listed again and watching restarts from there.
         """
         selector = f"metadata.name={object_name(name)}"
+        watch: Any = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+        done = threading.Event()
+
+        def closer() -> None:
+            # Watch.stop() shuts the socket of the response being read (kubernetes >= 37; older
+            # clients notice at the end of the request). Repeated, because a stop landing
+            # between two requests is undone when the next one starts.
+            while not done.wait(0.1):
+                if stop.is_set():
+                    watch.stop()
+
+        threading.Thread(target=closer, name="secretkit-k8s-watch-closer", daemon=True).start()
+        try:
+            yield from self._follow(selector, watch, stop)
+        except Exception:
+            if not stop.is_set():
+                raise  # else: the closer cut the stream
+        finally:
+            done.set()
+
+    def _follow(self, selector: str, watch: Any, stop: threading.Event) -> Iterator[str | None]:
         last: str | None = None
         resume: str | None = None
         first = True
@@ -283,7 +304,7 @@ class KubernetesDriver:
                     first, last = False, current
                     yield current
             try:
-                for event in kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+                for event in watch.stream(
                     self.client.list_namespaced_secret, self.namespace, field_selector=selector,
                     resource_version=resume, timeout_seconds=self._opts.watch_timeout, allow_watch_bookmarks=True,
                     _request_timeout=self._opts.watch_timeout + self._timeout,

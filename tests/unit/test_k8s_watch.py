@@ -116,6 +116,7 @@ def test_stop_is_prompt_and_reports_nothing_after(store: SecretStore) -> None:
     started = time.monotonic()
     watcher.stop()
     assert time.monotonic() - started < 1
+    assert not watcher._thread.is_alive()  # the open watch request was cut, not waited out
     store.put(key, "after-stop")
     time.sleep(0.5)
     assert seen.values == []
