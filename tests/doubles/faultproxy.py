@@ -23,9 +23,9 @@ without an HTTP/2 parser) it decides **per connection**, when a connection is ac
 sends one).
 
 Every decision draws from one ``random.Random(seed)``, so a single-threaded test sees the
-same fault sequence on every run. ``connections``, ``requests``, ``faults`` and
-``request_log`` count what happened. ``with FaultProxy(...) as proxy:`` stops the listener
-and every connection thread on exit (``stop()`` joins them).
+same fault sequence on every run. ``connections``, ``requests``, ``faults``,
+``request_log`` and ``heads`` record what happened. ``with FaultProxy(...) as proxy:``
+stops the listener and every connection thread on exit (``stop()`` joins them).
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ class FaultProxy:
         self.requests = 0
         self.faults: Counter[Fault] = Counter()
         self.request_log: list[str] = []  # request lines seen (http=True), in order
+        self.heads: list[str] = []  # whole request heads (line and headers), in order
         self._rng = random.Random(seed)
         self._rule = Rule(Fault.PASS)
         self._left: int | None = None
@@ -251,6 +252,7 @@ class FaultProxy:
             self.connections = self.requests = 0
             self.faults.clear()
             self.request_log.clear()
+            self.heads.clear()
 
     def _decide(self, head: str | None) -> Rule:
         with self._lock:
@@ -258,6 +260,7 @@ class FaultProxy:
             if head is not None:
                 self.requests += 1
                 self.request_log.append(head.split("\r\n", 1)[0])
+                self.heads.append(head)
             chosen = rule
             skip = rule.fault is Fault.PASS or self._left == 0 or (
                 rule.match is not None and (head is None or re.search(rule.match, head) is None)
@@ -357,7 +360,8 @@ class FaultProxy:
                         end = None
                         parse = False
                     head_end = pending.find(b"\r\n\r\n")
-                    expects = head_end >= 0 and "100-continue" in _headers(bytes(pending[:head_end])).get("expect", "").lower()
+                    expect = _headers(bytes(pending[:head_end])).get("expect", "") if head_end >= 0 else ""
+                    expects = "100-continue" in expect.lower()
                     if end is None and parse and expects:
                         parse = False  # the client waits for the server before sending the body
                     if not parse:
