@@ -380,3 +380,29 @@ def test_gcp_put_is_not_retried(gcp: tuple[gcp_sm.SecretManagerModel, FaultProxy
         assert caught.value.attempts == 1 == audit.last("put").attempts
         assert model.calls["AddSecretVersion"] == 1
         assert store.get(name).value.text == "first"
+
+
+def test_gcp_recovered_backend_is_reached_within_the_retry_deadline(
+    gcp: tuple[gcp_sm.SecretManagerModel, FaultProxy],
+) -> None:
+    """After an outage the channel must reconnect while the store still retries.
+
+    gRPC's default reconnect backoff (1 s, growing to 120 s) fails calls at once without a
+    connection attempt, so a sub-second retry deadline was spent before the channel tried the
+    recovered backend again; the driver caps that backoff at 300 ms.
+    """
+    _, proxy = gcp
+    name = _unique("recover")
+    with _gcp_store(proxy, retry=DOWN) as store:
+        store.put(name, "v")
+        proxy.down()
+        for _ in range(3):  # the outage: failed connects put the channel into its backoff
+            with pytest.raises(secretkit.UnavailableError):
+                store.get(name)
+        proxy.pass_through()
+        store.options = secretkit.StoreOptions(
+            retry=RetryPolicy(max_attempts=100, initial_backoff=0.05, max_backoff=0.05, deadline=0.75)
+        )
+        audit = _audited(store)
+        assert store.get(name).value.text == "v"
+    assert audit.last("get").attempts > 1  # it did start inside the channel's backoff
