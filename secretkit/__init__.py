@@ -29,6 +29,7 @@ from secretkit.secret import BatchResult, Kind, Secret, Stage, VersionInfo
 
 if TYPE_CHECKING:
     from secretkit.audit import AuditEvent
+    from secretkit.cache import CachePolicy, CacheStats
     from secretkit.config import StoreOptions, default_url
     from secretkit.drivers.base import Capabilities
     from secretkit.redact import RedactingFilter, install_redaction
@@ -46,6 +47,8 @@ _LAZY = {
     "StoreOptions": "secretkit.config",
     "default_url": "secretkit.config",
     "RetryPolicy": "secretkit.retry",
+    "CachePolicy": "secretkit.cache",
+    "CacheStats": "secretkit.cache",
     "Capabilities": "secretkit.drivers.base",
     "AuditEvent": "secretkit.audit",
     "RedactingFilter": "secretkit.redact",
@@ -73,6 +76,8 @@ __all__ = [
     "AuditEvent",
     "AuthenticationError",
     "BatchResult",
+    "CachePolicy",
+    "CacheStats",
     "Capabilities",
     "ConfigError",
     "ConflictError",

@@ -16,6 +16,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from secretkit.cache import CachePolicy
 from secretkit.errors import ConfigError
 from secretkit.retry import RetryPolicy
 
@@ -31,6 +32,9 @@ class StoreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    cache: CachePolicy | None = Field(
+        None, description="None: the backend's default (on for vault, aws-sm, gcp-sm, k8s; off for memory, file)"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,43 @@ def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:
         raise ConfigError(f"invalid {what} options: {problems} (known options: {allowed})") from None
 
 
+def _cache_aliases(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``cache=false`` → ``cache.enabled``, ``cache_ttl=60`` → ``cache.ttl``; returns the
+    options and, for error messages, how the user spelled each cache option."""
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in options.items():
+        if key == "cache" and (value is None or isinstance(value, (CachePolicy, Mapping))):
+            out[key] = value
+        elif key == "cache":
+            out["cache.enabled"] = value
+            spelled["enabled"] = key
+        elif key.startswith("cache_"):
+            field = key[len("cache_"):]
+            out[f"cache.{field}"] = value
+            spelled[field] = key
+        else:
+            if key.startswith("cache."):
+                spelled[key[len("cache."):]] = key
+            out[key] = value
+    return out, spelled
+
+
 def split_options(options: Mapping[str, Any]) -> tuple[StoreOptions, dict[str, Any]]:
     """Separate store-level options (retry, cache, ...) from the driver's own."""
-    nested = nest(options)
+    aliased, spelled = _cache_aliases(options)
+    nested = nest(aliased)
     store_part = {k: v for k, v in nested.items() if k in StoreOptions.model_fields}
     driver_part = {k: v for k, v in nested.items() if k not in StoreOptions.model_fields}
+    cache = store_part.get("cache")
+    if isinstance(cache, Mapping):
+        try:
+            store_part["cache"] = validate(CachePolicy, cache, what="cache")
+        except ConfigError as exc:
+            message = str(exc)
+            for field, key in spelled.items():
+                message = message.replace(f"{field}: ", f"{key}: ", 1)
+            raise ConfigError(message) from None
     return validate(StoreOptions, store_part, what="store"), driver_part
 
 

@@ -124,7 +124,7 @@ class NativeStages:
 
     def discard(self, name: str) -> str | None:
         try:
-            pending = self.store.get(name, stage=Stage.PENDING)
+            pending = self.store.get(name, stage=Stage.PENDING, refresh=True)
         except NotFoundError:
             return None
         if Stage.CURRENT in pending.stages:
@@ -287,16 +287,22 @@ def rotate(
     check_name(name)
     stages = stages_for(store)
     token = token or uuid.uuid4().hex
-    current = store.get(name, stage=Stage.CURRENT)
+    # bypass the cache: a stale current would only fail later at promotion's if_current check
+    current = store.get(name, stage=Stage.CURRENT, refresh=True)
     new_value = Value.of((generate or (lambda _: generate_password()))(current))
     store._check_value(name, new_value)
-    pending = stages.create(name, new_value, token=token, adopt=resume)
+    try:
+        pending = stages.create(name, new_value, token=token, adopt=resume)
+    finally:
+        store._written(name)  # the pending stage changed
     if pending is None:
         return RotationResult(name, current.version, None, token, already_done=True)
     _user_step("apply", apply, pending, store)
     _user_step("verify", verify, pending, store)
-    version = stages.promote(name, pending, current=current, token=token)
-    store._written(name)
+    try:
+        version = stages.promote(name, pending, current=current, token=token)
+    finally:
+        store._written(name)
     return RotationResult(name, version, current.version, token)
 
 
@@ -321,12 +327,15 @@ def _user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, s
 def discard_pending(store: SecretStore, name: str) -> str | None:
     """Abandon an unfinished rotation: drop the pending value. Returns the version dropped, if any."""
     check_name(name)
-    return stages_for(store).discard(name)
+    try:
+        return stages_for(store).discard(name)
+    finally:
+        store._written(name)
 
 
 def rotate_if_older(store: SecretStore, name: str, max_age: timedelta, **steps: Any) -> RotationResult | None:
     """Rotate only when the current version is older than ``max_age`` (for a daily cron job)."""
-    current = store.get(name)
+    current = store.get(name, refresh=True)
     created = current.created_at
     if created is None and store.capabilities.versions:  # some reads carry no timestamp (GCP access)
         created = next((v.created_at for v in store.versions(name) if v.version == current.version), None)
@@ -359,7 +368,7 @@ class Watcher:
         try:
             if probe is not None:
                 return self.store._call("watch", self.name, lambda: probe(self.name))  # type: ignore[no-any-return]
-            return self.store.get(self.name).version
+            return self.store.get(self.name, refresh=True).version
         except NotFoundError:
             return None
 

@@ -139,9 +139,12 @@ class VersionInfo:
         return Stage.CURRENT in self.stages
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class Secret:
-    """A secret value with its metadata. Read the value through ``text``, ``bytes`` or ``fields``."""
+    """A secret value with its metadata. Read the value through ``text``, ``bytes`` or ``fields``.
+
+    Slotted: a cache holds many of these, and no per-instance ``__dict__`` can pick up data.
+    """
 
     name: str
     version: str

@@ -7,15 +7,18 @@ translate calls.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from secretkit import names as _names
 from secretkit import retry as _retry
 from secretkit.audit import AuditEvent, AuditHook, emit
+from secretkit.audit import logger as _audit_logger
+from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Entry, Key, default_policy
 from secretkit.config import StoreOptions, redact_url
 from secretkit.drivers.base import Capabilities, Driver, Record, sdk_client
 from secretkit.errors import (
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from secretkit.rotation import RotationResult, Watcher
 
 T = TypeVar("T")
+_DEBUG = logging.DEBUG
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
@@ -40,11 +44,19 @@ class SecretStore:
     Obtain one with ``secretkit.open(url)``; it is thread-safe and meant to be shared.
     """
 
-    def __init__(self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None) -> None:
+    def __init__(
+        self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None, clock: Clock | None = None
+    ) -> None:
+        """``clock`` (seconds, monotonic) drives cache expiry; tests pass a fake one instead of sleeping."""
         self._driver = driver
         self.options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
         self._hooks: list[AuditHook] = []
+        policy = self.options.cache or default_policy(driver.backend)
+        self._cache: Cache | None = Cache(policy, clock=clock) if policy.enabled else None
+        # the hit path reads these directly (an empty dict when not caching: every read misses)
+        self._entries: Mapping[Key, Entry] = self._cache.entries if self._cache is not None else {}
+        self._clock = self._cache.clock if self._cache is not None else time.monotonic
 
     # -- introspection ---------------------------------------------------------------
 
@@ -67,6 +79,15 @@ class SecretStore:
         """The backend SDK's client object, or None (an escape hatch; prefer the portable API)."""
         return sdk_client(self._driver)
 
+    @property
+    def cache_policy(self) -> CachePolicy | None:
+        """The cache policy in effect (the backend's default unless options set one); None when off."""
+        return self._cache.policy if self._cache is not None else None
+
+    def cache_stats(self) -> CacheStats:
+        """Hits, misses, stale answers, refreshes and evictions of this store's cache so far."""
+        return self._cache.stats() if self._cache is not None else CacheStats()
+
     def add_audit_hook(self, hook: AuditHook) -> None:
         """Call ``hook(AuditEvent)`` after every operation (events never carry values)."""
         self._hooks.append(hook)
@@ -84,23 +105,100 @@ class SecretStore:
         self.close()
 
     def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
         self._driver.close()
 
     # -- reads -----------------------------------------------------------------------
 
-    def get(self, name: str, *, version: str | None = None, stage: str | None = None) -> Secret:
+    def get(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        stage: str | None = None,
+        max_age: float | None = None,
+        refresh: bool = False,
+    ) -> Secret:
         """Read the current value, or ``version=`` a specific version, or ``stage=`` a stage.
 
         Raises ``NotFoundError`` when the secret (or that version/stage) does not exist.
+        Where the store caches (see ``docs/caching.md``): ``max_age`` treats cached entries
+        older than that many seconds as missing; ``refresh=True`` reads the backend and
+        updates the cache.
         """
+        # The hit path: no lock, no validation (only validated keys are ever cached), as few
+        # attribute lookups and calls as possible; everything else is in _get.
+        key = (name, version, stage)
+        try:
+            entry = self._entries[key]
+        except (KeyError, TypeError):  # a miss (or an unhashable name, which validation explains)
+            return self._get(name, version, stage, max_age, refresh)
+        secret = entry[0]
+        now = self._clock()
+        if now < entry[2] and not refresh and secret.__class__ is Secret and (
+            max_age is None or now - entry[1] <= max_age
+        ):
+            cache: Cache = self._cache  # type: ignore[assignment]  # entries exist only with a cache
+            if cache.track_recency:
+                try:
+                    cache.entries.move_to_end(key)
+                except KeyError:  # evicted a moment ago; the entry read is still valid
+                    pass
+            cache.hits += 1
+            if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
+                self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+            return secret
+        return self._get(name, version, stage, max_age, refresh)
+
+    def refresh(self, name: str) -> Secret:
+        """Read the current value from the backend, bypassing the cache, and cache it."""
+        return self.get(name, refresh=True)
+
+    def _get(self, name: str, version: str | None, stage: str | None, max_age: float | None, refresh: bool) -> Secret:
         self._check_read(name, version, stage)
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
+            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
+        cache = self._cache
+        key: Key = (name, version, stage)
+        if cache is None:
+            return self._load(key)
+        if refresh:
+            return cache.reload(key, self._load)
+        start = time.perf_counter()
+        try:
+            secret, how = cache.fetch(key, self._load, self._probe(), max_age=max_age)
+        except CachedNotFoundError as exc:
+            self._audit("get", name, exc.code.value, start, cache="hit")
+            raise
+        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(logging.DEBUG)):
+            self._audit("get", name, "ok", start, cache=how, version=secret.version)
+        return secret
+
+    def _load(self, key: Key, *, operation: str = "get") -> Secret:
+        """Read one key from the backend (audited, retried, translated)."""
+        name, version, stage = key
         if stage is not None and self._emulates(stage):
             from secretkit.rotation import CompanionStages
 
             record = CompanionStages(self).read(name, stage)
         else:
-            record = self._call("get", name, lambda: self._driver.read(name, version=version, stage=stage))
+            cached = "miss" if self._cache is not None else None
+            record = self._call(
+                operation, name, lambda: self._driver.read(name, version=version, stage=stage), cache=cached
+            )
         return _secret(name, record)
+
+    def _probe(self) -> Callable[[str], str] | None:
+        """The driver's cheap current-version read, wrapped like any driver call; None if it has none."""
+        probe = getattr(self._driver, "current_version", None)
+        if probe is None:
+            return None
+
+        def version_of(name: str) -> str:
+            return str(self._call("version_check", name, lambda: probe(name), cache="miss"))
+
+        return version_of
 
     def get_many(self, names: Iterable[str]) -> BatchResult:
         """Read the current value of several secrets; one name's failure does not fail the rest.
@@ -117,6 +215,7 @@ class SecretStore:
                 valid.append(name)
             except SecretError as exc:
                 errors[name] = exc
+        cache = self._cache
         read_many = getattr(self._driver, "read_many", None)
         if read_many is None:
             for name in valid:
@@ -125,15 +224,51 @@ class SecretStore:
                 except SecretError as exc:
                     errors[name] = exc
             return BatchResult(found, errors)
-        if valid:
-            results: dict[str, Record | SecretError] = self._call("get_many", None, lambda: read_many(valid))
+        missing = valid
+        if cache is not None:  # answer hits from the cache, batch only the misses
+            missing = []
+            probe = self._probe()
             for name in valid:
-                outcome = results.get(name)
-                if isinstance(outcome, Record):
-                    found[name] = _secret(name, outcome)
-                else:
-                    failure = outcome or NotFoundError("secret not found", name=name)
-                    errors[name] = self._fill(failure, name)
+                key: Key = (name, None, None)
+                entry = cache.lookup(key)
+                if entry is None:
+                    missing.append(name)
+                    continue
+                try:
+                    found[name] = cache.hit(key, entry, self._load, probe)
+                except NotFoundError as exc:
+                    errors[name] = exc
+        if not missing:
+            return BatchResult(found, errors)
+        whole_failure: SecretError | None = None
+        generations = {name: cache.generation(name) for name in missing} if cache is not None else {}
+        started = cache.clock() if cache is not None else 0.0
+        if cache is not None:
+            cache.misses += len(missing)
+        try:
+            results: dict[str, Record | SecretError] = self._call(
+                "get_many", None, lambda: read_many(missing), cache="miss" if cache is not None else None
+            )
+        except SecretError as exc:
+            if cache is None or not exc.transient:
+                raise
+            whole_failure = exc
+            results = {name: exc for name in missing}  # served stale below where the cache allows
+        for name in missing:
+            outcome = results.get(name)
+            answer: Secret | SecretError
+            if isinstance(outcome, Record):
+                answer = _secret(name, outcome)
+            else:
+                answer = self._fill(outcome or NotFoundError("secret not found", name=name), name)
+            if cache is not None:
+                answer = cache.settle((name, None, None), answer, generations[name], started)
+            if isinstance(answer, Secret):
+                found[name] = answer
+            else:
+                errors[name] = answer
+        if whole_failure is not None and not any(name in found for name in missing):
+            raise whole_failure  # the batch call failed and nothing could be served stale
         return BatchResult(found, errors)
 
     def exists(self, name: str) -> bool:
@@ -187,12 +322,15 @@ class SecretStore:
         if create_only and not self.capabilities.create_only:
             raise NotSupportedError("create-only writes are not atomic on this backend", name=name, backend=self.backend)
         token = str(uuid.uuid4())
-        return self._call(
-            "put",
-            name,
-            lambda: self._driver.write(name, wrapped, if_version=if_version, create_only=create_only, token=token),
-            retry=self.capabilities.idempotent_put,
-        )
+        try:
+            return self._call(
+                "put",
+                name,
+                lambda: self._driver.write(name, wrapped, if_version=if_version, create_only=create_only, token=token),
+                retry=self.capabilities.idempotent_put,
+            )
+        finally:  # even a failed put may have landed (a timeout): never trust the old entry
+            self._written(name)
 
     def delete(self, name: str, *, purge: bool = False, missing_ok: bool = False) -> None:
         """Delete the secret; afterwards ``get`` raises ``NotFoundError``.
@@ -207,6 +345,8 @@ class SecretStore:
             if not missing_ok:
                 raise
             return
+        finally:
+            self._written(name)
         if self._emulates(Stage.PENDING):  # a later secret of this name must not inherit them
             from secretkit.rotation import CompanionStages
 
@@ -254,7 +394,10 @@ class SecretStore:
     # -- internals -------------------------------------------------------------------
 
     def _written(self, name: str) -> None:
-        """Hook run after anything outside ``put``/``delete`` changed ``name`` (rotation, watch)."""
+        """Run after anything changed ``name`` (put, delete, rotation, a watcher seeing a change):
+        drop every cached entry of it, so this process reads its own writes."""
+        if self._cache is not None:
+            self._cache.invalidate(name)
 
     def _check_read(self, name: str, version: str | None, stage: str | None) -> None:
         _names.check_name(name)
@@ -315,7 +458,9 @@ class SecretStore:
                 raise
             raise error_for(classified.code, classified.detail, name=name, backend=self.backend) from exc
 
-    def _call(self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True) -> T:
+    def _call(
+        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None
+    ) -> T:
         """One audited, retried, translated driver call."""
         start = time.perf_counter()
         attempts = 1
@@ -323,10 +468,13 @@ class SecretStore:
             result, attempts = _retry.call(self.options.retry, lambda: self._translate(name, fn), retry=retry)
         except SecretError as exc:
             attempts = getattr(exc, "attempts", attempts)
-            self._audit(operation, name, exc.code.value, start, attempts=attempts)
+            self._audit(operation, name, exc.code.value, start, cache=cache, attempts=attempts)
             raise
         version = getattr(result, "version", None)
-        self._audit(operation, name, "ok", start, version=version if isinstance(version, str) else None, attempts=attempts)
+        self._audit(
+            operation, name, "ok", start, cache=cache, version=version if isinstance(version, str) else None,
+            attempts=attempts,
+        )
         return result
 
     def _audit(

@@ -61,6 +61,10 @@ class MemoryDriver:
         with self._ns.lock:
             return versioned.read(self._ns.entries, name, version, stage)
 
+    def current_version(self, name: str) -> str:
+        with self._ns.lock:
+            return versioned.current_version(self._ns.entries, name)
+
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
         with self._ns.lock:
             return versioned.write(

@@ -59,6 +59,13 @@ def read(entries: Entries, name: str, version: str | None, stage: str | None) ->
     return Record(found.value, found.id, found.created_at, e.stages_of(found.id))
 
 
+def current_version(entries: Entries, name: str) -> str:
+    version = entry(entries, name).stages.get(Stage.CURRENT)
+    if version is None:
+        raise NotFoundError("secret has no current version")
+    return version
+
+
 def write(
     entries: Entries, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str
 ) -> VersionInfo:
