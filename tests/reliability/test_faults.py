@@ -28,7 +28,7 @@ import grpc
 import pytest
 
 import secretkit
-from secretkit import AuditEvent, RetryPolicy, SecretStore
+from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from tests.doubles import gcp_sm, k8s_api, openbao
 from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
 from tests.doubles.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response
@@ -42,6 +42,9 @@ DOWN = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, deadl
 #: A put that fails once must be retried once where that is safe.
 TWICE = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.01, deadline=2)
 READS = 30
+#: Every read here must reach the backend: these tests are about retries, not the cache
+#: (tests/reliability/test_stale_on_outage.py covers the cache during outages).
+NO_CACHE = CachePolicy.off()
 
 
 def _unique(prefix: str) -> str:
@@ -103,7 +106,7 @@ def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
 
         def open_store(**options: Any) -> SecretStore:
             return secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={proxy.url}",
-                                  connect_timeout=0.5, read_timeout=1, **options)
+                                  connect_timeout=0.5, read_timeout=1, **{"cache": NO_CACHE, **options})
 
         @contextlib.contextmanager
         def denied() -> Iterator[SecretStore]:
@@ -122,7 +125,8 @@ def k8s_rig() -> Iterator[HttpRig]:
     with _proxy_for(api.url) as proxy:
 
         def open_store(token: str = k8s_api.ADMIN_TOKEN, **options: Any) -> SecretStore:
-            return secretkit.open("k8s://reliability", host=proxy.url, token=token, timeout=1, **options)
+            return secretkit.open("k8s://reliability", host=proxy.url, token=token, timeout=1,
+                                  **{"cache": NO_CACHE, **options})
 
         @contextlib.contextmanager
         def denied() -> Iterator[SecretStore]:
@@ -145,7 +149,8 @@ def vault_rig(bao: openbao.OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> It
     with _proxy_for(bao.address) as proxy:
 
         def open_store(mount: str = "secret", token: str = bao.root_token, **options: Any) -> SecretStore:
-            return secretkit.open(f"vault+http://127.0.0.1:{proxy.port}/{mount}", token=token, timeout=1, **options)
+            return secretkit.open(f"vault+http://127.0.0.1:{proxy.port}/{mount}", token=token, timeout=1,
+                                  **{"cache": NO_CACHE, **options})
 
         @contextlib.contextmanager
         def denied() -> Iterator[SecretStore]:
@@ -310,7 +315,8 @@ def gcp(gcp_double: gcp_sm.RunningDouble) -> Iterator[tuple[gcp_sm.SecretManager
 
 
 def _gcp_store(proxy: FaultProxy, **options: Any) -> SecretStore:
-    return secretkit.open("gcp-sm://test-project", endpoint=proxy.address, insecure=True, timeout=1, **options)
+    return secretkit.open("gcp-sm://test-project", endpoint=proxy.address, insecure=True, timeout=1,
+                          **{"cache": NO_CACHE, **options})
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
