@@ -474,6 +474,33 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> G
     )
 
 
+#: gRPC's own reconnect backoff starts at 1 s and grows to 120 s. While it runs the channel fails
+#: every call at once with UNAVAILABLE without trying to connect, so the store's retries were
+#: spent in milliseconds and a backend that came back stayed unreachable for up to that long.
+#: A short, capped backoff leaves the pacing to the store's RetryPolicy. The price: a channel
+#: whose backend is down tries to reconnect about three times a second (gRPC's default starts at
+#: once a second).
+GRPC_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 300),
+)
+
+
+def _grpc_transport(**kwargs: Any) -> Any:
+    """The client library's gRPC transport, its channel made with ``GRPC_RECONNECT_OPTIONS``."""
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    def channel(*args: Any, options: Sequence[tuple[str, Any]] = (), **kw: Any) -> Any:
+        return SecretManagerServiceGrpcTransport.create_channel(
+            *args, options=[*options, *GRPC_RECONNECT_OPTIONS], **kw
+        )
+
+    return SecretManagerServiceGrpcTransport(channel=channel, **kwargs)
+
+
 def _make_client(opts: GcpOptions) -> tuple[Any, str | None]:
     endpoint = opts.endpoint or (
         f"secretmanager.{opts.location}.rep.googleapis.com" if opts.location else "secretmanager.googleapis.com"
@@ -492,12 +519,15 @@ def _make_client(opts: GcpOptions) -> tuple[Any, str | None]:
             SecretManagerServiceGrpcTransport,
         )
 
-        transport = SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(endpoint))
+        channel = grpc.insecure_channel(endpoint, options=list(GRPC_RECONNECT_OPTIONS))
+        transport = SecretManagerServiceGrpcTransport(channel=channel)
         return sm.SecretManagerServiceClient(transport=transport), None
     import google.auth
 
     credentials, default_project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     client = sm.SecretManagerServiceClient(
-        credentials=credentials, transport=opts.transport, client_options=ClientOptions(api_endpoint=endpoint)
+        credentials=credentials,
+        transport=_grpc_transport if opts.transport == "grpc" else opts.transport,
+        client_options=ClientOptions(api_endpoint=endpoint),
     )
     return client, default_project

@@ -12,7 +12,9 @@ state, aliases resolve on Get/Access, disabled/destroyed versions fail access wi
 FAILED_PRECONDITION, etags are checked where the API takes them, CRC32C is verified on add
 and returned on access, payloads are 1..65536 bytes, lists are newest first and paged.
 
-Test hooks: ``fail(rpc, code, times)`` queues server-side faults, ``corrupt_next_access``
+Test hooks: ``fail(rpc, code, times)`` queues server-side faults, ``fail_randomly(rpc, code,
+probability, seed=...)`` fails calls at random (seeded) until turned off, ``injected`` counts
+the faults answered, ``corrupt_next_access``
 flips a payload bit (keeping the stored checksum), ``stall[rpc]`` delays one call, ``before[rpc]``
 runs a callback once before a call, ``calls`` counts requests per RPC and ``last_request`` keeps
 the latest request of each.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -114,6 +117,9 @@ class SecretManagerModel:
         self.stall: dict[str, float] = {}
         self.corrupt_next_access = 0
         self._faults: list[tuple[str | None, grpc.StatusCode, str]] = []
+        self._random_fault: tuple[str | None, grpc.StatusCode, float, str] | None = None
+        self._fault_rng = random.Random(0)
+        self.injected: Counter[str] = Counter()
         self._secrets: dict[str, _Secret] = {}
         self._seq = itertools.count()
         self._lock = threading.RLock()
@@ -125,10 +131,25 @@ class SecretManagerModel:
         with self._lock:
             self._faults.extend([(rpc, code, message)] * times)
 
+    def fail_randomly(self, rpc: str | None, code: grpc.StatusCode, probability: float, *, seed: int = 0,
+                      message: str = "injected fault") -> None:
+        """From now on each call of ``rpc`` (any RPC if None) fails with ``code`` with ``probability``.
+
+        Draws come from ``random.Random(seed)``, so a single-threaded test sees the same
+        sequence every run; ``probability=0`` turns it off. Queued ``fail`` faults go first.
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability is in [0, 1]")
+        with self._lock:
+            self._random_fault = (rpc, code, probability, message) if probability else None
+            self._fault_rng = random.Random(seed)
+
     def reset(self) -> None:
         with self._lock:
             self._secrets.clear()
             self._faults.clear()
+            self._random_fault = None
+            self.injected.clear()
             self.calls.clear()
             self.last_request.clear()
             self.before.clear()
@@ -148,6 +169,12 @@ class SecretManagerModel:
             for i, (target, code, message) in enumerate(self._faults):
                 if target in (None, rpc):
                     del self._faults[i]
+                    self.injected[rpc] += 1
+                    raise ModelError(code, message)
+            if self._random_fault is not None and self._random_fault[0] in (None, rpc):
+                _, code, probability, message = self._random_fault
+                if self._fault_rng.random() < probability:
+                    self.injected[rpc] += 1
                     raise ModelError(code, message)
             handler: Callable[[Any], Any] = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", rpc).lower())
             return handler(request)

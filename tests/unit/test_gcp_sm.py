@@ -596,3 +596,14 @@ def test_every_call_passes_retry_none_and_a_timeout(double: gcp_sm.RunningDouble
         "list_secret_versions", "list_secrets", "delete_secret",
     }
     assert all(retry is None and timeout == 7 for _, retry, timeout in seen), seen
+
+
+def test_secure_grpc_client_is_built_through_the_reconnect_capped_transport() -> None:
+    """The Google-endpoint path hands the client library a transport factory; it must fit its signature."""
+    client = sm.SecretManagerServiceClient(
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        transport=gcp._grpc_transport,
+        client_options=ClientOptions(api_endpoint="127.0.0.1:9"),
+    )
+    assert type(client.transport).__name__ == "SecretManagerServiceGrpcTransport"
+    client.transport.close()
