@@ -41,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -403,3 +404,10 @@ class FaultProxy:
             upstream.recv(_CHUNK)
         reset(client)
         return False
+
+
+def proxy_for(url: str, *, seed: int = 0) -> FaultProxy:
+    """A (not yet started) proxy in front of the host and port of ``url``."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    return FaultProxy((parts.hostname, parts.port), seed=seed)

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -31,7 +30,7 @@ import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from tests.doubles import gcp_sm, k8s_api, openbao
 from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
-from tests.doubles.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response
+from tests.doubles.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response, proxy_for
 
 __all__ = ["aws_http_endpoint"]  # the shared moto server fixture, used below by name
 
@@ -94,15 +93,10 @@ class HttpRig:
     denied: Callable[[], contextlib.AbstractContextManager[SecretStore]]
 
 
-def _proxy_for(url: str) -> FaultProxy:
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    return FaultProxy((parts.hostname, parts.port), seed=7)
-
 
 @pytest.fixture
 def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
-    with fake_aws_env(), _proxy_for(aws_http_endpoint) as proxy:
+    with fake_aws_env(), proxy_for(aws_http_endpoint, seed=7) as proxy:
 
         def open_store(**options: Any) -> SecretStore:
             return secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={proxy.url}",
@@ -122,7 +116,7 @@ def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
 @pytest.fixture
 def k8s_rig() -> Iterator[HttpRig]:
     api = k8s_api.shared()
-    with _proxy_for(api.url) as proxy:
+    with proxy_for(api.url, seed=7) as proxy:
 
         def open_store(token: str = k8s_api.ADMIN_TOKEN, **options: Any) -> SecretStore:
             return secretkit.open("k8s://reliability", host=proxy.url, token=token, timeout=1,
@@ -146,7 +140,7 @@ def bao() -> Iterator[openbao.OpenBaoServer]:
 @pytest.fixture
 def vault_rig(bao: openbao.OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpRig]:
     openbao.clean_env(monkeypatch)  # a developer's VAULT_* settings must not reach the local server
-    with _proxy_for(bao.address) as proxy:
+    with proxy_for(bao.address, seed=7) as proxy:
 
         def open_store(mount: str = "secret", token: str = bao.root_token, **options: Any) -> SecretStore:
             return secretkit.open(f"vault+http://127.0.0.1:{proxy.port}/{mount}", token=token, timeout=1,

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,7 +20,7 @@ import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from tests.doubles import k8s_api
 from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
-from tests.doubles.faultproxy import Fault, FaultProxy, http_response
+from tests.doubles.faultproxy import Fault, FaultProxy, http_response, proxy_for
 
 __all__ = ["aws_http_endpoint"]
 
@@ -39,15 +38,10 @@ class Rig:
     forbidden: bytes  # the backend's own 403-style answer, served by the proxy
 
 
-def _proxy_for(url: str) -> FaultProxy:
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    return FaultProxy((parts.hostname, parts.port), seed=11)
-
 
 @pytest.fixture
 def aws(aws_http_endpoint: str) -> Iterator[Rig]:
-    with fake_aws_env(), _proxy_for(aws_http_endpoint) as proxy:
+    with fake_aws_env(), proxy_for(aws_http_endpoint, seed=11) as proxy:
         body = json.dumps({"__type": "AccessDeniedException", "message": "User is not authorized"}).encode()
         yield Rig(
             proxy,
@@ -60,7 +54,7 @@ def aws(aws_http_endpoint: str) -> Iterator[Rig]:
 @pytest.fixture
 def k8s() -> Iterator[Rig]:
     api = k8s_api.shared()
-    with _proxy_for(api.url) as proxy:
+    with proxy_for(api.url, seed=11) as proxy:
         status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
                   "message": 'secrets is forbidden: User "x" cannot get resource "secrets"'}
         yield Rig(
