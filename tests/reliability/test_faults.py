@@ -131,12 +131,6 @@ def k8s_rig() -> Iterator[HttpRig]:
         yield HttpRig("k8s", proxy, open_store, r"^(PATCH|POST|PUT) /api/v1/namespaces/reliability/secrets", denied)
 
 
-@pytest.fixture(scope="module")
-def bao() -> Iterator[openbao.OpenBaoServer]:
-    yield openbao.shared()
-    openbao.release()
-
-
 @pytest.fixture
 def vault_rig(bao: openbao.OpenBaoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpRig]:
     openbao.clean_env(monkeypatch)  # a developer's VAULT_* settings must not reach the local server
