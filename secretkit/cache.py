@@ -210,13 +210,8 @@ class Cache:
         started = self.clock()
         try:
             secret = load(key)
-        except NotFoundError as exc:
-            self._forget(key, generation)
-            self._negative(key, exc, generation, started)
-            raise
         except SecretError as exc:
-            if not exc.transient:
-                self._forget(key, generation)
+            self._failed(key, exc, generation, started, old=None, stale_ok=False)
             raise
         self.insert(key, secret, generation, started)
         return secret
@@ -227,17 +222,8 @@ class Cache:
         if isinstance(outcome, Secret):
             self.insert(key, outcome, generation, started)
             return outcome
-        if isinstance(outcome, NotFoundError):
-            self._forget(key, generation)
-            self._negative(key, outcome, generation, started)
-        elif not outcome.transient:
-            self._forget(key, generation)
-        else:
-            old = self.entries.get(key)
-            if old is not None and isinstance(old[0], Secret) and self.clock() < old[4]:
-                self.stale_served += 1
-                return old[0]
-        return outcome
+        stale = self._failed(key, outcome, generation, started, old=self.entries.get(key), stale_ok=True)
+        return outcome if stale is None else stale
 
     def refresh_ahead(self, key: Key, entry: Entry, load: Loader, probe: Probe | None) -> None:
         """Start one background refresh of ``key`` unless one is running or the entry changed."""
@@ -264,19 +250,11 @@ class Cache:
         try:
             secret = self._load(key, old, load, probe)
         except SecretError as exc:
-            if isinstance(exc, NotFoundError):
-                self._forget(key, generation)
-                self._negative(key, exc, generation, started)
+            stale = self._failed(key, exc, generation, started, stale_ok=stale_ok, old=old, count=not background)
+            if stale is None:
                 flight.error = exc
-            elif not exc.transient:
-                self._forget(key, generation)  # never serve data a denied caller may no longer see
-                flight.error = exc
-            elif old is not None and isinstance(old[0], Secret) and stale_ok and self.clock() < old[4]:
-                if not background:
-                    self.stale_served += 1
-                flight.result, flight.how = old[0], "stale"
             else:
-                flight.error = exc
+                flight.result, flight.how = stale, "stale"
         except BaseException as exc:  # noqa: BLE001 - not a portable error: share it with the waiters, cache nothing
             flight.error = exc
         else:
@@ -326,6 +304,23 @@ class Cache:
     def generation(self, name: str) -> int:
         """The write generation of ``name``; pass it to ``insert`` after a load."""
         return self._generation.get(name, 0)
+
+    def _failed(
+        self, key: Key, exc: SecretError, generation: int, started: float, *,
+        old: Entry | None, stale_ok: bool, count: bool = True,
+    ) -> Secret | None:
+        """Apply a failed load of ``key`` to the cache. Returns ``old``'s value to answer
+        instead (a transient failure within ``max_stale``, where ``stale_ok``), else None."""
+        if isinstance(exc, NotFoundError):
+            self._forget(key, generation)
+            self._negative(key, exc, generation, started)
+        elif not exc.transient:
+            self._forget(key, generation)  # never serve data a denied caller may no longer see
+        elif stale_ok and old is not None and isinstance(old[0], Secret) and self.clock() < old[4]:
+            if count:
+                self.stale_served += 1
+            return old[0]
+        return None
 
     def _negative(self, key: Key, exc: NotFoundError, generation: int, started: float) -> None:
         if self.policy.negative_ttl > 0:

@@ -171,7 +171,7 @@ class SecretStore:
         except CachedNotFoundError as exc:
             self._audit("get", name, exc.code.value, start, cache="hit")
             raise
-        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(logging.DEBUG)):
+        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
             self._audit("get", name, "ok", start, cache=how, version=secret.version)
         return secret
 
