@@ -372,12 +372,9 @@ class AwsDriver:
 
     def current_version(self, name: str) -> str:
         """The AWSCURRENT version id from DescribeSecret (no value is fetched)."""
-        description = self.client.describe_secret(SecretId=encode_name(name))
-        if description.get("DeletedDate"):
-            raise NotFoundError("secret is scheduled for deletion")
-        for version_id, labels in (description.get("VersionIdsToStages") or {}).items():
+        for version_id, labels in self._labels(encode_name(name)).items():
             if "AWSCURRENT" in labels:
-                return str(version_id)
+                return version_id
         raise NotFoundError("secret has no current version")
 
     def versions(self, name: str) -> list[VersionInfo]:
@@ -575,14 +572,15 @@ class AwsDriver:
                     raise
                 if "AWSCURRENT" not in self._labels(secret_id).get(version, ()):  # not a lost response of ours
                     raise ConflictError(f"current version is no longer {if_current!r}") from exc
-        self._drop_label(secret_id, "AWSPENDING", version)
-        self._drop_label(secret_id, WRITE_LABEL_PREFIX + version, version)
+        self._unstage(secret_id, version)
 
     def discard_pending(self, name: str, version: str) -> None:
         """Remove AWSPENDING (and a leftover private label) from ``version``; the version stays."""
-        stored = encode_name(name)
-        self._drop_label(stored, "AWSPENDING", version)
-        self._drop_label(stored, WRITE_LABEL_PREFIX + version, version)
+        self._unstage(encode_name(name), version)
+
+    def _unstage(self, secret_id: str, version: str) -> None:
+        self._drop_label(secret_id, "AWSPENDING", version)
+        self._drop_label(secret_id, WRITE_LABEL_PREFIX + version, version)
 
     def _labels(self, secret_id: str) -> dict[str, tuple[str, ...]]:
         description = self.client.describe_secret(SecretId=secret_id)
