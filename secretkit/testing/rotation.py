@@ -233,7 +233,9 @@ class RotationConformance(StoreFixtures):
         stop = threading.Event()
 
         def reader() -> None:
-            while not stop.is_set():
+            # wait() between reads: a reader spinning on cache hits would hold the GIL and
+            # starve the rotating thread's network I/O (minutes over HTTP, not a real outage)
+            while not stop.wait(0.0005):
                 try:
                     text = store.get(name).text
                 except NotFoundError:
