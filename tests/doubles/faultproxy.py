@@ -379,31 +379,23 @@ class FaultProxy:
 
     def _apply_request_rule(self, rule: Rule, request: bytes, client: socket.socket, upstream: socket.socket) -> bool:
         """Act on one complete request; False when the connection is finished."""
-        if rule.fault is Fault.PASS:
-            upstream.sendall(request)
-            return True
-        if rule.fault is Fault.DELAY:
-            if self._stop.wait(rule.delay):
-                return False
-            upstream.sendall(request)
-            return True
         if rule.fault is Fault.RESPOND:
             client.sendall(rule.response)
             return True
-        if rule.fault is Fault.RESET:
+        if rule.fault is Fault.LOSE_RESPONSE:
+            # the backend acts on the request; its answer never reaches the client
+            upstream.sendall(request)
+            readable, _, _ = select.select([upstream], [], [], self.upstream_timeout)
+            if readable:
+                upstream.recv(_CHUNK)
             reset(client)
             return False
-        if rule.fault is Fault.CLOSE:
-            # The whole request was read, so closing sends a FIN (unread data would turn it into a RST).
-            client.shutdown(socket.SHUT_RDWR)
+        # pass, delay, reset and close act as on a connection; the whole request was read, so a
+        # close sends a FIN (unread data would turn it into a RST)
+        if not self._apply_connection_rule(rule, client):
             return False
-        # LOSE_RESPONSE: the backend acts on the request; its answer never reaches the client.
         upstream.sendall(request)
-        readable, _, _ = select.select([upstream], [], [], self.upstream_timeout)
-        if readable:
-            upstream.recv(_CHUNK)
-        reset(client)
-        return False
+        return True
 
 
 def proxy_for(url: str, *, seed: int = 0) -> FaultProxy:
