@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from secretkit.errors import (
     AlreadyExistsError,
+    RotationError,
     AuthenticationError,
     ConfigError,
     ConflictError,
@@ -56,12 +57,22 @@ _LAZY = {
 }
 
 
+#: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
+#: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
+_SUBMODULES = frozenset({
+    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "names", "redact", "registry",
+    "retry", "rotation", "seam", "stages", "store", "testing", "watch",
+})
+
+
 def __getattr__(attr: str) -> Any:
-    module = _LAZY.get(attr)
-    if module is None:
-        raise AttributeError(f"module 'secretkit' has no attribute {attr!r}")
     import importlib
 
+    module = _LAZY.get(attr)
+    if module is None:
+        if attr in _SUBMODULES:
+            return importlib.import_module(f"secretkit.{attr}")
+        raise AttributeError(f"module 'secretkit' has no attribute {attr!r}")
     value = getattr(importlib.import_module(module), attr)
     globals()[attr] = value
     return value
@@ -91,6 +102,7 @@ __all__ = [
     "PermissionDeniedError",
     "RedactingFilter",
     "RetryPolicy",
+    "RotationError",
     "Secret",
     "SecretError",
     "SecretStore",

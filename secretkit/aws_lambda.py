@@ -40,7 +40,9 @@ from typing import Any
 
 from secretkit.drivers.aws import decode_name, encode_value, to_record
 from secretkit.errors import NotFoundError
-from secretkit.rotation import Apply, Generate, RotationError, Verify, generate_password, run_user_step
+from secretkit.errors import RotationError
+from secretkit.generate import generate_password
+from secretkit.rotation import Apply, Generate, Verify, run_user_step
 from secretkit.secret import Secret, Value
 from secretkit.store import SecretStore
 
@@ -96,9 +98,9 @@ class RotationHandler:
         if step == "createSecret":
             rotation.create(self.generate)
         elif step == "setSecret":
-            run_user_step("apply", self.apply, rotation.pending(), self.store)
+            run_user_step("apply", self.apply, rotation.pending(), self.store.backend)
         elif step == "testSecret":
-            run_user_step("verify", self.verify, rotation.pending(), self.store)
+            run_user_step("verify", self.verify, rotation.pending(), self.store.backend)
         else:
             rotation.finish()
         logger.info("%s done for version %s of %s", step, token, rotation.name)
@@ -115,7 +117,7 @@ class _Rotation:
         self.labels: dict[str, list[str]] = {}
 
     def _call(self, operation: str, fn: Callable[[], Any]) -> Any:
-        return self.store._call(f"rotate.{operation}", self.name, fn)
+        return self.store.call_driver(f"rotate.{operation}", self.name, fn)
 
     def _fail(self, step: str, message: str) -> RotationError:
         return RotationError(message, step=step, name=self.name, backend=self.store.backend)
@@ -150,9 +152,7 @@ class _Rotation:
             return  # a re-run: keep the value an earlier attempt generated (it may be applied already)
         except NotFoundError:
             pass
-        value = Value.of(generate(current))
-        check = self.driver.check_value
-        self._call("check", lambda: check(self.name, value))
+        value = self.store.prepare_value(self.name, generate(current))
         request: dict[str, Any] = {"SecretId": self.secret_id, "ClientRequestToken": self.token,
                                    "VersionStages": ["AWSPENDING"], **encode_value(value)}
         if self.rotation_token is not None:
@@ -166,4 +166,4 @@ class _Rotation:
         self._call("promote", lambda: self.driver.promote_secret_id(self.secret_id, self.token, if_current=current))
         portable = decode_name(self.name)
         if portable is not None:
-            self.store._written(portable)  # this process's cache must not keep the old value
+            self.store.invalidate(portable)  # this process's cache must not keep the old value

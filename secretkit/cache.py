@@ -4,14 +4,19 @@ One ``Cache`` belongs to one ``SecretStore`` and behaves the same whatever the d
 
 Why it is shaped like this:
 
-* A hit must be cheap and never wait: entries are immutable tuples in a dict, read without
-  a lock and checked against ``clock()``. Only misses, inserts and invalidation take the lock.
+* A hit must be cheap and never wait: ``hit()`` reads an immutable ``Entry`` from a dict
+  without a lock and checks it against ``clock()``. Only misses, inserts and invalidation
+  take the lock.
 * A hot entry should never expire under its readers: after ``refresh_ahead`` of its TTL, the
   first hit hands ONE refresh to a background worker and every reader keeps getting the
   cached value. The worker is a long-lived thread fed by a queue, so the reader that
   triggers a refresh does not even wait for a thread to start.
-* Concurrent misses of one key make one backend call (single-flight); the others wait for
-  it and share its result or its error.
+* Every load of a key is a *flight*, and a key has at most one flight at a time: concurrent
+  misses, batch reads (``fetch_many``), forced refreshes and background refreshes of one key
+  share or queue behind it. So one backend read serves every concurrent reader, and loads
+  land in the cache in the order they were made: no reader ever gets a value older than one
+  any reader already got from this store (a load that started earlier can never overwrite a
+  newer answer).
 * Stale data is served only when the backend is *transiently* unavailable (throttled,
   unavailable, deadline), never to hide a missing secret or a denied permission.
 * Writes through the store invalidate every entry of the name and bump a per-name
@@ -28,7 +33,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.errors import NotFoundError, SecretError
 from secretkit.secret import Secret, Stage
 
-#: Backends whose store caches by default (``StoreOptions.cache`` is None). memory:// and
-#: file:// are local and cheap, and their users expect trivial read-your-writes.
-REMOTE_BACKENDS = frozenset({"vault", "aws-sm", "gcp-sm", "k8s"})
-
 #: (name, version, stage) — everything that changes the answer of a read.
 Key = tuple[str, str | None, str | None]
-
-#: An entry: (secret or the NotFoundError of a negative entry, fetched_at, refresh_at,
-#: expires_at, stale_until). A plain tuple: immutable, so readers need no lock.
-Entry = tuple[Secret | NotFoundError, float, float, float, float]
 
 Clock = Callable[[], float]
 
@@ -83,9 +80,10 @@ class CachePolicy(BaseModel):
         return cls(enabled=False)
 
 
-def default_policy(backend: str) -> CachePolicy:
-    """The policy used when ``StoreOptions.cache`` is None: on for remote backends only."""
-    return CachePolicy(enabled=backend in REMOTE_BACKENDS)
+def default_policy(remote: bool) -> CachePolicy:
+    """The policy used when ``StoreOptions.cache`` is None: on for remote backends (their
+    ``Capabilities.remote``), off for local ones, whose users expect trivial read-your-writes."""
+    return CachePolicy(enabled=remote)
 
 
 @dataclass(frozen=True)
@@ -109,20 +107,41 @@ class CachedNotFoundError(NotFoundError):
     """A ``NotFoundError`` answered from a negative cache entry (``negative_ttl``), not the backend."""
 
 
+class Entry:
+    """One cached answer; immutable once made, so readers need no lock."""
+
+    __slots__ = ("expires", "fetched", "refresh_at", "stale_until", "value")
+
+    def __init__(self, value: Secret | NotFoundError, fetched: float, refresh_at: float, expires: float,
+                 stale_until: float) -> None:
+        self.value, self.fetched, self.refresh_at, self.expires, self.stale_until = (
+            value, fetched, refresh_at, expires, stale_until)
+
+
 class _Flight:
-    """One backend load that concurrent readers of the same key wait for."""
+    """One backend load of a key, which concurrent readers of that key wait for."""
 
-    __slots__ = ("done", "error", "how", "result")
+    __slots__ = ("done", "error", "generation", "how", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int) -> None:
         self.done = threading.Event()
+        self.generation = generation
         self.result: Secret | None = None
         self.error: BaseException | None = None
         self.how = "miss"
 
+    def outcome(self) -> tuple[Secret, str]:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result, self.how
+
 
 #: Reads a key from the backend (the store wraps retry, translation and audit around it).
 Loader = Callable[[Key], Secret]
+#: Reads several current-value keys in one go; a failure of the whole call raises.
+BatchLoader = Callable[[list[Key]], Mapping[Key, Secret | SecretError]]
 #: The driver's cheap current-version probe, or None when it has none.
 Probe = Callable[[str], str]
 
@@ -130,9 +149,14 @@ Probe = Callable[[str], str]
 class Cache:
     """The cache of one store; see the module docstring for the design."""
 
-    def __init__(self, policy: CachePolicy, *, clock: Clock | None = None, rand: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, policy: CachePolicy, load: Loader, probe: Probe | None = None, *,
+        clock: Clock | None = None, rand: Callable[[], float] | None = None,
+    ) -> None:
         self.policy = policy
         self.clock: Clock = clock or time.monotonic
+        self._load_key = load
+        self._probe = probe
         self._rand = rand or random.random
         self.entries: OrderedDict[Key, Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -149,133 +173,200 @@ class Cache:
         self.stale_served = 0
         self.refreshes = 0
         self.evictions = 0
+        #: ``hit(key, max_age=None)``: the cached secret of ``key`` if it may be served now, else
+        #: None; never blocks. One dict lookup and one clock read; past ``refresh_ahead`` it also
+        #: starts a background refresh. A negative entry is None here (``fetch`` raises it).
+        self.hit = self._make_hit()
 
     # -- reads -------------------------------------------------------------------------
 
-    def lookup(self, key: Key, max_age: float | None = None) -> Entry | None:
-        """The usable (unexpired, young enough) entry of ``key``, or None. Never blocks."""
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        now = self.clock()
-        if now >= entry[3] or (max_age is not None and now - entry[1] > max_age):
-            return None
-        return entry
+    def _make_hit(self) -> Callable[[Key, float | None], Secret | None]:
+        """Build ``hit``: the store's hot path, so a closure over its collaborators (each cell
+        read is cheaper than an attribute lookup on ``self``); see ``hit``."""
+        entries, clock, cache, secret_class = self.entries, self.clock, self, Secret
 
-    def hit(self, key: Key, entry: Entry, load: Loader, probe: Probe | None) -> Secret:
-        """Answer from a usable entry: mark it recently used; past refresh_ahead, refresh it in the background."""
-        if self.track_recency:
+        def hit(key: Key, max_age: float | None = None) -> Secret | None:
             try:
-                self.entries.move_to_end(key)
-            except KeyError:  # invalidated or evicted a moment ago; the value read is still valid
-                pass
-        self.hits += 1
-        value = entry[0]
-        if isinstance(value, NotFoundError):
+                entry = entries[key]
+            except KeyError:
+                return None
+            now = clock()
+            value = entry.value
+            if value.__class__ is not secret_class:
+                return None
+            if now < entry.refresh_at and max_age is None:
+                pass  # the common case, in one comparison: refresh_at never lies past expires
+            elif now >= entry.expires or (max_age is not None and now - entry.fetched > max_age):
+                return None
+            elif now >= entry.refresh_at:
+                cache._refresh_ahead(key, entry)
+            if cache.track_recency:
+                try:
+                    entries.move_to_end(key)
+                except KeyError:  # invalidated or evicted a moment ago; the value read is still valid
+                    pass
+            cache.hits += 1
+            return value  # its class was checked above
+
+        return hit
+
+    def fetch(self, key: Key, *, max_age: float | None = None, refresh: bool = False) -> tuple[Secret, str]:
+        """Answer ``key`` from the cache or by a (shared) backend load. Returns the secret and
+        how it was served: ``"hit"``, ``"miss"`` or ``"stale"``. ``refresh`` reads the backend
+        whatever is cached (after any load already running, so the answer is newer than it)."""
+        if not refresh:
+            found = self._cached(key, max_age)
+            if found is not None:
+                return found, "hit"
+        if refresh:
+            self.refreshes += 1
+        else:
+            self.misses += 1
+        while True:
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._start(key)
+                    break
+            if not refresh:
+                return flight.outcome()
+            flight.done.wait()  # a refresh must start after the load in flight: queue behind it
+        self._run(key, flight, stale_ok=max_age is None and not refresh)
+        return flight.outcome()
+
+    def fetch_many(self, keys: Iterable[Key], load_many: BatchLoader) -> dict[Key, Secret | SecretError]:
+        """Answer current-value ``keys``: hits from the cache; every other key joins the load in
+        flight for it or is loaded in ONE ``load_many`` call. Per-key failures are returned.
+        If the batch call fails as a whole and nothing could be served, that error is raised."""
+        out: dict[Key, Secret | SecretError] = {}
+        joined: dict[Key, _Flight] = {}
+        led: dict[Key, _Flight] = {}
+        for key in keys:
+            try:
+                found = self._cached(key, None)
+            except NotFoundError as exc:
+                out[key] = exc
+                continue
+            if found is not None:
+                out[key] = found
+                continue
+            self.misses += 1
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    led[key] = self._start(key)
+                else:
+                    joined[key] = flight
+        whole_failure = self._run_batch(led, load_many) if led else None
+        for key, flight in {**led, **joined}.items():
+            try:
+                out[key] = flight.outcome()[0]
+            except SecretError as exc:
+                out[key] = exc
+        if whole_failure is not None and not any(isinstance(out.get(k), Secret) for k in led):
+            raise whole_failure  # the batch call failed and nothing could be served stale
+        return out
+
+    def _cached(self, key: Key, max_age: float | None) -> Secret | None:
+        """Like ``hit``, but a negative entry raises its ``NotFoundError``."""
+        secret = self.hit(key, max_age)
+        if secret is not None:
+            return secret
+        entry = self.entries.get(key)
+        if entry is not None and isinstance(entry.value, NotFoundError) and self.clock() < entry.expires:
+            self.hits += 1
+            value = entry.value
             raise CachedNotFoundError(value.message, name=value.name, backend=value.backend)
-        if self.clock() >= entry[2]:
-            self.refresh_ahead(key, entry, load, probe)
-        return value
+        return None
 
-    def fetch(self, key: Key, load: Loader, probe: Probe | None, *, max_age: float | None = None) -> tuple[Secret, str]:
-        """Answer ``key``: from the cache, or by one (shared) backend load. Returns the secret and
-        how it was served: ``"hit"``, ``"miss"`` or ``"stale"``."""
-        entry = self.lookup(key, max_age)
-        if entry is not None:
-            return self.hit(key, entry, load, probe), "hit"
-        self.misses += 1
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-                generation = self._generation.get(key[0], 0)
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            assert flight.result is not None
-            return flight.result, flight.how
-        self._run(key, flight, generation, load, probe, stale_ok=max_age is None)
-        if flight.error is not None:
-            raise flight.error
-        assert flight.result is not None
-        return flight.result, flight.how
+    # -- loads -------------------------------------------------------------------------
 
-    def reload(self, key: Key, load: Loader) -> Secret:
-        """Read ``key`` from the backend now, whatever is cached, and cache the answer."""
-        self.refreshes += 1
+    def _start(self, key: Key) -> _Flight:
+        """Register a new flight for ``key`` (call with the lock held)."""
+        flight = self._flights[key] = _Flight(self._generation.get(key[0], 0))
+        return flight
+
+    def _finish(self, key: Key, flight: _Flight) -> None:
         with self._lock:
-            generation = self._generation.get(key[0], 0)
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.done.set()
+
+    def _run(self, key: Key, flight: _Flight, *, stale_ok: bool, background: bool = False) -> None:
+        """Load ``key`` for ``flight`` (its leader or the background worker) and publish the outcome."""
+        old = self.entries.get(key)
         started = self.clock()
         try:
-            secret = load(key)
+            secret = self._load(key, old)
         except SecretError as exc:
-            self._failed(key, exc, generation, started, old=None, stale_ok=False)
-            raise
-        self.insert(key, secret, generation, started)
-        return secret
+            self._settle_error(key, flight, exc, started, old=old, stale_ok=stale_ok, count=not background)
+        except BaseException as exc:  # noqa: BLE001 - not a portable error: share it with the waiters, cache nothing
+            flight.error = exc
+        else:
+            self.insert(key, secret, flight.generation, started)
+            flight.result = secret
+        finally:
+            self._finish(key, flight)
 
-    def settle(self, key: Key, outcome: Secret | SecretError, generation: int, started: float) -> Secret | SecretError:
-        """Cache one answer of a batch load; returns what to answer (the stale value for a
-        transient failure where ``max_stale`` allows, else the outcome itself)."""
-        if isinstance(outcome, Secret):
-            self.insert(key, outcome, generation, started)
-            return outcome
-        stale = self._failed(key, outcome, generation, started, old=self.entries.get(key), stale_ok=True)
-        return outcome if stale is None else stale
+    def _run_batch(self, flights: dict[Key, _Flight], load_many: BatchLoader) -> SecretError | None:
+        """Load every key of ``flights`` in one call; returns the error of a whole-call failure."""
+        started = self.clock()
+        olds = {key: self.entries.get(key) for key in flights}
+        whole_failure: SecretError | None = None
+        try:
+            try:
+                results = load_many(list(flights))
+            except SecretError as exc:
+                whole_failure = exc
+                results = {key: exc for key in flights}
+            for key, flight in flights.items():
+                outcome = results.get(key) or NotFoundError("secret not found", name=key[0])
+                if isinstance(outcome, Secret):
+                    self.insert(key, outcome, flight.generation, started)
+                    flight.result = outcome
+                else:
+                    self._settle_error(key, flight, outcome, started, old=olds[key], stale_ok=True)
+        except BaseException as exc:  # noqa: BLE001 - share an unexpected failure with every waiter
+            for flight in flights.values():
+                if flight.result is None and flight.error is None:
+                    flight.error = exc
+        finally:
+            for key, flight in flights.items():
+                self._finish(key, flight)
+        return whole_failure
 
-    def refresh_ahead(self, key: Key, entry: Entry, load: Loader, probe: Probe | None) -> None:
-        """Start one background refresh of ``key`` unless one is running or the entry changed."""
+    def _settle_error(
+        self, key: Key, flight: _Flight, exc: SecretError, started: float, *,
+        old: Entry | None, stale_ok: bool, count: bool = True,
+    ) -> None:
+        stale = self._failed(key, exc, flight.generation, started, old=old, stale_ok=stale_ok, count=count)
+        if stale is None:
+            flight.error = exc
+        else:
+            flight.result, flight.how = stale, "stale"
+
+    def _load(self, key: Key, old: Entry | None) -> Secret:
+        name, version, stage = key
+        current = version is None and stage in (None, Stage.CURRENT)
+        if (
+            self.policy.check_version and self._probe is not None and current
+            and old is not None and isinstance(old.value, Secret)
+            and self._probe(name) == old.value.version
+        ):
+            return old.value  # unchanged on the backend: keep the value, skip reading it
+        return self._load_key(key)
+
+    def _refresh_ahead(self, key: Key, entry: Entry) -> None:
+        """Start one background refresh of ``key`` unless a load is running or the entry changed."""
         if key in self._flights or self._closed:
             return
         with self._lock:
             if key in self._flights or self.entries.get(key) is not entry:
                 return
-            flight = self._flights[key] = _Flight()
-            generation = self._generation.get(key[0], 0)
+            flight = self._start(key)
             worker = self._ensure_worker()
         self.refreshes += 1
-        worker.submit(lambda: self._run(key, flight, generation, load, probe, stale_ok=True, background=True))
-
-    # -- the one place that loads ------------------------------------------------------
-
-    def _run(
-        self, key: Key, flight: _Flight, generation: int, load: Loader, probe: Probe | None,
-        *, stale_ok: bool, background: bool = False,
-    ) -> None:
-        """Load ``key`` for ``flight`` (its leader or the background worker) and publish the outcome."""
-        old = self.entries.get(key)
-        started = self.clock()
-        try:
-            secret = self._load(key, old, load, probe)
-        except SecretError as exc:
-            stale = self._failed(key, exc, generation, started, stale_ok=stale_ok, old=old, count=not background)
-            if stale is None:
-                flight.error = exc
-            else:
-                flight.result, flight.how = stale, "stale"
-        except BaseException as exc:  # noqa: BLE001 - not a portable error: share it with the waiters, cache nothing
-            flight.error = exc
-        else:
-            self.insert(key, secret, generation, started)
-            flight.result = secret
-        finally:
-            with self._lock:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-            flight.done.set()
-
-    def _load(self, key: Key, old: Entry | None, load: Loader, probe: Probe | None) -> Secret:
-        name, version, stage = key
-        current = version is None and stage in (None, Stage.CURRENT)
-        if (
-            self.policy.check_version and probe is not None and current
-            and old is not None and isinstance(old[0], Secret)
-            and probe(name) == old[0].version
-        ):
-            return old[0]  # unchanged on the backend: keep the value, skip reading it
-        return load(key)
+        worker.submit(lambda: self._run(key, flight, stale_ok=True, background=True))
 
     # -- writes to the cache -------------------------------------------------------------
 
@@ -287,7 +378,7 @@ class Cache:
             stale_until = started + ttl + self.policy.max_stale
         else:  # negative entries: no refresh-ahead, never served stale
             refresh_at = stale_until = started + ttl
-        entry: Entry = (value, started, refresh_at, started + ttl, stale_until)
+        entry = Entry(value, started, refresh_at, started + ttl, stale_until)
         with self._lock:
             if self._closed or self._generation.get(key[0], 0) != generation:
                 return
@@ -301,10 +392,6 @@ class Cache:
             if self.policy.refresh_ahead < 1:
                 self._ensure_worker()  # start it here, on a path that already waited for the backend
 
-    def generation(self, name: str) -> int:
-        """The write generation of ``name``; pass it to ``insert`` after a load."""
-        return self._generation.get(name, 0)
-
     def _failed(
         self, key: Key, exc: SecretError, generation: int, started: float, *,
         old: Entry | None, stale_ok: bool, count: bool = True,
@@ -313,18 +400,15 @@ class Cache:
         instead (a transient failure within ``max_stale``, where ``stale_ok``), else None."""
         if isinstance(exc, NotFoundError):
             self._forget(key, generation)
-            self._negative(key, exc, generation, started)
+            if self.policy.negative_ttl > 0:
+                self.insert(key, exc, generation, started, ttl=self.policy.negative_ttl)
         elif not exc.transient:
             self._forget(key, generation)  # never serve data a denied caller may no longer see
-        elif stale_ok and old is not None and isinstance(old[0], Secret) and self.clock() < old[4]:
+        elif stale_ok and old is not None and isinstance(old.value, Secret) and self.clock() < old.stale_until:
             if count:
                 self.stale_served += 1
-            return old[0]
+            return old.value
         return None
-
-    def _negative(self, key: Key, exc: NotFoundError, generation: int, started: float) -> None:
-        if self.policy.negative_ttl > 0:
-            self.insert(key, exc, generation, started, ttl=self.policy.negative_ttl)
 
     def _forget(self, key: Key, generation: int) -> None:
         with self._lock:

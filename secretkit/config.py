@@ -33,7 +33,13 @@ class StoreOptions(BaseModel):
 
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     cache: CachePolicy | None = Field(
-        None, description="None: the backend's default (on for vault, aws-sm, gcp-sm, k8s; off for memory, file)"
+        None, description="None: the backend's default (on for remote backends such as vault, aws-sm, gcp-sm, k8s; "
+        "off for memory, file)"
+    )
+    pending_prefix: str = Field(
+        "secretkit-pending/",
+        description="where a rotation keeps its pending value on backends without native stages (Vault KV v2, GCP): "
+        "the companion of NAME is PREFIX + NAME, deleted at promotion",
     )
 
 
@@ -96,16 +102,34 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: How store-level options are spelled (in a URL query, keyword arguments or a config file);
+#: named in every "unknown option" error, since a driver's own model does not list them.
+STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix")
+
+
 def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:
-    """Validate options, turning pydantic's error into a ``ConfigError`` that names each bad option."""
+    """Validate options, turning pydantic's error into a ``ConfigError`` that names each bad option
+    (with a "did you mean" for a misspelt one) and lists the known ones."""
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in exc.errors()
-        )
-        allowed = ", ".join(sorted(model.model_fields))
+        known = sorted(model.model_fields)
+        problems = "; ".join(_problem(err, known) for err in exc.errors())
+        allowed = ", ".join(known)
+        if model is not StoreOptions and "retry" not in model.model_fields:
+            allowed += "; store options: " + ", ".join(STORE_OPTION_SPELLINGS)
         raise ConfigError(f"invalid {what} options: {problems} (known options: {allowed})") from None
+
+
+def _problem(err: Any, known: list[str]) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(options)"
+    message = str(err["msg"])
+    if err.get("type") == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(where, [*known, "cache", "cache_ttl", "retry"], n=1)
+        message = "unknown option" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"{where}: {message}"
 
 
 def _cache_aliases(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -145,6 +145,16 @@ class DataLossError(SecretError):
     code = ErrorCode.DATA_LOSS
 
 
+class RotationError(SecretError):
+    """A user step of a rotation (``apply`` or ``verify``) failed; current is untouched and the
+    pending value kept. Re-run with ``resume=True`` to try the same pending value again, or
+    call ``discard_pending``. ``step`` names the step."""
+
+    def __init__(self, message: str, *, step: str, name: str | None = None, backend: str | None = None) -> None:
+        super().__init__(message, name=name, backend=backend)
+        self.step = step
+
+
 _BY_CODE: dict[ErrorCode, type[SecretError]] = {
     cls.code: cls
     for cls in (

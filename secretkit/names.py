@@ -1,92 +1,176 @@
-"""The portable name grammar, and a reversible escape that drivers use for what their backend lacks.
+"""Secret names: what every store checks, the portable grammar, and each backend's rules.
 
-A portable name is one or more segments separated by ``/``; a segment is ASCII letters,
-digits, ``.``, ``_`` and ``-``, starting and ending with a letter or digit
-(``payments/db-password``, ``App_1/api.key``). At most 200 characters, so every backend's
-encoding still fits its own limit. Checked before any I/O.
+Native first: a name the backend accepts is used unchanged (AWS ``prod/app+1@x``, GCP
+``my_secret``, kubectl's ``zabbix-db``). The *portable* grammar is what works on every
+backend: one or more segments separated by ``/``, a segment being ASCII letters, digits,
+``.``, ``_`` and ``-`` that starts and ends with a letter or digit (``payments/db-password``),
+at most 200 characters. A backend that cannot hold some portable names (``/`` on GCP and
+Kubernetes) maps only those, never a name it holds natively; ``NameRules`` says how.
+Every check runs before any I/O and states the backend's rule when it refuses a name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
 from secretkit.errors import InvalidArgumentError
 
 MAX_NAME_LENGTH = 200
+#: A longer name is refused before any backend rule is consulted (no backend holds it).
+MAX_ANY_NAME = 4096
 _SEGMENT = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_NAME = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_PORTABLE = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELD = re.compile(r"[A-Za-z0-9._-]{1,253}")
+PORTABLE_RULE = (
+    "portable names are segments of ASCII letters, digits, '.', '_' and '-', each starting and "
+    f"ending with a letter or digit, separated by single '/', at most {MAX_NAME_LENGTH} characters"
+)
 
 
-def check_name(name: object) -> str:
-    """Return ``name`` if it is portable, else raise ``InvalidArgumentError`` saying why."""
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:60] + "…"
+
+
+def check_text(name: object, what: str = "a secret name") -> str:
+    """The checks every store makes: a non-empty str of printable Unicode (no control
+    characters, no lone surrogates), at most ``MAX_ANY_NAME`` characters."""
     if not isinstance(name, str):
-        raise InvalidArgumentError(f"a secret name must be str, not {type(name).__name__}")
+        raise InvalidArgumentError(f"{what} must be str, not {type(name).__name__}")
     if not name:
-        raise InvalidArgumentError("a secret name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArgumentError(
-            f"a secret name is at most {MAX_NAME_LENGTH} characters (got {len(name)})", name=name[:40] + "…"
-        )
-    if not _NAME.fullmatch(name):
-        raise InvalidArgumentError(
-            "not a portable secret name: use segments of letters, digits, '.', '_' and '-', "
-            "each starting and ending with a letter or digit, separated by single '/'",
-            name=name,
-        )
-    return name
+        raise InvalidArgumentError(f"{what} must not be empty")
+    if len(name) > MAX_ANY_NAME:
+        raise InvalidArgumentError(f"{what} is at most {MAX_ANY_NAME} characters (got {len(name)})", name=_short(name))
+    if _CONTROL.search(name):
+        raise InvalidArgumentError(f"{what} must not contain control characters", name=repr(_short(name)))
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        pass  # raised outside the handler, so no traceback keeps the name's encode error
+    raise InvalidArgumentError(f"{what} is not valid Unicode (it holds a lone surrogate)")
 
 
 def is_portable(name: str) -> bool:
     """True if ``name`` follows the portable grammar (without raising)."""
-    return len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None
+    return len(name) <= MAX_NAME_LENGTH and _PORTABLE.fullmatch(name) is not None
+
+
+def check_portable(name: object) -> str:
+    """Return ``name`` if it follows the portable grammar, else ``InvalidArgumentError`` saying why."""
+    text = check_text(name)
+    if not is_portable(text):
+        raise InvalidArgumentError(f"not a portable secret name: {PORTABLE_RULE}", name=_short(text))
+    return text
 
 
 def check_prefix(prefix: object) -> str:
-    """A list prefix is any leading part of a portable name (it may end in ``/`` or mid-segment)."""
-    if not isinstance(prefix, str):
-        raise InvalidArgumentError(f"a prefix must be str, not {type(prefix).__name__}")
-    if prefix and not re.fullmatch(r"[A-Za-z0-9._/-]*", prefix):
-        raise InvalidArgumentError(f"prefix {prefix!r} has characters no portable name can contain")
-    return prefix
+    """A list prefix: any leading part of a name (empty lists everything)."""
+    if prefix == "":
+        return ""
+    return check_text(prefix, "a list prefix")
 
 
 def check_field_name(key: str, *, name: str) -> None:
-    """Field names: letters, digits, ``.``, ``_``, ``-`` (what Kubernetes data keys allow), 1-253."""
+    """Portable field names: 1-253 letters, digits, ``.``, ``_``, ``-`` (what Kubernetes data keys allow)."""
     if not _FIELD.fullmatch(key) or key in (".", ".."):
         raise InvalidArgumentError(
             f"field name {key!r} is not portable: use 1-253 letters, digits, '.', '_' or '-'", name=name
         )
 
 
-def escape(name: str, keep: Callable[[str], bool], marker: str) -> str:
-    """Reversibly encode every character ``keep`` rejects (and ``marker`` itself) as ``marker`` + 2 hex digits.
+@dataclass(frozen=True)
+class NameRules:
+    """How one backend holds names.
 
-    gocloud's blob drivers escape keys the same way; ``unescape`` inverts it exactly.
+    ``native(name)`` says whether the backend holds ``name`` exactly as written (then it is
+    used unchanged, in the portable grammar or not). A portable name it cannot hold is stored
+    under ``mapped(name)`` when the backend has a mapping (GCP, Kubernetes), which must give a
+    natively valid name; the driver records the name as written in the object's metadata, so
+    ``list()`` shows it. Anything else is refused with ``rule``.
     """
-    out = []
-    for ch in name:
-        if ch != marker and keep(ch):
-            out.append(ch)
-        else:
-            out.append(f"{marker}{ord(ch):02x}")
-    return "".join(out)
+
+    rule: str
+    """The backend's rule in words, quoted when a name is refused."""
+    native: Callable[[str], bool]
+    mapped: Callable[[str], str] | None = None
+
+    def storage_name(self, name: str) -> str:
+        """The backend's name for ``name``; ``InvalidArgumentError`` (before any I/O) if none."""
+        return _storage_name(self, name)
+
+    def check(self, name: object) -> str:
+        """``name`` after the checks every store makes and this backend's rules."""
+        text = check_text(name)
+        self.storage_name(text)
+        return text
+
+    def is_mapped(self, name: str) -> bool:
+        """True if ``name`` is stored under another name (so its object records the name as written)."""
+        return self.storage_name(name) != name
+
+
+@lru_cache(maxsize=4096)
+def _storage_name(rules: NameRules, name: str) -> str:
+    # Cached: every store call checks its name, and the mappings are pure functions.
+    if rules.native(name):
+        return name
+    if rules.mapped is not None and is_portable(name):
+        stored = rules.mapped(name)
+        if rules.native(stored):
+            return stored
+        raise InvalidArgumentError(
+            f"this name maps to {stored!r}, which the backend cannot hold either ({rules.rule})", name=_short(name)
+        )
+    raise InvalidArgumentError(f"the backend cannot hold this name: {rules.rule}", name=_short(name))
+
+
+def pattern_rule(pattern: str, max_length: int) -> Callable[[str], bool]:
+    """A ``native`` test from a regular expression and a length limit."""
+    compiled = re.compile(pattern)
+    return lambda name: len(name) <= max_length and compiled.fullmatch(name) is not None
+
+
+@lru_cache(maxsize=1)
+def portable_rules() -> NameRules:
+    """The rules of a store that holds exactly the portable names (memory://, file://)."""
+    return NameRules(PORTABLE_RULE, is_portable)
+
+
+def hashed(readable: str, name: str, *, joiner: str = "-", digits: int = 8) -> str:
+    """``readable`` plus a short digest of the original ``name``: two names whose readable forms
+    coincide (``a/b`` and ``a.b`` on Kubernetes) still map to two objects, and no natively valid
+    name can be hit by accident."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:digits]
+    return f"{readable}{joiner}{digest}"
+
+
+# -- transitional: the reversible escape the cloud drivers used before native-first names -----
+# (removed once every driver holds names natively; new code must not use it)
+
+
+def check_name(name: object) -> str:
+    return check_portable(name)
+
+
+def escape(name: str, keep: Callable[[str], bool], marker: str) -> str:
+    return "".join(ch if ch != marker and keep(ch) else f"{marker}{ord(ch):02x}" for ch in name)
 
 
 def unescape(encoded: str, marker: str) -> str:
-    """Invert ``escape``; raises ``ValueError`` on a malformed escape."""
-    out = []
-    i = 0
+    out, i = [], 0
     while i < len(encoded):
-        ch = encoded[i]
-        if ch == marker:
-            hexpair = encoded[i + 1 : i + 3]
-            if len(hexpair) != 2 or not all(c in "0123456789abcdef" for c in hexpair):
+        if encoded[i] == marker:
+            pair = encoded[i + 1 : i + 3]
+            if len(pair) != 2 or not all(c in "0123456789abcdef" for c in pair):
                 raise ValueError(f"malformed escape in {encoded!r}")
-            out.append(chr(int(hexpair, 16)))
+            out.append(chr(int(pair, 16)))
             i += 3
         else:
-            out.append(ch)
+            out.append(encoded[i])
             i += 1
     return "".join(out)

@@ -59,10 +59,12 @@ def _resolve(scheme: str) -> Callable[..., Any]:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if extra is not None and not (exc.name or "").startswith("secretkit"):
+    except ImportError as exc:
+        # Drivers import their SDK at module top, so a missing extra surfaces here, once.
+        missing = getattr(exc, "name", None) or ""
+        if extra is not None and not missing.startswith("secretkit"):
             raise ConfigError(
-                f"the {scheme}:// store needs the {exc.name!r} package: pip install 'secretkit[{extra}]'"
+                f"the {scheme}:// store needs the {missing or 'SDK'!r} package: pip install 'secretkit[{extra}]'"
             ) from exc
         raise
     factory: Callable[..., Any] = getattr(module, attr)

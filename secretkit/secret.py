@@ -1,26 +1,41 @@
-"""Secret values and metadata. Nothing here ever shows a value in ``repr`` or ``str``."""
+"""Secret values and metadata. Nothing here ever shows a value in ``repr``, ``str`` or a pickle.
+
+A ``Value`` keeps exactly what the backend holds, in the shape the backend holds it (one
+text, one octet string, or a map of fields), and derives every other view on demand:
+
+* ``.text`` — the stored text exactly; octets decoded as UTF-8; a one-field map's value;
+  a map of several fields as canonical JSON;
+* ``.bytes`` — the stored octets; text (or a one-field map's value) encoded as UTF-8;
+* ``.fields`` — a map's text fields; text (or UTF-8 octets) that is a JSON object, with any
+  non-string JSON value given as its JSON text (as Vault's own CLI shows it);
+* ``.field_bytes(key)`` — the octets of one field, also one that is not text.
+
+So whatever wrote a secret (secretkit, the backend's CLI, Terraform, another SDK), every view
+that makes sense works, and what you put comes back exactly through the same view.
+"""
 
 from __future__ import annotations
 
 import builtins
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
-from typing import Union
+from typing import Any, Union
 
-from secretkit.errors import InvalidArgumentError, SecretError
+from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
 
-#: What ``put`` accepts: text, arbitrary octets, or a mapping of field name to text.
-SecretInput = Union[str, bytes, bytearray, Mapping[str, str]]
+#: What ``put`` accepts: text, arbitrary octets, or a mapping of field name to text (a field
+#: may hold octets where the backend keeps octets per field, as Kubernetes does).
+SecretInput = Union[str, bytes, bytearray, Mapping[str, Union[str, bytes]]]
 
 MASK = "***"
 
 
 class Kind(str, Enum):
-    """The shape of a secret value; every backend round-trips all three exactly."""
+    """The shape a backend holds a value in: one text, one octet string, or a map of fields."""
 
     TEXT = "text"
     BYTES = "bytes"
@@ -35,88 +50,228 @@ class Stage:
     PENDING = "pending"
 
 
+#: A field as a backend holds it: text, octets, or (in a JSON map written by another tool) any
+#: JSON value such as a number.
+FieldValue = Any
+
+
+class ViewError(InvalidArgumentError):
+    """The secret has no such view (e.g. ``.fields`` of text that is not a JSON object)."""
+
+
+def _json_text(item: FieldValue) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+
+
+def _field_text(item: FieldValue) -> str | None:
+    """A field's text view, or None for octets that are not UTF-8."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, builtins.bytes):
+        try:
+            return item.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return _json_text(item)
+
+
+def fields_to_json(fields: Mapping[str, FieldValue]) -> str:
+    """Canonical JSON for a field mapping (sorted keys, no spaces, non-ASCII kept).
+
+    Octet fields appear as their UTF-8 text; non-string JSON values keep their JSON type.
+    """
+    plain = {k: (v.decode("utf-8") if isinstance(v, builtins.bytes) else v) for k, v in fields.items()}
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_fields(text: str) -> dict[str, str] | None:
+    """The fields of text that is a JSON object (non-string values as JSON text), else None."""
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return {str(k): v if isinstance(v, str) else _json_text(v) for k, v in parsed.items()}
+
+
 class Value:
-    """A secret value with its kind; what drivers read and write.
+    """A secret value as the backend holds it; what drivers read and write.
 
     Deliberately not a dataclass: no generated ``repr`` or ``asdict`` can expose the data.
     """
 
     __slots__ = ("_data", "kind")
 
-    def __init__(self, kind: Kind, data: str | bytes | Mapping[str, str]) -> None:
+    def __init__(self, kind: Kind, data: str | builtins.bytes | Mapping[str, FieldValue]) -> None:
         self.kind = kind
         self._data = data
 
     @classmethod
     def of(cls, value: SecretInput) -> Value:
-        """Wrap what a user passed to ``put``; reject anything else with a clear error."""
+        """Wrap what a user passed to ``put``; reject anything else with a clear error (never the value)."""
         if isinstance(value, str):
+            _check_text(value, "the value")
             return cls(Kind.TEXT, value)
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return cls(Kind.BYTES, bytes(value))
+        if isinstance(value, (builtins.bytes, bytearray, memoryview)):
+            return cls(Kind.BYTES, builtins.bytes(value))
         if isinstance(value, Mapping):
-            fields: dict[str, str] = {}
+            fields: dict[str, str | builtins.bytes] = {}
             for key, item in value.items():
-                if not isinstance(key, str) or not isinstance(item, str):
+                if not isinstance(key, str) or not isinstance(item, (str, builtins.bytes, bytearray)):
                     raise InvalidArgumentError(
-                        "field names and values must be str "
+                        "field names must be str and field values str or bytes "
                         f"(got a {type(key).__name__} key with a {type(item).__name__} value)"
                     )
-                fields[key] = item
+                _check_text(key, "a field name")
+                if isinstance(item, str):
+                    _check_text(item, f"field {key!r}")
+                fields[key] = item if isinstance(item, str) else builtins.bytes(item)
             return cls(Kind.FIELDS, MappingProxyType(fields))
         raise InvalidArgumentError(
             f"a secret value must be str, bytes or a mapping of str to str, not {type(value).__name__}"
         )
 
+    # -- what is stored --------------------------------------------------------------
+
+    @property
+    def raw(self) -> str | builtins.bytes | Mapping[str, FieldValue]:
+        """The value exactly as held: a str, bytes, or a read-only map (drivers encode this)."""
+        return self._data
+
+    @property
+    def map(self) -> Mapping[str, FieldValue]:
+        """The stored map of a ``FIELDS`` value."""
+        if not isinstance(self._data, Mapping):
+            raise ViewError(f"the value holds {self.kind.value}, not a map of fields")
+        return self._data
+
+    # -- views -----------------------------------------------------------------------
+
     @property
     def text(self) -> str:
-        assert isinstance(self._data, str)
-        return self._data
+        data = self._data
+        if isinstance(data, str):
+            return data
+        if isinstance(data, builtins.bytes):
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # raised below, outside the handler: the decode error holds the octets
+            raise ViewError("the secret holds octets that are not UTF-8 text; read .bytes instead")
+        if len(data) == 1:
+            ((key, item),) = data.items()
+            text = _field_text(item)
+            if text is None:
+                raise ViewError(f"field {key!r} holds octets that are not UTF-8 text; use field_bytes({key!r})")
+            return text
+        binary = [k for k, v in data.items() if _field_text(v) is None]
+        if binary:
+            raise ViewError(f"fields {binary} hold octets that are not text; read them with field_bytes()")
+        return fields_to_json(data)
 
     @property
     def bytes(self) -> builtins.bytes:
-        assert isinstance(self._data, builtins.bytes)
-        return self._data
+        data = self._data
+        if isinstance(data, builtins.bytes):
+            return data
+        if isinstance(data, str):
+            return data.encode("utf-8")
+        if len(data) == 1:
+            return self.field_bytes(next(iter(data)))
+        return self.text.encode("utf-8")
 
     @property
     def fields(self) -> Mapping[str, str]:
-        assert isinstance(self._data, Mapping)
-        return self._data
+        data = self._data
+        if isinstance(data, Mapping):
+            out = {}
+            for key, item in data.items():
+                text = _field_text(item)
+                if text is not None:  # octet fields: field_bytes()
+                    out[key] = text
+            return out
+        try:
+            text = self.text
+        except ViewError:
+            text = None
+        parsed = parse_fields(text) if text is not None else None
+        if parsed is None:
+            raise ViewError(f"the secret holds {self.kind.value} that is not a JSON object, so it has no fields")
+        return parsed
 
-    def to_bytes(self) -> builtins.bytes:
-        """The portable octets: UTF-8 text, the bytes, or compact sorted JSON of the fields."""
-        if self.kind is Kind.TEXT:
-            return self.text.encode("utf-8")
-        if self.kind is Kind.BYTES:
-            return self.bytes
-        return fields_to_json(self.fields).encode("utf-8")
+    def field_bytes(self, key: str) -> builtins.bytes:
+        data = self._data
+        if isinstance(data, Mapping):
+            if key not in data:
+                raise NotFoundError(f"the secret has no field {key!r}")
+            item = data[key]
+            if isinstance(item, builtins.bytes):
+                return item
+            return (item if isinstance(item, str) else _json_text(item)).encode("utf-8")
+        fields = self.fields
+        if key not in fields:
+            raise NotFoundError(f"the secret has no field {key!r}")
+        return fields[key].encode("utf-8")
+
+    def has_fields(self) -> bool:
+        """True if ``.fields`` works: a map, or text that is a JSON object."""
+        try:
+            self.fields
+        except ViewError:
+            return False
+        return True
 
     @property
     def size(self) -> int:
-        """Size in portable octets; what a store's ``max_value_bytes`` limits."""
-        return len(self.to_bytes())
+        """Size in octets: of the text or bytes, or of a map's canonical JSON (octet fields as base64)."""
+        data = self._data
+        if isinstance(data, str):
+            return len(data.encode("utf-8"))
+        if isinstance(data, builtins.bytes):
+            return len(data)
+        total = 2
+        for key, item in data.items():
+            text = _field_text(item)
+            length = len(text.encode("utf-8")) if text is not None else (len(item) + 2) // 3 * 4
+            total += len(key.encode("utf-8")) + length + 6  # quotes, colon, comma
+        return total
+
+    def to_bytes(self) -> builtins.bytes:
+        return self.bytes
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Value):
             return NotImplemented
         if self.kind is not other.kind:
             return False
-        if self.kind is Kind.FIELDS:
-            return dict(self.fields) == dict(other.fields)
+        if isinstance(self._data, Mapping) and isinstance(other._data, Mapping):
+            return dict(self._data) == dict(other._data)
         return self._data == other._data
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.to_bytes()))
+        data = self._data
+        return hash((self.kind, tuple(sorted(data)) if isinstance(data, Mapping) else data))
 
     def __repr__(self) -> str:
         return f"Value(kind={self.kind.value}, data={MASK})"
 
     __str__ = __repr__
 
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("secret values are not picklable; store the name and re-read it")
 
-def fields_to_json(fields: Mapping[str, str]) -> str:
-    """Canonical JSON for a field mapping (sorted keys, no spaces, non-ASCII kept)."""
-    return json.dumps(dict(fields), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+def _check_text(text: str, what: str) -> None:
+    """Text every backend can encode: no lone surrogates (they have no UTF-8 form)."""
+    try:
+        text.encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass  # raised below, outside the handler: the encode error holds the text
+    raise InvalidArgumentError(f"{what} is not valid Unicode text (it holds a lone surrogate)")
 
 
 @dataclass(frozen=True)
@@ -139,60 +294,109 @@ class VersionInfo:
         return Stage.CURRENT in self.stages
 
 
-@dataclass(frozen=True, repr=False, slots=True)
 class Secret:
-    """A secret value with its metadata. Read the value through ``text``, ``bytes`` or ``fields``.
+    """A secret value with its metadata. Read the value through ``text``, ``bytes``,
+    ``fields``, ``secret["field"]`` or ``field_bytes("field")``.
 
-    Slotted: a cache holds many of these, and no per-instance ``__dict__`` can pick up data.
+    Slotted and immutable: a cache holds many of these, and no per-instance ``__dict__`` can
+    pick up data.
     """
+
+    __slots__ = ("created_at", "name", "stages", "value", "version")
 
     name: str
     version: str
-    value: Value = field(compare=True)
-    created_at: datetime | None = None
-    stages: frozenset[str] = frozenset()
+    value: Value
+    created_at: datetime | None
+    stages: frozenset[str]
+
+    def __init__(
+        self, name: str, version: str, value: Value, created_at: datetime | None = None,
+        stages: frozenset[str] = frozenset(),
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "name", name)
+        setter(self, "version", version)
+        setter(self, "value", value)
+        setter(self, "created_at", created_at)
+        setter(self, "stages", stages)
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
 
     @property
     def kind(self) -> Kind:
+        """The shape the backend holds the value in (see ``Kind``)."""
         return self.value.kind
 
     @property
     def text(self) -> str:
-        """The value as text: text as stored, bytes decoded as UTF-8, fields as canonical JSON."""
-        if self.value.kind is Kind.TEXT:
-            return self.value.text
-        if self.value.kind is Kind.FIELDS:
-            return fields_to_json(self.value.fields)
+        """The value as text (see the module docstring for how each shape reads)."""
         try:
-            return self.value.bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SecretError(
-                "secret holds bytes that are not UTF-8; read .bytes instead", name=self.name
-            ) from None
+            return self.value.text
+        except ViewError as exc:
+            raise self._named(exc)
 
     @property
-    def bytes(self) -> bytes:
-        """The value as octets (text is UTF-8 encoded, fields are canonical JSON)."""
-        return self.value.to_bytes()
+    def bytes(self) -> builtins.bytes:
+        """The value as octets."""
+        try:
+            return self.value.bytes
+        except ViewError as exc:
+            raise self._named(exc)
 
     @property
     def fields(self) -> Mapping[str, str]:
-        """The field mapping; raises ``SecretError`` for a text or bytes secret."""
-        if self.value.kind is not Kind.FIELDS:
-            raise SecretError(f"secret holds {self.value.kind.value}, not fields", name=self.name)
-        return dict(self.value.fields)
+        """The text fields: a map's fields, or those of text that is a JSON object."""
+        try:
+            return self.value.fields
+        except ViewError as exc:
+            raise self._named(exc)
+
+    def field_bytes(self, key: str) -> builtins.bytes:
+        """The octets of field ``key`` (for fields that are not text, e.g. a keystore)."""
+        try:
+            return self.value.field_bytes(key)
+        except SecretError as exc:
+            raise self._named(exc)
 
     def __getitem__(self, field_name: str) -> str:
-        """One field: ``secret["password"]``."""
+        """One field: ``secret["password"]``; ``KeyError`` if there is no such field."""
         fields = self.fields
         try:
             return fields[field_name]
         except KeyError:
-            raise KeyError(f"secret {self.name!r} has no field {field_name!r}") from None
+            hint = "; it holds octets: use field_bytes()" if self._has_octet_field(field_name) else ""
+            raise KeyError(f"secret {self.name!r} has no text field {field_name!r}{hint}") from None
+
+    def get(self, field_name: str, default: str | None = None) -> str | None:
+        """One field, or ``default`` when the secret has no such text field."""
+        try:
+            return self[field_name]
+        except KeyError:
+            return default
+
+    def _has_octet_field(self, field_name: str) -> bool:
+        data = self.value.raw
+        return isinstance(data, Mapping) and field_name in data
+
+    def _named(self, exc: SecretError) -> SecretError:
+        exc.name = exc.name or self.name
+        return exc
 
     @property
     def info(self) -> VersionInfo:
         return VersionInfo(self.name, self.version, self.created_at, self.stages)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return (self.name, self.version, self.value, self.created_at, self.stages) == (
+            other.name, other.version, other.value, other.created_at, other.stages
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version))
 
     def __repr__(self) -> str:
         return f"Secret(name={self.name!r}, version={self.version!r}, kind={self.kind.value}, value={MASK})"

@@ -1,7 +1,8 @@
 """SecretStore: the one portable type applications hold, whatever backend sits below.
 
-Everything that must behave the same on every backend lives here: validation before any
-I/O, error translation, retries, auditing and (see ``cache.py``) caching. Drivers only
+Every rule that must hold on every backend lives here: names and values checked before any
+I/O (against the backend's own ``NameRules``), error translation, retries, auditing, caching
+(``cache.py``), SDK log masking and which stages a backend keeps (``stages.py``). Drivers only
 translate calls.
 """
 
@@ -10,36 +11,46 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from secretkit import names as _names
 from secretkit import retry as _retry
+from secretkit import rotation as _rotation
+from secretkit import stages as _stages
 from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Entry, Key, default_policy
+from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Key, default_policy
 from secretkit.config import StoreOptions, redact_url
-from secretkit.drivers.base import Capabilities, Driver, Record, sdk_client
-from secretkit.errors import (
-    InvalidArgumentError,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-    error_for,
+from secretkit.drivers.base import (
+    BatchReader,
+    Capabilities,
+    Driver,
+    History,
+    Record,
+    ValueLimits,
+    VersionProbe,
+    name_rules,
+    sdk_client,
 )
+from secretkit.errors import InvalidArgumentError, NotFoundError, NotSupportedError, SecretError, error_for
+from secretkit.names import NameRules, check_field_name, check_prefix
+from secretkit.redact import install_redaction
 from secretkit.secret import BatchResult, Kind, Secret, SecretInput, Stage, Value, VersionInfo
-
-if TYPE_CHECKING:
-    from secretkit.rotation import RotationResult, Watcher
+from secretkit.watch import Watcher
 
 T = TypeVar("T")
 _DEBUG = logging.DEBUG
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
+def _no_hit(key: Key, max_age: float | None = None) -> None:
+    """The hit path of a store without a cache: every read goes to the backend."""
+    return None
+
+
 class SecretStore:
-    """Read, write, list and version secrets on one backend.
+    """Read, write, list, version and rotate secrets on one backend.
 
     Obtain one with ``secretkit.open(url)``; it is thread-safe and meant to be shared.
     """
@@ -52,11 +63,16 @@ class SecretStore:
         self.options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
         self._hooks: list[AuditHook] = []
-        policy = self.options.cache or default_policy(driver.backend)
-        self._cache: Cache | None = Cache(policy, clock=clock) if policy.enabled else None
-        # the hit path reads these directly (an empty dict when not caching: every read misses)
-        self._entries: Mapping[Key, Entry] = self._cache.entries if self._cache is not None else {}
-        self._clock = self._cache.clock if self._cache is not None else time.monotonic
+        self._names: NameRules = name_rules(driver)
+        self._stage_support = _stages.support(driver, driver.capabilities.create_only)
+        # SDKs below may print values at DEBUG; mask their loggers before the first call.
+        install_redaction(getattr(driver, "sdk_loggers", ()), handlers=())
+        policy = self.options.cache or default_policy(driver.capabilities.remote)
+        self._cache: Cache | None = None
+        self._hit: Callable[[Key, float | None], Secret | None] = _no_hit
+        if policy.enabled:
+            self._cache = Cache(policy, self._load, self._probe(), clock=clock)
+            self._hit = self._cache.hit
 
     # -- introspection ---------------------------------------------------------------
 
@@ -68,6 +84,22 @@ class SecretStore:
     @property
     def capabilities(self) -> Capabilities:
         return self._driver.capabilities
+
+    @property
+    def stages(self) -> str | None:
+        """How the backend keeps rotation stages: ``"native"``, ``"emulated"`` (pending in a
+        companion while a rotation runs, previous from the backend's history) or None."""
+        return self._stage_support
+
+    @property
+    def names(self) -> NameRules:
+        """The backend's name rules (what it holds unchanged, how other names are mapped)."""
+        return self._names
+
+    @property
+    def pending_prefix(self) -> str:
+        """Where an emulated pending value lives while a rotation runs (``StoreOptions.pending_prefix``)."""
+        return self.options.pending_prefix
 
     @property
     def driver(self) -> Driver:
@@ -127,28 +159,16 @@ class SecretStore:
         older than that many seconds as missing; ``refresh=True`` reads the backend and
         updates the cache.
         """
-        # The hit path: no lock, no validation (only validated keys are ever cached), as few
-        # attribute lookups and calls as possible; everything else is in _get.
-        key = (name, version, stage)
-        try:
-            entry = self._entries[key]
-        except (KeyError, TypeError):  # a miss (or an unhashable name, which validation explains)
-            return self._get(name, version, stage, max_age, refresh)
-        secret = entry[0]
-        now = self._clock()
-        if now < entry[2] and not refresh and secret.__class__ is Secret and (
-            max_age is None or now - entry[1] <= max_age
-        ):
-            cache: Cache = self._cache  # type: ignore[assignment]  # entries exist only with a cache
-            if cache.track_recency:
-                try:
-                    cache.entries.move_to_end(key)
-                except KeyError:  # evicted a moment ago; the entry read is still valid
-                    pass
-            cache.hits += 1
-            if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
-                self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
-            return secret
+        # The hit path: no lock, no validation (only validated keys are ever cached).
+        if not refresh:
+            try:
+                secret = self._hit((name, version, stage), max_age)
+            except TypeError:  # an unhashable name or a bad max_age: the slow path explains
+                secret = None
+            if secret is not None:
+                if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
+                    self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+                return secret
         return self._get(name, version, stage, max_age, refresh)
 
     def refresh(self, name: str) -> Secret:
@@ -159,15 +179,12 @@ class SecretStore:
         self._check_read(name, version, stage)
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
             raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
-        cache = self._cache
         key: Key = (name, version, stage)
-        if cache is None:
+        if self._cache is None:
             return self._load(key)
-        if refresh:
-            return cache.reload(key, self._load)
         start = time.perf_counter()
         try:
-            secret, how = cache.fetch(key, self._load, self._probe(), max_age=max_age)
+            secret, how = self._cache.fetch(key, max_age=max_age, refresh=refresh)
         except CachedNotFoundError as exc:
             self._audit("get", name, exc.code.value, start, cache="hit")
             raise
@@ -175,100 +192,81 @@ class SecretStore:
             self._audit("get", name, "ok", start, cache=how, version=secret.version)
         return secret
 
-    def _load(self, key: Key, *, operation: str = "get") -> Secret:
+    def _load(self, key: Key) -> Secret:
         """Read one key from the backend (audited, retried, translated)."""
         name, version, stage = key
-        if stage is not None and self._emulates(stage):
-            from secretkit.rotation import CompanionStages
-
-            record = CompanionStages(self).read(name, stage)
+        cached = "miss" if self._cache is not None else None
+        driver = self._driver
+        if stage == Stage.PENDING and self._stage_support == "emulated":
+            record = _stages.Companion(self).read(name)
+        elif stage == Stage.PREVIOUS and self._stage_support == "emulated" and isinstance(driver, History):
+            record = self._call("get", name, lambda: driver.read_previous(name), cache=cached)
         else:
-            cached = "miss" if self._cache is not None else None
+            native_stage = stage if stage != Stage.CURRENT else None
             record = self._call(
-                operation, name, lambda: self._driver.read(name, version=version, stage=stage), cache=cached
+                "get", name, lambda: driver.read(name, version=version, stage=native_stage), cache=cached
             )
         return _secret(name, record)
 
+    def _load_many(self, keys: list[Key]) -> dict[Key, Secret | SecretError]:
+        """Read several current values: the driver's batch call, else one read per name."""
+        driver = self._driver
+        if not isinstance(driver, BatchReader):
+            out: dict[Key, Secret | SecretError] = {}
+            for key in keys:
+                try:
+                    out[key] = self._load(key)
+                except SecretError as exc:
+                    out[key] = exc
+            return out
+        names = [key[0] for key in keys]
+        cached = "miss" if self._cache is not None else None
+        results = self._call("get_many", None, lambda: driver.read_many(names), cache=cached)
+        answers: dict[Key, Secret | SecretError] = {}
+        for key in keys:
+            outcome = results.get(key[0])
+            if isinstance(outcome, Record):
+                answers[key] = _secret(key[0], outcome)
+            else:
+                answers[key] = self._fill(outcome or NotFoundError("secret not found"), key[0])
+        return answers
+
     def _probe(self) -> Callable[[str], str] | None:
         """The driver's cheap current-version read, wrapped like any driver call; None if it has none."""
-        probe = getattr(self._driver, "current_version", None)
-        if probe is None:
+        driver = self._driver
+        if not isinstance(driver, VersionProbe):
             return None
 
         def version_of(name: str) -> str:
-            return str(self._call("version_check", name, lambda: probe(name), cache="miss"))
+            return str(self._call("version_check", name, lambda: driver.current_version(name), cache="miss"))
 
         return version_of
 
     def get_many(self, names: Iterable[str]) -> BatchResult:
         """Read the current value of several secrets; one name's failure does not fail the rest.
 
-        Uses the backend's batch call where it has one, else one read per name.
+        Uses the backend's batch call where it has one, else one read per name; with the
+        cache on, hits are answered from it and each missing name is loaded once, however
+        many threads ask for it at the same time.
         """
-        wanted = list(dict.fromkeys(names))
         found: dict[str, Secret] = {}
         errors: dict[str, SecretError] = {}
-        valid = []
-        for name in wanted:
+        keys: list[Key] = []
+        for name in dict.fromkeys(names):
             try:
-                self._check_read(name, None, None)
-                valid.append(name)
+                self._check_name(name)
+                keys.append((name, None, None))
             except SecretError as exc:
                 errors[name] = exc
-        cache = self._cache
-        read_many = getattr(self._driver, "read_many", None)
-        if read_many is None:
-            for name in valid:
-                try:
-                    found[name] = self.get(name)
-                except SecretError as exc:
-                    errors[name] = exc
-            return BatchResult(found, errors)
-        missing = valid
-        if cache is not None:  # answer hits from the cache, batch only the misses
-            missing = []
-            probe = self._probe()
-            for name in valid:
-                key: Key = (name, None, None)
-                entry = cache.lookup(key)
-                if entry is None:
-                    missing.append(name)
-                    continue
-                try:
-                    found[name] = cache.hit(key, entry, self._load, probe)
-                except NotFoundError as exc:
-                    errors[name] = exc
-        if not missing:
-            return BatchResult(found, errors)
-        whole_failure: SecretError | None = None
-        generations = {name: cache.generation(name) for name in missing} if cache is not None else {}
-        started = cache.clock() if cache is not None else 0.0
-        if cache is not None:
-            cache.misses += len(missing)
-        try:
-            results: dict[str, Record | SecretError] = self._call(
-                "get_many", None, lambda: read_many(missing), cache="miss" if cache is not None else None
-            )
-        except SecretError as exc:
-            if cache is None or not exc.transient:
-                raise
-            whole_failure = exc
-            results = {name: exc for name in missing}  # served stale below where the cache allows
-        for name in missing:
-            outcome = results.get(name)
-            answer: Secret | SecretError
-            if isinstance(outcome, Record):
-                answer = _secret(name, outcome)
+        if self._cache is not None:
+            outcomes = self._cache.fetch_many(keys, self._load_many)
+        else:
+            outcomes = self._load_many(keys)
+        for (name, _, _), outcome in outcomes.items():
+            if isinstance(outcome, Secret):
+                found[name] = outcome
             else:
-                answer = self._fill(outcome or NotFoundError("secret not found", name=name), name)
-            if cache is not None:
-                answer = cache.settle((name, None, None), answer, generations[name], started)
-            if isinstance(answer, Secret):
-                found[name] = answer
-            else:
-                errors[name] = answer
-        if whole_failure is not None and not any(name in found for name in missing):
-            raise whole_failure  # the batch call failed and nothing could be served stale
+                errors[name] = outcome
         return BatchResult(found, errors)
 
     def exists(self, name: str) -> bool:
@@ -281,17 +279,21 @@ class SecretStore:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """The secret's versions, newest first (``NotSupportedError`` on stores without history)."""
-        _names.check_name(name)
+        self._check_name(name)
         if not self.capabilities.versions:
             raise NotSupportedError("this backend keeps no version history", name=name, backend=self.backend)
         return list(self._call("versions", name, lambda: self._driver.versions(name)))
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        """Names of existing secrets that start with ``prefix``, sorted, as the user wrote them."""
-        _names.check_prefix(prefix)
+        """Names of existing secrets that start with ``prefix``, sorted: as written through
+        secretkit where the backend had to map them, else the backend's own names."""
+        try:
+            check_prefix(prefix)
+        except SecretError as exc:
+            raise self._fill(exc, None) from None
         found = self._call("list", prefix or None, lambda: sorted(set(self._driver.list(prefix))))
-        # portable names only: hides rotation companions and names other tools wrote
-        return iter([n for n in found if n.startswith(prefix) and _names.is_portable(n)])
+        hidden = self.pending_prefix
+        return iter([n for n in found if n.startswith(prefix) and not (hidden and n.startswith(hidden))])
 
     # -- writes ----------------------------------------------------------------------
 
@@ -303,18 +305,16 @@ class SecretStore:
         if_version: str | None = None,
         create_only: bool = False,
     ) -> VersionInfo:
-        """Store ``value`` (str, bytes or a mapping of str to str) as the new current version.
+        """Store ``value`` as the new current version: text (str), octets (bytes) or fields (a
+        mapping of str to str), stored the way the backend's own tools store it.
 
         ``if_version``: compare-and-set; ``ConflictError`` unless the current version is
         exactly that one. ``create_only``: ``AlreadyExistsError`` if the secret exists.
         Both are atomic on the backend, never read-then-write.
         """
-        _names.check_name(name)
-        try:
-            wrapped = Value.of(value)
-        except SecretError as exc:
-            raise self._fill(exc, name) from None
-        self._check_value(name, wrapped)
+        wrapped = self.prepare_value(name, value)
+        if if_version is not None:
+            self._check_version(name, if_version, "if_version")
         if if_version is not None and create_only:
             raise InvalidArgumentError("pass if_version or create_only, not both", name=name, backend=self.backend)
         if if_version is not None and not self.capabilities.compare_and_set:
@@ -330,7 +330,7 @@ class SecretStore:
                 retry=self.capabilities.idempotent_put,
             )
         finally:  # even a failed put may have landed (a timeout): never trust the old entry
-            self._written(name)
+            self.invalidate(name)
 
     def delete(self, name: str, *, purge: bool = False, missing_ok: bool = False) -> None:
         """Delete the secret; afterwards ``get`` raises ``NotFoundError``.
@@ -338,7 +338,7 @@ class SecretStore:
         Without ``purge`` the backend keeps the data recoverable where it can (AWS recovery
         window, Vault soft delete); ``purge=True`` destroys it at once.
         """
-        _names.check_name(name)
+        self._check_name(name)
         try:
             self._call("delete", name, lambda: self._driver.delete(name, purge=purge))
         except NotFoundError:
@@ -346,98 +346,118 @@ class SecretStore:
                 raise
             return
         finally:
-            self._written(name)
-        if self._emulates(Stage.PENDING):  # a later secret of this name must not inherit them
-            from secretkit.rotation import CompanionStages
+            self.invalidate(name)
+        if self._stage_support == "emulated":  # a later secret of this name must not inherit a pending value
+            _stages.Companion(self).forget(name)
 
-            CompanionStages(self).forget(name)
-
-    # -- rotation (secretkit/rotation.py has the protocol) ------------------------------
+    # -- rotation and watching ---------------------------------------------------------
 
     def rotate(
         self,
         name: str,
         *,
-        generate: Callable[[Secret], SecretInput] | None = None,
+        generate: Callable[[Secret], Any] | None = None,
         apply: Callable[[Secret], Any] | None = None,
         verify: Callable[[Secret], Any] | None = None,
         token: str | None = None,
         resume: bool = False,
         if_older_than: timedelta | None = None,
-    ) -> RotationResult | None:
+        field: str | None = None,
+    ) -> _rotation.RotationResult | None:
         """Rotate ``name``: create pending, ``apply`` it, ``verify`` it, promote it to current.
 
         Readers see the old current value until promotion; the old value stays readable as
         ``stage="previous"``. Safe to re-run after a crash (``resume=True``); a concurrent
         rotator gets ``ConflictError``. With ``if_older_than``, returns None without rotating
-        while the current version is younger than that.
+        while the current version is younger than that. ``field`` rotates one field of a
+        field secret and keeps the others; ``generate(current)`` then returns that field's new
+        value (else the whole new value; default: a strong password). See ``secretkit.rotation``.
         """
-        from secretkit import rotation
-
-        steps: dict[str, Any] = {"generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume}
+        self._check_name(name)
+        steps: dict[str, Any] = {
+            "generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume, "field": field,
+        }
         if if_older_than is not None:
-            return rotation.rotate_if_older(self, name, if_older_than, **steps)
-        return rotation.rotate(self, name, **steps)
+            return _rotation.rotate_if_older(self, name, if_older_than, **steps)
+        return _rotation.rotate(self, name, **steps)
 
     def discard_pending(self, name: str) -> str | None:
         """Abandon an unfinished rotation; returns the pending version dropped, if any."""
-        from secretkit import rotation
-
-        return rotation.discard_pending(self, name)
+        self._check_name(name)
+        return _rotation.discard_pending(self, name)
 
     def watch(self, name: str, callback: Callable[[Secret], Any], *, interval: float = 30.0) -> Watcher:
         """Call ``callback(secret)`` from a background thread whenever ``name`` gets a new current value."""
-        from secretkit.rotation import Watcher
-
+        self._check_name(name)
         return Watcher(self, name, callback, interval)
 
-    # -- internals -------------------------------------------------------------------
+    # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
 
-    def _written(self, name: str) -> None:
-        """Run after anything changed ``name`` (put, delete, rotation, a watcher seeing a change):
-        drop every cached entry of it, so this process reads its own writes."""
+    def call_driver(self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """Run one driver call as the store runs its own: audited as ``operation``, retried on
+        transient errors (unless ``retry=False``), SDK exceptions made portable errors."""
+        return self._call(operation, name, fn, retry=retry)
+
+    def invalidate(self, name: str) -> None:
+        """Forget everything cached about ``name`` (every version and stage). The store does it
+        after its own writes; call it when something else changed the secret."""
         if self._cache is not None:
             self._cache.invalidate(name)
 
+    def prepare_value(self, name: str, value: SecretInput | Value) -> Value:
+        """Check ``name`` and ``value`` the way ``put`` does, before any I/O; returns the
+        value to write (``InvalidArgumentError`` stating the rule, never the value)."""
+        self._check_name(name)
+        try:
+            wrapped = value if isinstance(value, Value) else Value.of(value)
+        except SecretError as exc:
+            raise self._fill(exc, name) from None
+        if wrapped.kind is Kind.FIELDS:
+            for key in wrapped.map:
+                check_field_name(key, name=name)
+        limit = self.capabilities.max_value_bytes
+        if limit is not None and wrapped.size > limit:
+            raise InvalidArgumentError(
+                f"value is {wrapped.size} bytes; this backend stores at most {limit}", name=name, backend=self.backend
+            )
+        driver = self._driver
+        if isinstance(driver, ValueLimits):
+            try:
+                driver.check_value(name, wrapped)
+            except SecretError as exc:
+                raise self._fill(exc, name) from None
+        return wrapped
+
+    # -- checks ----------------------------------------------------------------------
+
+    def _check_name(self, name: str) -> None:
+        try:
+            self._names.check(name)
+        except SecretError as exc:
+            raise self._fill(exc, None) from None
+
+    def _check_version(self, name: str, version: object, what: str) -> None:
+        if not isinstance(version, str) or not version or version != version.strip():
+            raise InvalidArgumentError(
+                f"{what} is a non-empty version id str without surrounding spaces (got {type(version).__name__})",
+                name=name, backend=self.backend,
+            )
+
     def _check_read(self, name: str, version: str | None, stage: str | None) -> None:
-        _names.check_name(name)
+        self._check_name(name)
         if version is not None and stage is not None:
             raise InvalidArgumentError("pass version or stage, not both", name=name, backend=self.backend)
         if version is not None:
-            if not isinstance(version, str) or not version:
-                raise InvalidArgumentError("a version is a non-empty str", name=name, backend=self.backend)
+            self._check_version(name, version, "version")
             if not self.capabilities.versions:
                 raise NotSupportedError("this backend keeps no versions", name=name, backend=self.backend)
         if stage is not None and stage != Stage.CURRENT:
             if stage not in _STAGES:
                 raise InvalidArgumentError(f"unknown stage {stage!r}; use one of {_STAGES}", name=name, backend=self.backend)
-            if not self.capabilities.stages and not self._emulates(stage):
+            if self._stage_support is None:
                 raise NotSupportedError(f"this backend has no {stage!r} stage", name=name, backend=self.backend)
 
-    def _emulates(self, stage: str | None) -> bool:
-        """True if ``stage`` is kept in rotation companions because the driver has no native stages."""
-        if stage not in (Stage.PENDING, Stage.PREVIOUS) or not self.capabilities.create_only:
-            return False
-        if all(hasattr(self._driver, m) for m in ("write_pending", "promote", "discard_pending")):
-            return False
-        return not (stage == Stage.PREVIOUS and self.capabilities.stages)
-
-    def _check_value(self, name: str, value: Value) -> None:
-        if value.kind is Kind.FIELDS:
-            for key in value.fields:
-                _names.check_field_name(key, name=name)
-        limit = self.capabilities.max_value_bytes
-        if limit is not None and value.size > limit:
-            raise InvalidArgumentError(
-                f"value is {value.size} bytes; this backend stores at most {limit}", name=name, backend=self.backend
-            )
-        for hook in ("check_name", "check_value"):
-            check = getattr(self._driver, hook, None)
-            if check is not None:
-                try:
-                    check(name) if hook == "check_name" else check(name, value)
-                except SecretError as exc:
-                    raise self._fill(exc, name) from None
+    # -- calling the driver ------------------------------------------------------------
 
     def _fill(self, exc: SecretError, name: str | None) -> SecretError:
         if exc.name is None:
@@ -486,4 +506,5 @@ class SecretStore:
 
 
 def _secret(name: str, record: Record) -> Secret:
-    return Secret(name=name, version=record.version, value=record.value, created_at=record.created_at, stages=record.stages)
+    return Secret(name, record.version, record.value, record.created_at, record.stages)
+

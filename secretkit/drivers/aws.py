@@ -49,7 +49,8 @@ from secretkit.errors import (
 )
 from secretkit.names import check_name as check_portable_name
 from secretkit.redact import install_redaction
-from secretkit.secret import Kind, Stage, Value, VersionInfo
+from secretkit.names import portable_rules
+from secretkit.secret import Kind, Stage, Value, VersionInfo, fields_to_json
 
 BACKEND = "aws-sm"
 #: AWS's value limit, in bytes of SecretString (UTF-8) or SecretBinary.
@@ -142,7 +143,7 @@ def encode_value(value: Value) -> dict[str, Any]:
     if value.kind is Kind.BYTES:
         return {"SecretBinary": value.bytes} if value.bytes else {"SecretString": EMPTY_BYTES}
     if value.kind is Kind.FIELDS:
-        return {"SecretString": value.to_bytes().decode("utf-8")}
+        return {"SecretString": fields_to_json(value.map)}
     text = value.text
     if not text or text.startswith(MARK) or _as_fields(text) is not None:
         return {"SecretString": MARK + text}
@@ -288,12 +289,9 @@ def _capabilities() -> Capabilities:
         versions=True,
         compare_and_set=True,
         create_only=True,
-        stages=True,
-        batch_read=True,
         recoverable_delete=True,
         idempotent_put=True,
         max_value_bytes=MAX_VALUE_BYTES,
-        max_name_length=200,
     )
 
 
@@ -301,6 +299,8 @@ class AwsDriver:
     """Translates the driver calls to Secrets Manager operations; one boto3 client, thread-safe."""
 
     backend = BACKEND
+    names = portable_rules()
+    sdk_loggers = ("botocore", "boto3", "urllib3")
 
     def __init__(self, client: Any, *, owned: bool, recovery_window_days: int | None = None) -> None:
         self.client = client

@@ -1,52 +1,83 @@
-"""The driver contract: what a backend must provide, and what it may provide.
+"""The whole driver contract: what a backend must provide, and what it may provide.
 
-A driver translates calls; it never caches, retries, logs values or validates portable
-names (the ``SecretStore`` does all of that, identically for every backend). Required
-methods are in ``Driver``; optional capabilities are plain methods the store looks for
-with ``getattr`` and falls back without (see ``OPTIONAL_METHODS``), so adding one never
-forces every driver to change.
+A driver translates calls to one backend; it never caches, retries, logs values or decides a
+rule that must hold on every backend (the ``SecretStore`` does all of that, identically for
+every driver). This module is all a new backend's author needs to read:
+
+* ``Driver`` — the required calls. Each docstring says which portable error it raises for
+  which case; anything else the SDK raises is left to ``classify``.
+* Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
+  runtime-checkable) and given a fallback by the store when absent, so adding one never
+  forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
+  ``History``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``.
+* ``Capabilities`` — the flags the store and the conformance suite read.
+* ``NameRules`` — how the backend holds names (what it accepts unchanged, how a portable
+  name it cannot hold is mapped); the store checks every name against them before any I/O.
+* ``DriverFactory`` — how ``secretkit.open`` builds a driver from a URL and options.
+
+Drivers turn their SDK's own retries off (or pin them to one attempt): the store's
+``RetryPolicy`` is the only retry layer, so attempts never multiply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from secretkit.config import StoreURL
+from secretkit.config import validate as validate_options
 from secretkit.errors import ErrorCode, SecretError
+from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
+
+__all__ = [
+    "BatchReader",
+    "Capabilities",
+    "ChangeStream",
+    "Classified",
+    "Driver",
+    "DriverFactory",
+    "History",
+    "NameRules",
+    "NativeStages",
+    "Record",
+    "SdkClient",
+    "StoreURL",
+    "ValueLimits",
+    "VersionProbe",
+    "name_rules",
+    "validate_options",
+]
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a store can do; the conformance suite skips (visibly) what it cannot.
+    """What a backend can do. The store refuses (``NotSupportedError``, before any I/O) what a
+    driver does not declare, and the conformance suite skips it, visibly."""
 
-    ``max_value_bytes`` is measured in portable octets (``Value.size``): every value up to
-    it round-trips, and one byte more is rejected with ``InvalidArgumentError`` before I/O.
-    """
-
+    remote: bool = True
+    """A network backend: the store caches reads by default (local stores do not)."""
     versions: bool = True
     """``get(version=...)`` reads old versions and ``versions()`` lists history."""
     compare_and_set: bool = True
     """``put(if_version=...)`` is atomic on the server."""
     create_only: bool = True
     """``put(create_only=True)`` is atomic on the server."""
-    stages: bool = False
-    """``get(stage=...)`` reads ``current``/``previous``/``pending``."""
-    batch_read: bool = False
-    """``get_many`` uses a native batch call (otherwise it loops)."""
     recoverable_delete: bool = False
     """``delete()`` without ``purge`` leaves the data recoverable on the backend."""
     idempotent_put: bool = False
     """A retried ``put`` with the same token never creates two versions (so puts may be retried)."""
     max_value_bytes: int | None = None
-    max_name_length: int = 200
+    """Every value whose ``Value.size`` is at most this round-trips; one byte more is
+    ``InvalidArgumentError`` before I/O. None: no limit the store knows of."""
 
 
 @dataclass(frozen=True)
 class Record:
-    """What a driver read: the value and its version metadata."""
+    """What a driver read: the value as the backend holds it, and its version metadata."""
 
     value: Value
     version: str
@@ -67,36 +98,57 @@ class Classified:
 
 @runtime_checkable
 class Driver(Protocol):
-    """The calls every backend implements. Names passed in are already valid portable names."""
+    """The calls every backend implements.
+
+    Names passed in have passed the store's checks (``NameRules``); versions are non-empty
+    strings. Portable errors a driver raises itself (``NotFoundError`` and the like) need no
+    name or backend: the store fills both in.
+    """
 
     backend: str
     """Short backend id used in errors and audit events, e.g. ``"vault"`` or ``"aws-sm"``."""
     capabilities: Capabilities
+    names: NameRules
+    """How this backend holds names; ``secretkit.names.portable_rules()`` if it adds nothing."""
+    sdk_loggers: tuple[str, ...]
+    """Loggers of the SDK below (e.g. ``("botocore",)``) that may print values at DEBUG: the
+    store masks them whenever a store of this backend is opened."""
 
     def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
-        """Read the current value, or a given version or stage. Missing → ``NotFoundError``."""
+        """The current value, or ``version``, or the native ``stage`` (only with ``NativeStages``
+        or ``History``). ``NotFoundError``: no such secret, version or stage, or it is deleted."""
         ...
 
     def write(
         self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str
     ) -> VersionInfo:
-        """Store a new version. ``token`` is unique per logical put and repeats on retries."""
+        """Store ``value`` as the new current version, the way the backend's own tools do.
+
+        ``if_version``: ``ConflictError`` unless it is the current version (also when the
+        secret is missing). ``create_only``: ``AlreadyExistsError`` if it exists. Both atomic
+        on the server. ``token`` is unique per logical put and repeats on retries.
+        ``InvalidArgumentError`` for a value the backend cannot hold (see ``ValueLimits``).
+        """
         ...
 
     def delete(self, name: str, *, purge: bool) -> None:
-        """Delete the secret (recoverably where supported unless ``purge``). Missing → ``NotFoundError``."""
+        """Delete the secret (recoverably where ``recoverable_delete`` unless ``purge``).
+        ``NotFoundError`` if it does not exist."""
         ...
 
     def list(self, prefix: str) -> Iterable[str]:
-        """Portable names starting with ``prefix`` (deleted secrets excluded), in any order."""
+        """Names starting with ``prefix`` (deleted secrets excluded), in any order: the name as
+        secretkit wrote it where the backend records it, else the native name unchanged."""
         ...
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
-        """Version infos, newest first. Missing → ``NotFoundError``."""
+        """Version infos, newest first. ``NotFoundError`` if the secret does not exist;
+        ``NotSupportedError`` where ``capabilities.versions`` is false."""
         ...
 
     def classify(self, exc: BaseException) -> Classified | None:
-        """Map an SDK exception to a portable code, or None if it is not the SDK's."""
+        """Map an SDK exception to a portable code and a detail without values; None if it
+        is not the SDK's (the store then lets it propagate)."""
         ...
 
     def close(self) -> None:
@@ -104,24 +156,107 @@ class Driver(Protocol):
         ...
 
 
-#: Optional methods the store detects; each has a fallback in the store.
-OPTIONAL_METHODS = {
-    "read_many": "read_many(names) -> dict[str, Record | SecretError]  (batch read)",
-    "check_name": "check_name(name) -> None  (backend limits beyond the portable grammar; before I/O)",
-    "check_value": "check_value(name, value) -> None  (backend encoding limits; before I/O)",
-    "current_version": "current_version(name) -> str  (cheap metadata read of the current version id, no value;"
-    " lets the cache check for a change before fetching the value again)",
-    "client": "client  (the SDK client, for users who must reach it)",
-}
-
-# Drivers also turn their SDK's own retries off (or pin them to one attempt): the store's
-# RetryPolicy is the only retry layer, so attempts never multiply.
+# -- optional capabilities ---------------------------------------------------------------
 
 
+@runtime_checkable
 class BatchReader(Protocol):
-    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]: ...
+    """A native batch read; without it ``get_many`` is one ``read`` per name."""
+
+    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
+        """The current value of each name; a missing one maps to ``NotFoundError``. A failure
+        of the whole call raises; per-name failures are returned in place of a Record."""
+        ...
+
+
+@runtime_checkable
+class VersionProbe(Protocol):
+    """A cheap read of the current version id, with no value: lets the cache check for a
+    change before fetching the value again, and lets ``watch`` poll cheaply."""
+
+    def current_version(self, name: str) -> str:
+        """The current version id. ``NotFoundError`` if missing or deleted."""
+        ...
+
+
+@runtime_checkable
+class NativeStages(Protocol):
+    """Atomic rotation stages on the backend (AWS labels, memory/file labels, Kubernetes
+    annotations). Without it, the store emulates ``pending`` (see ``secretkit.stages``).
+
+    ``read(name, stage=...)`` must then answer ``"current"``, ``"previous"`` and ``"pending"``.
+    """
+
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        """Add a pending version, current untouched. The version written earlier with ``token``
+        is returned as it is (a re-run); another rotation's pending is returned when ``adopt``,
+        else ``ConflictError``. Atomic against a concurrent rotator. ``NotFoundError`` if the
+        secret does not exist."""
+        ...
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        """Pending ``version`` → current, current → previous, only if current is still
+        ``if_current`` (else ``ConflictError``); a no-op when already done. Atomic."""
+        ...
+
+    def discard_pending(self, name: str, version: str) -> None:
+        """Drop the pending stage of ``version`` (a no-op if it has none)."""
+        ...
+
+
+@runtime_checkable
+class History(Protocol):
+    """Backends whose own history answers ``previous`` (Vault KV v2 and GCP versions): the
+    value the current one replaced. Combined with an emulated pending, this gives rotation
+    without anything stored beside the secret once it is done."""
+
+    def read_previous(self, name: str) -> Record:
+        """The version before the current one. ``NotFoundError`` if there is none (or it is
+        deleted or destroyed)."""
+        ...
+
+
+@runtime_checkable
+class ChangeStream(Protocol):
+    """A server-side change feed (Kubernetes watch); without it ``watch`` polls."""
+
+    def watch_versions(self, name: str, stop: threading.Event) -> Iterator[str | None]:
+        """Yield the current version id now and after every change (None while the secret does
+        not exist) until ``stop`` is set; raise when the stream breaks (the watcher then
+        polls once and resumes)."""
+        ...
+
+
+@runtime_checkable
+class ValueLimits(Protocol):
+    """Limits of the backend's encoding beyond ``max_value_bytes``, checked before any I/O."""
+
+    def check_value(self, name: str, value: Value) -> None:
+        """``InvalidArgumentError`` stating the backend's rule if ``value`` cannot be stored."""
+        ...
+
+
+@runtime_checkable
+class SdkClient(Protocol):
+    """The escape hatch (gocloud's ``As``): the SDK client, for users who must reach it."""
+
+    client: Any
+
+
+def name_rules(driver: Any) -> NameRules:
+    """The driver's ``NameRules`` (a third-party driver that declares none gets the portable ones)."""
+    rules = getattr(driver, "names", None)
+    return rules if isinstance(rules, NameRules) else portable_rules()
 
 
 def sdk_client(driver: Any) -> Any:
-    """The driver's SDK client, or None (gocloud's ``As`` escape hatch)."""
-    return getattr(driver, "client", None)
+    """The driver's SDK client, or None."""
+    return driver.client if isinstance(driver, SdkClient) else None
+
+
+#: ``factory(url: StoreURL, options: dict[str, Any], client: Any = None) -> Driver``, registered
+#: as ``"module:function"``. ``options`` are the driver's own (the store's retry and cache options
+#: are already taken out); the factory validates them against its pydantic model with
+#: ``validate_options``, which raises ``ConfigError`` naming each bad option. ``client`` is a
+#: ready SDK client the user passed (the driver must not close it).
+DriverFactory = Callable[..., Driver]

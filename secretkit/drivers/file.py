@@ -32,6 +32,7 @@ from secretkit.drivers import versioned
 from secretkit.drivers.base import Capabilities, Classified, Record
 from secretkit.drivers.memory import capabilities
 from secretkit.errors import AuthenticationError, ConfigError, DataLossError, ErrorCode
+from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Kind, Value, VersionInfo
 
 try:  # POSIX advisory locks; elsewhere only the in-process lock applies
@@ -57,12 +58,14 @@ class FileDriver:
     """Versioned secrets in one encrypted file; semantics shared with memory://."""
 
     backend = "file"
+    sdk_loggers: tuple[str, ...] = ()
 
     def __init__(self, directory: Path, key: bytes, *, max_value_bytes: int = 1024 * 1024) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.directory = directory
         self.capabilities: Capabilities = capabilities(max_value_bytes)
+        self.names: NameRules = portable_rules()
         self._aead = AESGCM(key)
         self._data = directory / "store.enc"
         self._lockfile = directory / "store.lock"
@@ -183,9 +186,13 @@ class FileDriver:
 
 def _to_doc(entries: versioned.Entries) -> dict[str, Any]:
     def value_doc(v: Value) -> Any:
-        if v.kind is Kind.BYTES:
-            return base64.b64encode(v.bytes).decode()
-        return v.text if v.kind is Kind.TEXT else dict(v.fields)
+        raw = v.raw
+        if isinstance(raw, bytes):
+            return base64.b64encode(raw).decode()
+        if isinstance(raw, str):
+            return raw
+        # octet fields (as Kubernetes keeps them) are marked, text fields stay plain strings
+        return {k: {"base64": base64.b64encode(x).decode()} if isinstance(x, bytes) else x for k, x in raw.items()}
 
     return {
         "format": 1,
@@ -207,7 +214,11 @@ def _from_doc(doc: dict[str, Any]) -> versioned.Entries:
     def value_of(kind: str, data: Any) -> Value:
         if kind == Kind.BYTES.value:
             return Value(Kind.BYTES, base64.b64decode(data))
-        return Value.of(data)
+        if kind == Kind.TEXT.value:
+            return Value(Kind.TEXT, data)
+        return Value(Kind.FIELDS, {
+            k: base64.b64decode(x["base64"]) if isinstance(x, dict) and "base64" in x else x for k, x in data.items()
+        })
 
     return {
         name: versioned.Entry(

@@ -24,6 +24,7 @@ from google.cloud.secretmanager_v1.types import resources
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from secretkit import names as _names
+from secretkit.names import portable_rules
 from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import Capabilities, Classified, Record
 from secretkit.errors import (
@@ -101,7 +102,7 @@ def encode_value(value: Value) -> bytes:
         if raw and not raw.startswith(MAGIC) and not _is_utf8(raw):
             return raw
         return MAGIC + b"b" + raw
-    return MAGIC + b"f" + fields_to_json(value.fields).encode("utf-8")
+    return MAGIC + b"f" + fields_to_json(value.map).encode("utf-8")
 
 
 def decode_value(data: bytes) -> Value:
@@ -171,6 +172,8 @@ class GcpDriver:
     """Translates portable calls to Secret Manager RPCs; owns no state beyond the client."""
 
     backend = BACKEND
+    names = portable_rules()
+    sdk_loggers = ("google", "grpc", "urllib3")
 
     def __init__(
         self,
@@ -192,8 +195,6 @@ class GcpDriver:
             versions=True,
             compare_and_set=False,
             create_only=True,
-            stages=True,
-            batch_read=False,
             recoverable_delete=False,
             idempotent_put=False,
             max_value_bytes=MAX_PAYLOAD - HEADER_LEN,
@@ -263,6 +264,10 @@ class GcpDriver:
                 f"(enable it, or read a version explicitly)"
             )
         return NotFoundError(f"version {number} is {state}")
+
+    def read_previous(self, name: str) -> Record:
+        """The version before ``latest`` (GCP's own history is the previous stage)."""
+        return self.read(name, stage=Stage.PREVIOUS)
 
     def current_version(self, name: str) -> str:
         """The latest version id (metadata only); NotFound if it is not enabled."""

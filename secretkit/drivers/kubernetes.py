@@ -134,7 +134,7 @@ def portable_name(obj_name: str) -> str | None:
 def encode_value(value: Value) -> tuple[str, dict[str, bytes]]:
     """The kind annotation and the raw data map for a portable value."""
     if value.kind is Kind.FIELDS:
-        return Kind.FIELDS.value, {k: v.encode("utf-8") for k, v in value.fields.items()}
+        return Kind.FIELDS.value, {k: v if isinstance(v, bytes) else v.encode("utf-8") for k, v in value.map.items()}
     return value.kind.value, {VALUE_KEY: value.to_bytes()}
 
 
@@ -214,13 +214,12 @@ class KubernetesDriver:
         versions=False,
         compare_and_set=True,
         create_only=True,
-        stages=False,
-        batch_read=False,
         recoverable_delete=False,
         idempotent_put=False,
         max_value_bytes=MAX_SECRET_BYTES,
-        max_name_length=_names.MAX_NAME_LENGTH,
     )
+    names = _names.portable_rules()
+    sdk_loggers = ("kubernetes", "urllib3")
 
     def __init__(self, api: Any, namespace: str, opts: KubernetesOptions, *, owned: bool) -> None:
         self.client = api

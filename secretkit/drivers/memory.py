@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
 from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
 
 
@@ -38,10 +39,10 @@ _SHARED_LOCK = threading.Lock()
 def capabilities(max_value_bytes: int) -> Capabilities:
     """What memory:// and file:// both offer."""
     return Capabilities(
+        remote=False,
         versions=True,
         compare_and_set=True,
         create_only=True,
-        stages=True,
         recoverable_delete=False,
         idempotent_put=True,
         max_value_bytes=max_value_bytes,
@@ -52,10 +53,12 @@ class MemoryDriver:
     """Dictionary-backed driver; every call holds the namespace lock, so each is atomic."""
 
     backend = "memory"
+    sdk_loggers: tuple[str, ...] = ()
 
     def __init__(self, namespace: _Namespace | None = None, *, max_value_bytes: int = 65536) -> None:
         self._ns = namespace or _Namespace()
         self.capabilities = capabilities(max_value_bytes)
+        self.names: NameRules = portable_rules()
 
     def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
         with self._ns.lock:

@@ -64,7 +64,6 @@ KV2_CAPABILITIES = Capabilities(
     versions=True,
     compare_and_set=True,
     create_only=True,
-    stages=False,
     recoverable_delete=True,
     idempotent_put=False,  # a retried write after a lost reply would add a second version
     max_value_bytes=DEFAULT_MAX_VALUE_BYTES,
@@ -74,7 +73,6 @@ KV1_CAPABILITIES = Capabilities(
     versions=False,
     compare_and_set=False,
     create_only=False,
-    stages=False,
     recoverable_delete=False,
     idempotent_put=True,  # an overwrite repeated with the same value leaves the same state
     max_value_bytes=DEFAULT_MAX_VALUE_BYTES,
@@ -200,6 +198,8 @@ class _VaultDriver:
 
     backend = "vault"
     capabilities: Capabilities
+    names = _names.portable_rules()
+    sdk_loggers = ("hvac", "urllib3", "requests")
 
     def __init__(self, client: Any, keeper: TokenKeeper, mount: str, prefix: str, *, owns_client: bool,
                  max_value_bytes: int) -> None:
@@ -290,6 +290,15 @@ class KV2Driver(_VaultDriver):
         meta = reply["data"]["metadata"]
         return Record(decode(reply["data"]["data"]), str(meta["version"]), parse_time(meta.get("created_time")),
                       frozenset({Stage.CURRENT}) if version is None else frozenset())
+
+    def read_previous(self, name: str) -> Record:
+        """The version before the current one (KV v2's own history is the previous stage)."""
+        current = self.read(name)
+        number = int(current.version) - 1
+        if number < 1:
+            raise NotFoundError("secret has no previous version")
+        record = self.read(name, version=str(number))
+        return Record(record.value, record.version, record.created_at, frozenset({Stage.PREVIOUS}))
 
     def current_version(self, name: str) -> str:
         """The current version number from metadata (no value read); NotFoundError if deleted."""

@@ -5,7 +5,6 @@ Subclass ``RotationConformance`` with a ``store`` fixture (as for ``StoreConform
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -14,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from secretkit.errors import ConflictError, NotFoundError, NotSupportedError
-from secretkit.rotation import PENDING_SUFFIX, ROTATION_METHODS, RotationError
+from secretkit.drivers.base import NativeStages, Record
+from secretkit.errors import ConflictError, NotFoundError, NotSupportedError, RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreFixtures
@@ -25,13 +24,14 @@ class Crash(BaseException):
     """Stands for the process dying: not an Exception, so nothing in the library handles it."""
 
 
-def step_call(step: str, native: bool) -> Callable[[str, tuple[Any, ...]], bool]:
+def step_call(step: str, store: SecretStore) -> Callable[[str, tuple[Any, ...]], bool]:
     """Which driver call carries a rotation step: a native primitive, or the companion write."""
-    if native:
+    if _native(store):
         return lambda attr, args: attr == {"create": "write_pending", "promote": "promote"}[step]
+    pending = store.pending_prefix
     if step == "create":
-        return lambda attr, args: attr == "write" and str(args[0]).endswith(PENDING_SUFFIX)
-    return lambda attr, args: attr == "write" and "/." not in str(args[0])
+        return lambda attr, args: attr == "write" and str(args[0]).startswith(pending)
+    return lambda attr, args: attr == "write" and not str(args[0]).startswith(pending)
 
 
 class CrashingDriver:
@@ -60,25 +60,34 @@ class CrashingDriver:
 
 
 class WithoutNativeStages:
-    """A driver wrapper that hides the native stage primitives, so rotation runs on the
-    companion emulation Vault, GCP and Kubernetes use — to check it on a local store."""
+    """A driver wrapper that hides the native stage primitives and offers only the backend's
+    history for ``previous`` — the emulation Vault KV v2 and GCP use, checked on a local store."""
+
+    _HIDDEN = frozenset({"write_pending", "promote", "discard_pending"})
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self.capabilities = dataclasses.replace(inner.capabilities, stages=False)
+
+    def read_previous(self, name: str) -> Record:
+        return self._inner.read(name, stage=Stage.PREVIOUS)  # type: ignore[no-any-return]
+
+    def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
+        if stage is not None:
+            raise AssertionError("the store must not ask a driver without native stages for a stage")
+        return self._inner.read(name, version=version)  # type: ignore[no-any-return]
 
     def __getattr__(self, attr: str) -> Any:
-        if attr in ROTATION_METHODS:
+        if attr in self._HIDDEN:
             raise AttributeError(attr)
         return getattr(self._inner, attr)
 
 
 def _native(store: SecretStore) -> bool:
-    return all(hasattr(store.driver, m) for m in ROTATION_METHODS)
+    return isinstance(store.driver, NativeStages)
 
 
 def _require_rotation(store: SecretStore) -> None:
-    if not _native(store) and not store.capabilities.create_only:
+    if store.stages is None:
         with pytest.raises(NotSupportedError):
             store.rotate("sk-conf-unsupported/x", generate=lambda c: "x")
         pytest.skip("store cannot rotate: no native stages and no atomic create-only write (NotSupportedError checked)")
@@ -150,7 +159,7 @@ class RotationConformance(StoreFixtures):
 
         crashing = store
         if step in ("create", "promote"):
-            driver = CrashingDriver(store.driver, step_call(step, _native(store)), when)
+            driver = CrashingDriver(store.driver, step_call(step, store), when)
             crashing = SecretStore(driver, options=store.options)
         token = f"tok-{step}-{when}"
         with pytest.raises(Crash):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 import time
 import uuid
@@ -125,7 +127,7 @@ def test_ttl_jitter_shortens_each_entry_within_bounds() -> None:
         e.store.get(n)
     cache = e.store._cache
     assert cache is not None
-    lifetimes = [cache.entries[(n, None, None)][3] - cache.entries[(n, None, None)][1] for n in names]
+    lifetimes = [cache.entries[(n, None, None)].expires - cache.entries[(n, None, None)].fetched for n in names]
     assert all(50 <= t <= 100 for t in lifetimes)
     assert max(lifetimes) - min(lifetimes) > 10  # really spread, not lockstep
     e.clock.advance(49.9)
@@ -535,18 +537,20 @@ def test_audit_events_carry_the_cache_outcome(env: Env) -> None:
 # -- policy and options ----------------------------------------------------------------------------
 
 
-def test_default_policy_per_backend() -> None:
-    for backend in ("vault", "aws-sm", "gcp-sm", "k8s"):
-        assert default_policy(backend).enabled
-    for backend in ("memory", "file", "third-party"):
-        assert not default_policy(backend).enabled
+def test_default_policy_follows_the_remote_capability() -> None:
+    assert default_policy(True).enabled
+    assert not default_policy(False).enabled
     assert secretkit.open("memory://").cache_policy is None
     assert secretkit.open("memory://").cache_stats() == CacheStats()
 
-    class RemoteLike(MemoryDriver):
-        backend = "vault"
+    class ThirdPartyRemote(MemoryDriver):  # any backend id: the capability decides, not a list of ids
+        backend = "acme-vault"
 
-    assert SecretStore(RemoteLike()).cache_policy == CachePolicy()
+        def __init__(self) -> None:
+            super().__init__()
+            self.capabilities = dataclasses.replace(self.capabilities, remote=True)
+
+    assert SecretStore(ThirdPartyRemote()).cache_policy == CachePolicy()
 
 
 def test_cache_options_from_url_and_keywords() -> None:

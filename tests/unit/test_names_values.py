@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 import secretkit
-from secretkit.names import check_name, escape, unescape
+from secretkit.names import check_portable as check_name
+from secretkit.names import escape, unescape
 from secretkit.secret import Kind, Secret, Value
 
 
@@ -45,8 +46,10 @@ def test_value_fields_are_copied_and_read_only() -> None:
     value = Value.of(source)
     source["a"] = "changed"
     assert value.fields["a"] == "1"
+    value.fields["a"] = "x"  # type: ignore[index]  # a copy: the value itself cannot change
+    assert value.fields["a"] == "1"
     with pytest.raises(TypeError):
-        value.fields["a"] = "x"  # type: ignore[index]
+        value.map["a"] = "x"  # type: ignore[index]
 
 
 def test_secret_accessors_and_masking() -> None:
@@ -62,11 +65,59 @@ def test_secret_accessors_and_masking() -> None:
     b = Secret("n", "1", Value.of(b"\xff\xfe"))
     with pytest.raises(secretkit.SecretError):
         b.text
+    assert Secret("n", "1", Value.of({"only": "one"})).text == "one"
 
 
-def test_secret_refuses_pickling() -> None:
+def test_secret_and_value_refuse_pickling() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(Secret("n", "1", Value.of("topsecret")))
+    with pytest.raises(TypeError):
+        pickle.dumps(Value.of("topsecret"))
+
+
+def test_json_text_reads_as_fields_with_non_string_values_as_json_text() -> None:
+    text = '{"username": "app", "port": 5432, "ssl": true, "opts": {"a": [1]}}'
+    s = Secret("rds", "1", Value.of(text))
+    assert s.text == text  # exactly as stored
+    assert s.fields == {"username": "app", "port": "5432", "ssl": "true", "opts": '{"a":[1]}'}
+    assert s["port"] == "5432" and s.get("missing") is None
+    with pytest.raises(secretkit.InvalidArgumentError):
+        Secret("t", "1", Value.of("not json")).fields
+
+
+def test_one_field_map_reads_as_its_value_and_octet_fields_stay_readable() -> None:
+    one = Secret("v", "1", Value(Kind.FIELDS, {"password": "s3cr3t"}))
+    assert one.text == "s3cr3t" and one.bytes == b"s3cr3t" and one.fields == {"password": "s3cr3t"}
+    keystore = Secret("k", "1", Value(Kind.FIELDS, {"keystore.p12": b"\x00\xff\x10", "alias": "app"}))
+    assert keystore.fields == {"alias": "app"}  # text fields only
+    assert keystore.field_bytes("keystore.p12") == b"\x00\xff\x10"
+    assert keystore.field_bytes("alias") == b"app"
+    with pytest.raises(KeyError, match="field_bytes"):
+        keystore["keystore.p12"]
+    with pytest.raises(secretkit.InvalidArgumentError):
+        keystore.text
+    lone = Secret("k", "1", Value(Kind.FIELDS, {"keystore": b"\xff\xfe"}))
+    assert lone.bytes == b"\xff\xfe"
+
+
+def test_vault_style_json_values_in_a_map() -> None:
+    s = Secret("v", "2", Value(Kind.FIELDS, {"port": 5432, "user": "app"}))
+    assert s.fields == {"port": "5432", "user": "app"}
+    assert s.text == '{"port":5432,"user":"app"}'  # JSON types kept in the text view
+
+
+def test_undecodable_octets_leave_no_decode_error_behind() -> None:
+    secret = Secret("b", "1", Value.of(b"\xffsecret-octets"))
+    with pytest.raises(secretkit.InvalidArgumentError) as info:
+        secret.text
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("bad", ["lone\ud800", {"k": "lone\udfff"}, {"lone\ud800": "v"}])
+def test_lone_surrogates_are_invalid_arguments(bad: object) -> None:
+    with pytest.raises(secretkit.InvalidArgumentError) as info:
+        Value.of(bad)  # type: ignore[arg-type]
+    assert info.value.__context__ is None
 
 
 def test_errors_carry_code_name_backend() -> None:

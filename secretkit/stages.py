@@ -1,0 +1,215 @@
+"""Where each backend keeps the rotation stages ``current``, ``previous`` and ``pending``.
+
+Native first: nothing secretkit keeps beside a secret may sit where its readers look.
+
+* ``native`` — the driver has ``NativeStages`` (AWS staging labels; memory and file labels;
+  Kubernetes annotations on the Secret itself): every stage is read from the secret itself.
+* ``emulated`` — the driver has ``History`` (Vault KV v2 versions, GCP versions) and an atomic
+  create-only write: ``previous`` is the backend's own previous version, and only the
+  *pending* value lives elsewhere, in a companion secret ``store.pending_prefix + NAME``
+  (default ``secretkit-pending/NAME``), and only while a rotation runs. The companion is created
+  with the backend's create-only write, so exactly one rotator holds it, and it is deleted at
+  promotion. The prefix is a store option, so a policy can give the rotator (and nobody else)
+  access to it; ``list()`` never shows it.
+* otherwise (Vault KV v1): no stages; ``rotate`` raises ``NotSupportedError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Literal
+
+from secretkit.drivers.base import History, NativeStages, Record
+from secretkit.errors import AlreadyExistsError, ConflictError, NotFoundError, NotSupportedError
+from secretkit.seam import StoreSeam
+from secretkit.secret import Kind, Secret, Stage, Value
+
+StageSupport = Literal["native", "emulated"]
+
+#: The default place of emulated pending values (``StoreOptions.pending_prefix``).
+DEFAULT_PENDING_PREFIX = "secretkit-pending/"
+
+
+def support(driver: object, create_only: bool) -> StageSupport | None:
+    """How a driver's backend keeps stages (see the module docstring); None: it has none."""
+    if isinstance(driver, NativeStages):
+        return "native"
+    if isinstance(driver, History) and create_only:
+        return "emulated"
+    return None
+
+
+class Native:
+    """Rotation steps through the driver's own stage primitives."""
+
+    def __init__(self, store: StoreSeam) -> None:
+        self.store = store
+        driver = store.driver
+        assert isinstance(driver, NativeStages)
+        self.driver: NativeStages = driver
+
+    def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
+        """Write the pending version; None when this token's rotation already finished."""
+        info = self.store.call_driver(
+            "rotate.create", name, lambda: self.driver.write_pending(name, value, token=token, adopt=adopt))
+        if Stage.CURRENT in info.stages:
+            return None
+        return self.store.get(name, stage=Stage.PENDING, refresh=True)
+
+    def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
+        info = self.store.call_driver(
+            "rotate.promote", name, lambda: self.driver.promote(name, pending.version, if_current=current.version))
+        return str(info.version)
+
+    def discard(self, name: str) -> str | None:
+        try:
+            pending = self.store.get(name, stage=Stage.PENDING, refresh=True)
+        except NotFoundError:
+            return None
+        if Stage.CURRENT in pending.stages:
+            return None
+        self.store.call_driver("rotate.discard", name, lambda: self.driver.discard_pending(name, pending.version))
+        return pending.version
+
+    def forget(self, name: str) -> None:
+        """Nothing to do: native stages go with the secret."""
+
+
+class Companion:
+    """Emulated pending: a companion secret at ``pending_prefix + NAME`` (see the module docstring).
+
+    The companion holds the pending value and the rotation token, so a re-run recognises its
+    own pending value. Promotion writes the pending value to NAME (with compare-and-set on the
+    current version where the backend has it), which makes the old value the backend's own
+    previous version, and then deletes the companion.
+    """
+
+    def __init__(self, store: StoreSeam) -> None:
+        self.store, self.driver = store, store.driver
+        if not store.capabilities.create_only:
+            raise NotSupportedError(
+                "staged rotation needs an atomic create-only write, which this backend lacks", backend=store.backend
+            )
+
+    def companion(self, name: str) -> str:
+        return self.store.pending_prefix + name
+
+    def _read(self, name: str) -> tuple[Value, str, Record] | None:
+        companion = self.companion(name)
+        try:
+            record = self.store.call_driver("rotate.read", name, lambda: self.driver.read(companion))
+        except NotFoundError:
+            return None
+        fields = record.value.fields
+        return unpack(fields), fields.get("token", ""), record
+
+    def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
+        companion = self.companion(name)
+        found = self._read(name)
+        if found is None:
+            try:
+                self.store.call_driver(
+                    "rotate.create", name,
+                    lambda: self.driver.write(companion, pack(value, token), if_version=None, create_only=True,
+                                              token=token),
+                )
+            except AlreadyExistsError:
+                pass  # a concurrent rotator won; the holder check below says so
+            found = self._read(name)
+        if found is None:
+            raise ConflictError("the pending value vanished: another rotator discarded it", name=name,
+                                backend=self.store.backend)
+        pending, holder, record = found
+        if holder != token and not adopt:
+            raise ConflictError(
+                "another rotation is in progress; resume it or discard_pending() first",
+                name=name, backend=self.store.backend,
+            )
+        return Secret(name, pending_version(record.version), pending, record.created_at, frozenset({Stage.PENDING}))
+
+    def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
+        now = self.store.call_driver("rotate.promote", name, lambda: self.driver.read(name))
+        if now.value != pending.value:  # else a crashed run already wrote it: just clean up
+            if now.version != current.version:
+                raise ConflictError(f"current version is {now.version!r}, not {current.version!r}", name=name,
+                                    backend=self.store.backend)
+            cas = now.version if self.store.capabilities.compare_and_set else None
+            info = self.store.call_driver("rotate.promote", name, lambda: self.driver.write(
+                name, pending.value, if_version=cas, create_only=False, token=token))
+            version = info.version
+        else:
+            version = now.version
+        self.forget(name)
+        return version
+
+    def discard(self, name: str) -> str | None:
+        found = self._read(name)
+        if found is None:
+            return None
+        self.forget(name)
+        return pending_version(found[2].version)
+
+    def read(self, name: str) -> Record:
+        found = self._read(name)
+        if found is None:
+            raise NotFoundError("secret has no pending version")
+        value, _, record = found
+        return Record(value, pending_version(record.version), record.created_at, frozenset({Stage.PENDING}))
+
+    def forget(self, name: str) -> None:
+        """Remove the companion (at promotion, discard, and when NAME itself is deleted)."""
+        companion = self.companion(name)
+        try:
+            self.store.call_driver("rotate.cleanup", name, lambda: self.driver.delete(companion, purge=True))
+        except NotFoundError:
+            pass
+
+
+def pending_version(companion_version: str) -> str:
+    """The version id reported for an emulated pending value (never a version of NAME itself)."""
+    return f"pending-{companion_version}"
+
+
+def for_store(store: StoreSeam) -> Native | Companion:
+    """The rotation steps of ``store``; ``NotSupportedError`` where it keeps no stages."""
+    how = support(store.driver, store.capabilities.create_only)
+    if how == "native":
+        return Native(store)
+    if how == "emulated":
+        return Companion(store)
+    raise NotSupportedError(
+        "this backend keeps no rotation stages (no staging labels, no history with an atomic create-only write)",
+        backend=store.backend,
+    )
+
+
+def pack(value: Value, token: str) -> Value:
+    """A companion's content: the pending value (its shape kept exactly) and the rotation token."""
+    raw = value.raw
+    if isinstance(raw, bytes):
+        data = base64.b64encode(raw).decode("ascii")
+    elif isinstance(raw, str):
+        data = raw
+    else:
+        data = json.dumps({k: v if isinstance(v, str) else {"base64": base64.b64encode(v).decode("ascii")}
+                           if isinstance(v, bytes) else {"json": v} for k, v in raw.items()})
+    return Value.of({"token": token, "kind": value.kind.value, "data": data})
+
+
+def unpack(fields: dict[str, str] | object) -> Value:
+    """Invert ``pack``."""
+    assert isinstance(fields, dict)
+    kind = Kind(fields["kind"])
+    data = fields["data"]
+    if kind is Kind.BYTES:
+        return Value(Kind.BYTES, base64.b64decode(data))
+    if kind is Kind.TEXT:
+        return Value(Kind.TEXT, data)
+    items = {}
+    for key, item in json.loads(data).items():
+        if isinstance(item, dict) and "base64" in item:
+            items[key] = base64.b64decode(item["base64"])
+        else:
+            items[key] = item["json"] if isinstance(item, dict) and "json" in item else item
+    return Value(Kind.FIELDS, items)

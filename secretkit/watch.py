@@ -1,0 +1,114 @@
+"""Change notification: call back with each new current value of a secret.
+
+Where the driver can stream changes (``ChangeStream``: Kubernetes' watch API) a thread follows
+the stream; elsewhere it polls the driver's cheap ``current_version`` (``VersionProbe``) or,
+failing that, a read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from secretkit.drivers.base import ChangeStream, VersionProbe
+from secretkit.errors import NotFoundError, SecretError
+from secretkit.seam import StoreSeam
+from secretkit.secret import Secret
+
+logger = logging.getLogger("secretkit")
+
+
+class Watcher:
+    """Calls ``callback(secret)`` from a daemon thread whenever the secret's current version changes.
+
+    Where the driver can stream changes (``watch_versions``: Kubernetes' watch API) the thread
+    follows the stream, so a change is reported as soon as the server sends it; if the stream
+    breaks, the watcher checks once by polling, backs off and resumes the stream. Elsewhere it
+    polls every ``interval`` seconds with the driver's cheap ``current_version`` (no value
+    transferred) or a read. Each change first drops the name from the store's cache, so the
+    callback and every later ``get`` see the new value. ``stop()`` (or leaving the ``with``
+    block) returns at once; no callback runs after it.
+    """
+
+    def __init__(self, store: StoreSeam, name: str, callback: Callable[[Secret], Any], interval: float = 30.0):
+        self.store, self.name, self.callback, self.interval = store, name, callback, interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: str | None = self._version()
+        self.errors = 0
+        driver = store.driver
+        self._stream = driver.watch_versions if isinstance(driver, ChangeStream) else None
+        self.streaming = self._stream is not None
+        target = self._follow if self.streaming else self._run
+        self._thread = threading.Thread(target=target, name=f"secretkit-watch-{name}", daemon=True)
+        self._thread.start()
+
+    def _version(self) -> str | None:
+        driver = self.store.driver
+        try:
+            if isinstance(driver, VersionProbe):
+                return self.store.call_driver("watch", self.name, lambda: driver.current_version(self.name))
+            return self.store.get(self.name, refresh=True).version
+        except NotFoundError:
+            return None
+
+    def poll(self) -> bool:
+        """Check once; True if a change was reported."""
+        try:
+            version = self._version()
+        except SecretError:
+            self.errors += 1  # a transient outage must not kill the watch
+            return False
+        return self._changed(version)
+
+    def _changed(self, version: str | None) -> bool:
+        """Report ``version`` if it is new. A deletion (None) drops the cached value but is not
+        reported: there is no new value to reconnect with; a re-created secret is."""
+        with self._lock:  # the thread and an explicit poll() must not report one change twice
+            if version == self._seen or self._stop.is_set():
+                return False
+            self._seen = version
+            self.store.invalidate(self.name)
+            if version is None:
+                return False
+            secret = self.store.get(self.name)
+        try:
+            self.callback(secret)
+        except Exception:  # a failing callback must not end the watch
+            self.errors += 1
+            logger.warning("watch callback for %s failed", self.name, exc_info=True)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def _follow(self) -> None:
+        failures = 0
+        stream = self._stream
+        assert stream is not None
+        while not self._stop.is_set():
+            try:
+                for version in stream(self.name, self._stop):
+                    failures = 0
+                    self._changed(version)
+            except Exception:  # noqa: BLE001 - any stream failure: poll once so nothing is missed, back off
+                self.errors += 1
+                failures += 1
+                self.poll()
+                self._stop.wait(min(self.interval, 0.1 * 2 ** min(failures, 8)))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop watching: no callback runs afterwards; waits up to ``timeout`` seconds for the
+        thread (a streaming driver cuts its open request; an older Kubernetes client may let
+        it linger until the request's ``watch_timeout`` ends, harmlessly)."""
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
