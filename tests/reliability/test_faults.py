@@ -30,7 +30,7 @@ import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from tests.doubles import gcp_sm, k8s_api, openbao
 from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
-from tests.doubles.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response, proxy_for
+from secretkit.testing.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response, proxy_for
 
 __all__ = ["aws_http_endpoint"]  # the shared moto server fixture, used below by name
 

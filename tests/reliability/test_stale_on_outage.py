@@ -20,7 +20,7 @@ import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from tests.doubles import k8s_api
 from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
-from tests.doubles.faultproxy import Fault, FaultProxy, http_response, proxy_for
+from secretkit.testing.faultproxy import Fault, FaultProxy, http_response, proxy_for
 
 __all__ = ["aws_http_endpoint"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.doubles.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response, request_end
+from secretkit.testing.faultproxy import SERVICE_UNAVAILABLE, Fault, FaultProxy, http_response, request_end
 
 
 class _Backend(ThreadingHTTPServer):
