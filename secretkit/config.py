@@ -7,12 +7,13 @@ from a URL, a keyword argument or a config file.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,33 +56,60 @@ class StoreURL:
 
     @classmethod
     def parse(cls, url: str) -> tuple[StoreURL, dict[str, str]]:
-        parts: SplitResult = urlsplit(url)
+        if not isinstance(url, str):
+            raise ConfigError(f"a store URL is a str, not {type(url).__name__}")
+        try:
+            parts: SplitResult = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # a bad port, or a broken IPv6 literal ("vault://[::1")
+            raise ConfigError(f"store URL {redact_url(url)!r} is malformed: {_why(exc)}") from None
         if not parts.scheme:
             raise ConfigError(f"store URL {redact_url(url)!r} has no scheme; e.g. memory://, file:///path, vault://host:8200/secret")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"store URL {redact_url(url)!r} has a bad port") from exc
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         return cls(parts.scheme.lower(), parts.hostname or "", port, parts.path, url), params
 
 
+def _why(exc: ValueError) -> str:
+    """A URL parser's complaint without the URL (which may hold a password) in it."""
+    text = str(exc)
+    return "bad port" if "port" in text.lower() else "invalid IPv6 address" if "IPv6" in text else "cannot parse it"
+
+
+#: What follows the ``@`` of user info: a host (name, IPv4 or bracketed IPv6), a port, then the path.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?(?:[/?#]|$)")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password and sensitive query values replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        f"{k}=***" if any(s in k.lower() for s in _SENSITIVE_PARAMS) else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    redacted = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    # urlunsplit drops an empty authority ("aws-sm://?region=x" -> "aws-sm:?region=x"); keep the
-    # user's spelling so the redacted URL still opens the same store.
-    if not netloc and url[len(parts.scheme) + 1 :].startswith("//") and not redacted[len(parts.scheme) + 1 :].startswith("//"):
-        redacted = f"{parts.scheme}://{redacted[len(parts.scheme) + 1:]}"
-    return redacted
+    """The URL as safe to show: user info (``user:password@``), sensitive query values and
+    credentials inside URL-valued options (``endpoint_url=http://u:p@h``) become ``***``.
+
+    Built to fail safe on malformed input: a password containing ``/`` or ``?`` makes a naive
+    parser see the rest as a path, so everything up to the last ``@`` of the authority part is
+    masked, even if that masks a little too much.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at = rest.rfind("@")
+    if at >= 0 and _HOST.match(rest, at + 1):  # user info, whatever characters the password holds
+        rest = "***" + rest[at:]
+    head, q, query = rest.partition("?")
+    head = head.partition("#")[0]
+    shown_query = "&".join(_redact_param(k, v) for k, v in parse_qsl(query, keep_blank_values=True))
+    return f"{scheme}{sep}{head}" + (f"?{shown_query}" if q else "")
+
+
+def _redact_param(key: str, value: str) -> str:
+    if any(s in key.lower() for s in _SENSITIVE_PARAMS):
+        return f"{key}=***"
+    if "://" in value or "@" in value:
+        value = redact_url(value)
+    return f"{key}={value}"
+
+
+def redact_value(value: Any) -> Any:
+    """An option value as safe to show: URL-like strings pass through ``redact_url``."""
+    return redact_url(value) if isinstance(value, str) and ("://" in value or "@" in value) else value
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:

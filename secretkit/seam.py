@@ -40,9 +40,12 @@ class StoreSeam(Protocol):
 
     def versions(self, name: str) -> list[VersionInfo]: ...
 
-    def call_driver(self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True) -> T:
+    def call_driver(
+        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, sensitive: bool = False
+    ) -> T:
         """Run one driver call the way the store runs its own: audited as ``operation``,
-        retried on transient errors (unless ``retry=False``), SDK errors made portable."""
+        retried on transient errors (unless ``retry=False``), SDK errors made portable;
+        ``sensitive=True`` for a call that carries a value (its error keeps no SDK chain)."""
         ...
 
     def invalidate(self, name: str) -> None:

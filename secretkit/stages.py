@@ -52,7 +52,8 @@ class Native:
     def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
         """Write the pending version; None when this token's rotation already finished."""
         info = self.store.call_driver(
-            "rotate.create", name, lambda: self.driver.write_pending(name, value, token=token, adopt=adopt))
+            "rotate.create", name, lambda: self.driver.write_pending(name, value, token=token, adopt=adopt),
+            sensitive=True)
         if Stage.CURRENT in info.stages:
             return None
         return self.store.get(name, stage=Stage.PENDING, refresh=True)
@@ -113,6 +114,7 @@ class Companion:
                     "rotate.create", name,
                     lambda: self.driver.write(companion, pack(value, token), if_version=None, create_only=True,
                                               token=token),
+                    sensitive=True,
                 )
             except AlreadyExistsError:
                 pass  # a concurrent rotator won; the holder check below says so
@@ -136,7 +138,7 @@ class Companion:
                                     backend=self.store.backend)
             cas = now.version if self.store.capabilities.compare_and_set else None
             info = self.store.call_driver("rotate.promote", name, lambda: self.driver.write(
-                name, pending.value, if_version=cas, create_only=False, token=token))
+                name, pending.value, if_version=cas, create_only=False, token=token), sensitive=True)
             version = info.version
         else:
             version = now.version

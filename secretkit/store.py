@@ -313,6 +313,7 @@ class SecretStore:
         Both are atomic on the backend, never read-then-write.
         """
         wrapped = self.prepare_value(name, value)
+        del value  # from here on only the masked wrapper is in this frame's locals (crash reporters read them)
         if if_version is not None:
             self._check_version(name, if_version, "if_version")
         if if_version is not None and create_only:
@@ -328,6 +329,7 @@ class SecretStore:
                 name,
                 lambda: self._driver.write(name, wrapped, if_version=if_version, create_only=create_only, token=token),
                 retry=self.capabilities.idempotent_put,
+                sensitive=True,
             )
         finally:  # even a failed put may have landed (a timeout): never trust the old entry
             self.invalidate(name)
@@ -393,10 +395,13 @@ class SecretStore:
 
     # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
 
-    def call_driver(self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True) -> T:
+    def call_driver(
+        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, sensitive: bool = False
+    ) -> T:
         """Run one driver call as the store runs its own: audited as ``operation``, retried on
-        transient errors (unless ``retry=False``), SDK exceptions made portable errors."""
-        return self._call(operation, name, fn, retry=retry)
+        transient errors (unless ``retry=False``), SDK exceptions made portable errors
+        (``sensitive=True`` for a call that carries a value: its error keeps no SDK chain)."""
+        return self._call(operation, name, fn, retry=retry, sensitive=sensitive)
 
     def invalidate(self, name: str) -> None:
         """Forget everything cached about ``name`` (every version and stage). The store does it
@@ -466,26 +471,41 @@ class SecretStore:
             exc.backend = self.backend
         return exc
 
-    def _translate(self, name: str | None, fn: Callable[[], T]) -> T:
-        """Run a driver call; turn the SDK's exceptions into portable errors (cause kept)."""
+    def _translate(self, name: str | None, fn: Callable[[], T], sensitive: bool) -> T:
+        """Run a driver call; turn the SDK's exceptions into portable errors.
+
+        The SDK exception stays as ``__cause__`` (the escape hatch) unless its text may quote a
+        value (``Classified.cause_safe``) or the call carries a value (``sensitive``: a write),
+        whose SDK and driver frames hold it in their locals: then the error is raised afresh,
+        with no chain and a traceback that starts in the store, where values are wrapped.
+        """
         try:
             return fn()
         except SecretError as exc:
-            raise self._fill(exc, name)
+            error = self._fill(exc, name)
+            if not sensitive:
+                raise
         except Exception as exc:
             classified = self._driver.classify(exc)
             if classified is None:
                 raise
-            raise error_for(classified.code, classified.detail, name=name, backend=self.backend) from exc
+            error = error_for(classified.code, classified.detail, name=name, backend=self.backend)
+            if classified.cause_safe and not sensitive:
+                raise error from exc
+        error.__cause__ = error.__context__ = None
+        raise error.with_traceback(None)
 
     def _call(
-        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None
+        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None,
+        sensitive: bool = False,
     ) -> T:
-        """One audited, retried, translated driver call."""
+        """One audited, retried, translated driver call (``sensitive``: it carries a value)."""
         start = time.perf_counter()
         attempts = 1
         try:
-            result, attempts = _retry.call(self.options.retry, lambda: self._translate(name, fn), retry=retry)
+            result, attempts = _retry.call(
+                self.options.retry, lambda: self._translate(name, fn, sensitive), retry=retry
+            )
         except SecretError as exc:
             attempts = getattr(exc, "attempts", attempts)
             self._audit(operation, name, exc.code.value, start, cache=cache, attempts=attempts)

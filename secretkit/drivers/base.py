@@ -90,10 +90,16 @@ class Record:
 
 @dataclass(frozen=True)
 class Classified:
-    """A driver's reading of an SDK exception: the portable code and a safe detail (no values)."""
+    """A driver's reading of an SDK exception: the portable code and a safe detail (no values).
+
+    ``cause_safe=False`` says the SDK exception's own text may quote a value (e.g. AWS
+    validation messages): the store then raises the portable error without it as ``__cause__``,
+    so no traceback or ``logging.exception`` prints it.
+    """
 
     code: ErrorCode
     detail: str
+    cause_safe: bool = True
 
 
 @runtime_checkable

@@ -390,6 +390,23 @@ class StoreConformance(StoreFixtures):
                 counted.put(name, bad)  # type: ignore[arg-type]
         with pytest.raises(InvalidArgumentError):
             counted.put(name, "v", if_version="1", create_only=True)
+        for text in ("lone \ud800 surrogate", {"k": "lone \udfff"}, {"lone\ud800": "v"}):
+            with pytest.raises(InvalidArgumentError):
+                counted.put(name, text)
+        assert spy.total == 0
+
+    @pytest.mark.parametrize("version", ["", " 1", 1, 0, None.__class__, b"1"], ids=repr)
+    def test_malformed_versions_rejected_without_io(self, store: SecretStore, new_name: NameFactory,
+                                                    version: object) -> None:
+        """An empty or non-str version must never reach a backend: on Kubernetes an empty
+        resourceVersion means "no precondition", which would turn a compare-and-set into an
+        unconditional overwrite."""
+        counted, spy = self.counting(store)
+        name = new_name("badversion")
+        with pytest.raises(InvalidArgumentError):
+            counted.put(name, "v", if_version=version)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            counted.get(name, version=version)  # type: ignore[arg-type]
         assert spy.total == 0
 
     # -- batch -------------------------------------------------------------------------

@@ -113,3 +113,41 @@ def test_import_secretkit_imports_no_cloud_sdk_nor_pydantic() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "vault://admin:pa/ss@vault.example:8200/secret",
+        "vault://admin:pa?ss@vault.example:8200/secret",
+        "vault://admin:p@ss#w@vault.example:8200/secret",
+        "memory://?endpoint_url=http://u:pa55word@localhost:5000&cache=maybe",
+    ],
+)
+def test_passwords_in_urls_are_never_shown(url: str) -> None:
+    for password in ("pa/ss", "pa?ss", "p@ss#w", "pa55word"):
+        assert password not in redact_url(url)
+    with pytest.raises(secretkit.SecretError) as info:  # an unknown option or a bad value: shown masked
+        secretkit.open(url.replace("vault://", "nosuchscheme://"))
+    for password in ("pa/ss", "pa?ss", "p@ss#w", "pa55word"):
+        assert password not in str(info.value)
+
+
+def test_store_url_masks_credentials_inside_url_valued_options() -> None:
+    from secretkit.drivers.memory import MemoryDriver
+
+    store = secretkit.SecretStore(MemoryDriver(), url="aws-sm://?endpoint_url=http://user:s3cr3t@host:5000&region=x")
+    assert "s3cr3t" not in store.url and "s3cr3t" not in repr(store)
+    assert store.url == "aws-sm://?endpoint_url=http://***@host:5000&region=x"
+
+
+@pytest.mark.parametrize("url", ["vault://[::1", "vault://[zz::1]:8200/x", "vault://host:99999/x", "vault://host:port/x"])
+def test_malformed_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(secretkit.ConfigError) as info:
+        secretkit.open(url)
+    assert info.value.__cause__ is None
+
+
+def test_non_str_url_is_a_config_error() -> None:
+    with pytest.raises(secretkit.ConfigError):
+        secretkit.open(b"memory://")  # type: ignore[arg-type]
