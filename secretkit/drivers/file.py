@@ -255,8 +255,26 @@ def new_key() -> str:
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FileDriver:
     opts = validate(FileOptions, options, what="file store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path
+    directory = store_directory(raw)
+    return FileDriver(directory, load_key(directory, opts), max_value_bytes=opts.max_value_bytes)
+
+
+def store_directory(raw: str) -> Path:
+    """The store's directory, created if missing; any path that cannot be one is a ConfigError."""
     if not raw:
         raise ConfigError("file:// needs a directory, e.g. file:///home/me/.secrets or file://./dev-secrets")
-    directory = Path(raw).expanduser()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return FileDriver(directory, load_key(directory, opts), max_value_bytes=opts.max_value_bytes)
+    if "\0" in raw:
+        raise ConfigError(f"file store path {raw!r} contains a NUL byte")
+    try:
+        directory = Path(raw).expanduser()
+    except RuntimeError as exc:  # ~user that does not exist, or no home directory at all
+        raise ConfigError(f"file store path {raw!r}: {exc}") from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:
+        raise ConfigError(f"file store path {directory} exists and is not a directory") from None
+    except NotADirectoryError:
+        raise ConfigError(f"file store path {directory}: a part of it is a file, not a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"file store directory {directory} cannot be created: {exc.strerror or exc}") from None
+    return directory

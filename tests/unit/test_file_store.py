@@ -115,3 +115,15 @@ def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     store = secretkit.open(url)
     assert len([n for n in store.list("proc")]) == 60
     assert store.get("counter").text == "60"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/dev/null/x", "{tmp}/a-file", "{tmp}/a-file/below", "{tmp}/nul\0byte", "~no-such-user-7c1/store", "{tmp}/" + "n" * 300],
+    ids=["under-a-device", "a-regular-file", "under-a-regular-file", "nul-byte", "unknown-user-home", "name-too-long"],
+)
+def test_every_bad_path_is_a_config_error(tmp_path: Path, path: str) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(secretkit.ConfigError, match="file store"):
+        secretkit.open("file://" + path.format(tmp=tmp_path))
+    assert (tmp_path / "a-file").read_text() == "not a directory"
