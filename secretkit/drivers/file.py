@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import json
 import os
 import secrets as _random
@@ -40,6 +41,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# A file linked in from an unnamed O_TMPFILE never has a partial name to clean up after a crash.
+_UNNAMED_TMP = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 MAGIC = b"SKFS1\n"
 AAD = b"secretkit file store v1"
 NONCE_BYTES = 12
@@ -65,7 +69,6 @@ class FileDriver:
         self.capabilities: Capabilities = capabilities(max_value_bytes)
         self._aead = AESGCM(key)
         self._data = directory / "store.enc"
-        self._lockfile = directory / "store.lock"
         self._lock = threading.Lock()
         self._cached: tuple[tuple[int, int, int], versioned.Entries] | None = None
 
@@ -132,15 +135,8 @@ class FileDriver:
             self._cached = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
             return result
 
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
+        return _locked(self.directory)
 
     def _atomic_write(self, blob: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".store.", suffix=".tmp", dir=self.directory)
@@ -154,12 +150,7 @@ class FileDriver:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-            dfd = os.open(self.directory, os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        _fsync_dir(self.directory)
 
     def _encrypt(self, entries: versioned.Entries) -> bytes:
         nonce = _random.token_bytes(NONCE_BYTES)
@@ -222,7 +213,10 @@ def _from_doc(doc: dict[str, Any]) -> versioned.Entries:
 
 
 def load_key(directory: Path, opts: FileOptions) -> bytes:
-    """The key from ``opts.key_env``, else the key file; a new key file only for a new store."""
+    """The key from ``opts.key_env``, else the key file; a new key file only for a new store.
+
+    Call it holding the store's lock, so that concurrent first opens agree on one key.
+    """
     encoded = os.environ.get(opts.key_env)
     source = f"${opts.key_env}"
     key_file = opts.key_file or directory / "key"
@@ -234,9 +228,7 @@ def load_key(directory: Path, opts: FileOptions) -> bytes:
                     f"file store {directory} exists but its key is missing: set {opts.key_env} or restore {key_file}"
                 )
             key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(base64.urlsafe_b64encode(_random.token_bytes(32)).decode() + "\n")
+            _publish(key_file, (new_key() + "\n").encode())  # if another opener won, its key is read below
         encoded = key_file.read_text().strip()
     try:
         key = base64.urlsafe_b64decode(encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4))
@@ -245,6 +237,93 @@ def load_key(directory: Path, opts: FileOptions) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"the file store key in {source} must be 32 bytes, base64-encoded")
     return key
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """The store's inter-process lock (POSIX flock; elsewhere only the process lock applies)."""
+    fd = os.open(directory / "store.lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _publish(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; True if this call created it.
+
+    The content is written and fsynced before the name appears (a hard link, which also
+    refuses to replace an existing file), so a crash at any point leaves no file or a whole
+    one, and of two racing creators exactly one wins.
+    """
+    if _UNNAMED_TMP:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        try:
+            try:
+                fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, 0o600, dir_fd=dfd)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+            else:
+                try:
+                    _write_all(fd, data)
+                    os.fsync(fd)
+                    # dst_dir_fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), which links the
+                    # unnamed file itself rather than the /proc symlink to it
+                    os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dfd)
+                except FileExistsError:
+                    return False
+                finally:
+                    os.close(fd)
+                os.fsync(dfd)
+                return True
+        finally:
+            os.close(dfd)
+    # a filesystem without unnamed files: a named temporary, linked the same way
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (FAT, some network filesystems): create-exclusive, not atomic
+            try:
+                out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+            except FileExistsError:
+                return False
+            try:
+                _write_all(out, data)
+                os.fsync(out)
+            finally:
+                os.close(out)
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (POSIX; a no-op where directories cannot be opened)."""
+    if hasattr(os, "O_DIRECTORY"):
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def new_key() -> str:
@@ -256,7 +335,9 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> F
     opts = validate(FileOptions, options, what="file store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path
     directory = store_directory(raw)
-    return FileDriver(directory, load_key(directory, opts), max_value_bytes=opts.max_value_bytes)
+    with _locked(directory):
+        key = load_key(directory, opts)
+    return FileDriver(directory, key, max_value_bytes=opts.max_value_bytes)
 
 
 def store_directory(raw: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -14,11 +15,15 @@ import secretkit
 from secretkit.drivers.file import new_key
 
 PLAINTEXT = "plaintext-marker-7d2e"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_env_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key from the environment, and keys kept under tmp_path: never the user's keyring or config."""
     monkeypatch.delenv("SECRETKIT_FILE_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")  # for subprocesses
 
 
 def test_nothing_plaintext_on_disk_and_key_file_is_private(tmp_path: Path) -> None:
@@ -127,3 +132,126 @@ def test_every_bad_path_is_a_config_error(tmp_path: Path, path: str) -> None:
     with pytest.raises(secretkit.ConfigError, match="file store"):
         secretkit.open("file://" + path.format(tmp=tmp_path))
     assert (tmp_path / "a-file").read_text() == "not a directory"
+
+
+# One interpreter start, then a fork per trial: hundreds of trials fit in a few seconds.
+FORKER = """
+import json, os, random, signal, sys, time
+import secretkit
+
+mode, base, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+random.seed(7)
+
+def fork(fn):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+        except BaseException as exc:
+            sys.stderr.write(f"{type(exc).__name__}: {exc}\\n")
+            os._exit(1)
+        os._exit(0)
+    return pid
+
+def first_open(url):
+    secretkit.open(url).put("a", "v")
+
+first_open(f"file://{base}/warm")  # lazy imports happen here, not in the trials
+out = {}
+if mode == "kill":
+    start = time.perf_counter()
+    for i in range(5):
+        os.waitpid(fork(lambda i=i: first_open(f"file://{base}/probe{i}")), 0)
+    span = (time.perf_counter() - start) / 5
+    killed = 0
+    for i in range(trials):
+        pid = fork(lambda i=i: first_open(f"file://{base}/s{i}"))
+        time.sleep(random.uniform(0, span))
+        os.kill(pid, signal.SIGKILL)
+        killed += os.WIFSIGNALED(os.waitpid(pid, 0)[1])
+    out = {"killed": killed}
+elif mode == "race":
+    procs = int(sys.argv[4])
+    failed = 0
+    for r in range(trials):
+        url = f"file://{base}/r{r}"
+        gate_r, gate_w = os.pipe()
+        def child(p):
+            os.close(gate_w)
+            os.read(gate_r, 1)  # returns for every child at once, when the gate closes
+            secretkit.open(url).put(f"proc/{p}", f"v{p}")
+        pids = [fork(lambda p=p: child(p)) for p in range(procs)]
+        os.close(gate_r)
+        time.sleep(0.01)
+        os.close(gate_w)
+        failed += sum(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in pids)
+    out = {"failed": failed}
+print(json.dumps(out))
+"""
+
+
+def _forker(mode: str, base: Path, trials: int, *extra: str) -> tuple[dict[str, int], str]:
+    """Run FORKER; its counts, and what the trials wrote to stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKER, mode, str(base), str(trials), *extra],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout), done.stderr
+
+
+def _key_files(tmp_path: Path, store: Path) -> list[Path]:
+    """Every file that holds (or would hold) a key of ``store``: beside it, or in the key directory."""
+    found = [store / "key"] if (store / "key").exists() else []
+    keys = tmp_path / "config" / "secretkit" / "keys"
+    if keys.is_dir():
+        found += [p for p in keys.iterdir() if str(store) in p.read_text(errors="replace") or p.suffix == ".tmp"]
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kill_9_during_first_open_never_leaves_an_unusable_store(tmp_path: Path) -> None:
+    trials = 200
+    result, _ = _forker("kill", tmp_path / "k", trials)
+    assert result["killed"] > trials // 4  # the kills really landed mid-open, not after
+    broken = []
+    for i in range(trials):
+        store = tmp_path / "k" / f"s{i}"
+        for key in _key_files(tmp_path, store):
+            text = key.read_text().strip()
+            if key.suffix == ".tmp" or not text:
+                broken.append(f"{key}: {len(text)} chars")
+        try:
+            opened = secretkit.open(store.as_uri())
+            opened.put("b", "after")
+            assert opened.get("b").text == "after"
+        except secretkit.SecretError as exc:
+            broken.append(f"{store}: {exc}")
+    assert broken == [], f"{len(broken)} of {trials}: {broken[:5]}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_concurrent_first_opens_all_succeed_with_one_key(tmp_path: Path) -> None:
+    rounds, procs = 15, 8
+    result, errors = _forker("race", tmp_path / "r", rounds, str(procs))
+    assert result["failed"] == 0, f"{result['failed']} of {rounds * procs} opens failed: {errors[-2000:]}"
+    for r in range(rounds):
+        store = secretkit.open((tmp_path / "r" / f"r{r}").as_uri())
+        assert [store.get(f"proc/{p}").text for p in range(procs)] == [f"v{p}" for p in range(procs)]
+        assert len(_key_files(tmp_path, tmp_path / "r" / f"r{r}")) == 1
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["o_tmpfile", "named-temporary"])
+def test_publish_creates_whole_files_once_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    from secretkit.drivers import file
+
+    if unnamed and not file._UNNAMED_TMP:
+        pytest.skip("no O_TMPFILE here")
+    monkeypatch.setattr(file, "_UNNAMED_TMP", unnamed)
+    assert file._publish(tmp_path / "k", b"first") is True
+    assert file._publish(tmp_path / "k", b"second") is False
+    assert (tmp_path / "k").read_bytes() == b"first"
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]
