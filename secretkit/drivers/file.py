@@ -19,8 +19,10 @@ import errno
 import json
 import os
 import secrets as _random
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +44,10 @@ except ImportError:  # pragma: no cover - Windows
 
 T = TypeVar("T")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+# Without flock a temporary may belong to a live writer in another process; only old ones are stale.
+_STALE_WITHOUT_LOCK_SECONDS = 3600.0
 # A file linked in from an unnamed O_TMPFILE never has a partial name to clean up after a crash.
 _UNNAMED_TMP = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 MAGIC = b"SKFS1\n"
@@ -115,19 +121,30 @@ class FileDriver:
     def _load(self) -> versioned.Entries:
         """The current document; decrypted again only when the file changed on disk."""
         with self._lock:
-            try:
-                st = self._data.stat()
-            except FileNotFoundError:
+            fd = _open_nofollow(self._data, os.O_RDONLY, "store file", missing_ok=True)
+            if fd is None:
                 return {}
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-            if self._cached is None or self._cached[0] != stamp:
-                self._cached = (stamp, self._decrypt(self._data.read_bytes()))
+            try:
+                st = os.fstat(fd)
+                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+                if self._cached is None or self._cached[0] != stamp:
+                    self._cached = (stamp, self._decrypt(_read_all(fd)))
+            finally:
+                os.close(fd)
             return self._cached[1]
 
     def _mutate(self, change: Callable[[versioned.Entries], T]) -> T:
         """Read-modify-write under the process lock and the inter-process file lock."""
         with self._lock, self._file_lock():
-            entries = self._decrypt(self._data.read_bytes()) if self._data.exists() else {}
+            _remove_stale_temporaries(self.directory)
+            fd = _open_nofollow(self._data, os.O_RDONLY, "store file", missing_ok=True)
+            if fd is None:
+                entries: versioned.Entries = {}
+            else:
+                try:
+                    entries = self._decrypt(_read_all(fd))
+                finally:
+                    os.close(fd)
             result = change(entries)
             blob = self._encrypt(entries)
             self._atomic_write(blob)
@@ -229,7 +246,10 @@ def load_key(directory: Path, opts: FileOptions) -> bytes:
                 )
             key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             _publish(key_file, (new_key() + "\n").encode())  # if another opener won, its key is read below
-        encoded = key_file.read_text().strip()
+        # a key named by the user may be a symlink (a Kubernetes secret volume is made of them);
+        # the one beside the store is ours and never is
+        raw = _read_trusted(key_file, "key file", follow_symlinks=opts.key_file is not None)
+        encoded = (raw or b"").decode("utf-8", "replace").strip()
     try:
         key = base64.urlsafe_b64decode(encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
@@ -242,7 +262,8 @@ def load_key(directory: Path, opts: FileOptions) -> bytes:
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """The store's inter-process lock (POSIX flock; elsewhere only the process lock applies)."""
-    fd = os.open(directory / "store.lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
+    fd = _open_nofollow(directory / "store.lock", os.O_RDWR | os.O_CREAT, "lock file")
+    assert fd is not None
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -310,6 +331,82 @@ def _publish(path: Path, data: bytes) -> bool:
             os.unlink(tmp)
 
 
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Delete what writers killed mid-write left: each is a whole copy of the store, so a
+    secret deleted since would stay decryptable from it. Call holding the store lock, under
+    which no live writer has a temporary."""
+    cutoff = None if fcntl is not None else time.time() - _STALE_WITHOUT_LOCK_SECONDS
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(".store.") and entry.name.endswith(".tmp")):
+                continue
+            if cutoff is not None and entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def _check_trusted(path: Path, st: os.stat_result, what: str) -> None:
+    """Refuse what another user could have planted or can still change (POSIX owners and modes)."""
+    if not hasattr(os, "geteuid"):
+        return
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):  # root could change anything anyway, so trusting it adds no one
+        raise ConfigError(f"refusing {what} {path}: it is owned by uid {st.st_uid}, not by you (uid {me}) or root")
+    loose = st.st_mode & 0o022
+    if loose:
+        who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if loose & bit)
+        raise ConfigError(
+            f"refusing {what} {path}: it is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"if that is not on purpose, run: chmod go-w {path}"
+        )
+
+
+def _open_nofollow(path: Path, flags: int, what: str, *, missing_ok: bool = False) -> int | None:
+    """``os.open`` that refuses a symlink in the last component (None if missing and missing_ok)."""
+    if not _O_NOFOLLOW and os.path.islink(path):  # pragma: no cover - platforms without O_NOFOLLOW
+        raise ConfigError(f"refusing {what} {path}: it is a symbolic link")
+    try:
+        return os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o600)
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+    except OSError as exc:
+        # Linux and macOS say ELOOP for a symlink under O_NOFOLLOW, FreeBSD says EMLINK
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise ConfigError(f"refusing {what} {path}: it is a symbolic link") from None
+        raise
+
+
+def _read_trusted(path: Path, what: str, *, follow_symlinks: bool = False) -> bytes | None:
+    """The content of a regular file that we or root own and only the owner can change; None if missing."""
+    if follow_symlinks:
+        try:
+            fd: int | None = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_BINARY)
+        except FileNotFoundError:
+            fd = None
+    else:
+        fd = _open_nofollow(path, os.O_RDONLY, what, missing_ok=True)
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"refusing {what} {path}: not a regular file")
+        _check_trusted(path, st, what)
+        return _read_all(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -335,8 +432,15 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> F
     opts = validate(FileOptions, options, what="file store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path
     directory = store_directory(raw)
-    with _locked(directory):
-        key = load_key(directory, opts)
+    try:
+        with _locked(directory):
+            _remove_stale_temporaries(directory)
+            data = directory / "store.enc"
+            if data.is_symlink():
+                raise ConfigError(f"refusing store file {data}: it is a symbolic link")
+            key = load_key(directory, opts)
+    except OSError as exc:
+        raise ConfigError(f"cannot open file store {directory}: {exc.strerror or exc} ({exc.filename})") from None
     return FileDriver(directory, key, max_value_bytes=opts.max_value_bytes)
 
 
@@ -358,4 +462,5 @@ def store_directory(raw: str) -> Path:
         raise ConfigError(f"file store path {directory}: a part of it is a file, not a directory") from None
     except OSError as exc:
         raise ConfigError(f"file store directory {directory} cannot be created: {exc.strerror or exc}") from None
+    _check_trusted(directory, directory.stat(), "file store directory")
     return directory

@@ -186,6 +186,25 @@ elif mode == "race":
         os.close(gate_w)
         failed += sum(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in pids)
     out = {"failed": failed}
+elif mode == "kill-writer":
+    url = f"file://{base}/w"
+    store = secretkit.open(url)
+    store.put("doomed", "doomed-plaintext-41f3")
+    store.put("pad", "x" * 200_000)  # a large store widens the window a kill lands in a write
+    start = time.perf_counter()
+    store.put("n", "0")
+    span = time.perf_counter() - start
+    def writer():
+        s = secretkit.open(url)
+        for i in range(1000):
+            s.put("n", str(i))
+    killed = 0
+    for i in range(trials):
+        pid = fork(writer)
+        time.sleep(random.uniform(0, 10 * span))
+        os.kill(pid, signal.SIGKILL)
+        killed += os.WIFSIGNALED(os.waitpid(pid, 0)[1])
+    out = {"killed": killed}
 print(json.dumps(out))
 """
 
@@ -255,3 +274,90 @@ def test_publish_creates_whole_files_once_and_leaves_no_temporary(
     assert (tmp_path / "k").read_bytes() == b"first"
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["k"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_writers_killed_mid_write_leave_no_copy_of_a_purged_secret(tmp_path: Path) -> None:
+    """Each temporary file is a whole encrypted copy of the store: a purged secret would live on in it."""
+    from secretkit.drivers.file import FileDriver
+
+    result, _ = _forker("kill-writer", tmp_path, 150)
+    assert result["killed"] > 50
+    directory = tmp_path / "w"
+    store = secretkit.open(directory.as_uri())  # opening removes what killed writers left
+    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []
+    store.delete("doomed", purge=True)
+    driver = store.driver
+    assert isinstance(driver, FileDriver)
+    for f in directory.iterdir():
+        if f.name not in ("store.lock", "key", "store.id"):
+            assert "doomed" not in driver._decrypt(f.read_bytes()), f
+
+
+def test_a_write_removes_temporaries_left_since_open(tmp_path: Path) -> None:
+    store = secretkit.open((tmp_path / "s").as_uri())
+    store.put("a", "v")
+    leftover = tmp_path / "s" / ".store.deadbeef.tmp"
+    leftover.write_bytes((tmp_path / "s" / "store.enc").read_bytes())
+    store.put("b", "v")
+    assert not leftover.exists()
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+
+
+@needs_root
+def test_a_directory_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "s"
+    secretkit.open(directory.as_uri()).put("a", PLAINTEXT)
+    os.chown(directory, 4242, -1)
+    with pytest.raises(secretkit.ConfigError, match=f"{directory}.*owned by uid 4242") as err:
+        secretkit.open(directory.as_uri())
+    assert PLAINTEXT not in str(err.value)
+
+
+@needs_root
+def test_a_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.key"
+    planted.write_text(new_key())
+    os.chown(planted, 4242, -1)
+    with pytest.raises(secretkit.ConfigError, match=f"{planted}.*owned by uid 4242"):
+        secretkit.open((tmp_path / "s").as_uri(), key_file=str(planted))
+    beside = tmp_path / "t" / "key"  # a key planted where older versions kept it
+    beside.parent.mkdir(mode=0o700)
+    beside.write_text(new_key())
+    os.chown(beside, 4242, -1)
+    with pytest.raises(secretkit.ConfigError, match=f"{beside}.*owned by uid 4242"):
+        secretkit.open(beside.parent.as_uri())
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o707])
+def test_a_directory_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir()
+    directory.chmod(mode)
+    with pytest.raises(secretkit.ConfigError, match=f"{directory}.*writable by .*chmod go-w"):
+        secretkit.open(directory.as_uri())
+    assert list(directory.iterdir()) == []  # refused before anything was created in it
+
+
+def test_a_key_file_writable_by_others_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "k"
+    key_file.write_text(new_key())
+    key_file.chmod(0o666)
+    with pytest.raises(secretkit.ConfigError, match=f"{key_file}.*writable by group and others"):
+        secretkit.open((tmp_path / "s").as_uri(), key_file=str(key_file))
+
+
+@pytest.mark.parametrize("name", ["store.enc", "store.lock", "key"])
+def test_symlinks_in_the_store_directory_are_refused(tmp_path: Path, name: str) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"untouched")
+    (directory / name).symlink_to(target)
+    with pytest.raises(secretkit.ConfigError, match=f"{directory / name}.*symbolic link"):
+        store = secretkit.open(directory.as_uri())
+        store.put("a", "v")
+        store.get("a")
+    assert target.read_bytes() == b"untouched"
