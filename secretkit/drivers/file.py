@@ -2,12 +2,25 @@
 
 PATH is a directory holding ``store.enc`` (every secret and version, encrypted as one
 AES-256-GCM blob), ``store.lock`` (an advisory lock so two processes never interleave a
-read-modify-write) and, unless the key comes from the environment, ``key`` (0600).
+read-modify-write) and ``store.id`` (a random name for the store; not a secret).
+
+The key is kept out of PATH, so a copy of the directory (a backup, a tarball, a synced
+folder) decrypts nothing. It is, in this order: ``$SECRETKIT_FILE_KEY``; the file named by
+the ``key_file`` option; else the store's own key, found by its store id in the OS keyring
+(with the optional ``keyring`` package) or in ``<config dir>/secretkit/keys/<id>.key``.
+The store's own key records the real path of the directory it was made for, and a
+directory at any other path is refused: a copy on the same machine, as the same user,
+finds the key by id but is not given it. Stores made by older versions keep ``PATH/key``
+beside the data; that still opens, with a warning, until ``migrate_legacy_key`` moves it.
 
 No plaintext value touches disk: the document is encrypted in memory and written to a
 temporary file that is fsynced and renamed over the old one, so a crash leaves either the
 old or the new store, never a torn one. A wrong key fails to decrypt, and since every
-write decrypts first, a wrong key can never overwrite anything.
+write decrypts first, a wrong key can never overwrite anything. The key and the store id
+are created whole or not at all and, when two processes create a store at once, once.
+
+The directory, the key and the files in PATH are trusted only if owned by the user (or
+root) and not writable by group or others, and never through a symlink in PATH.
 """
 
 from __future__ import annotations
@@ -17,9 +30,12 @@ import binascii
 import contextlib
 import errno
 import json
+import logging
 import os
+import re
 import secrets as _random
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -50,16 +66,28 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _STALE_WITHOUT_LOCK_SECONDS = 3600.0
 # A file linked in from an unnamed O_TMPFILE never has a partial name to clean up after a crash.
 _UNNAMED_TMP = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+STORE_ID = "store.id"
+LEGACY_KEY = "key"
+KEYRING_SERVICE = "secretkit-file-store"
+_KEY_FORMAT = "secretkit-file-store-key/1"
+_STORE_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+_IN_KEYRING = "keyring"  # where a store's own key went, when not in a key file
 MAGIC = b"SKFS1\n"
 AAD = b"secretkit file store v1"
 NONCE_BYTES = 12
+
+log = logging.getLogger("secretkit.file")
+_warned_legacy: set[str] = set()
 
 
 class FileOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key_env: str = Field("SECRETKIT_FILE_KEY", description="environment variable holding the base64 32-byte key")
-    key_file: Path | None = Field(None, description="key file (default: PATH/key, created 0600 with a new store)")
+    key_file: Path | None = Field(
+        None, description="key file to use instead of the store's own key (created 0600 with a new store)"
+    )
+    keyring: bool = Field(True, description="false: never use the OS keyring; a new store's key goes to the config dir")
     max_value_bytes: int = Field(1024 * 1024, gt=0)
 
 
@@ -230,33 +258,281 @@ def _from_doc(doc: dict[str, Any]) -> versioned.Entries:
 
 
 def load_key(directory: Path, opts: FileOptions) -> bytes:
-    """The key from ``opts.key_env``, else the key file; a new key file only for a new store.
-
-    Call it holding the store's lock, so that concurrent first opens agree on one key.
+    """The key from ``opts.key_env``, else ``opts.key_file``, else the store's own key (made
+    for a new store). Call it holding the store's lock, so concurrent first opens agree on one key.
     """
     encoded = os.environ.get(opts.key_env)
-    source = f"${opts.key_env}"
-    key_file = opts.key_file or directory / "key"
-    if not encoded:
-        source = str(key_file)
-        if not key_file.exists():
-            if (directory / "store.enc").exists():
-                raise AuthenticationError(
-                    f"file store {directory} exists but its key is missing: set {opts.key_env} or restore {key_file}"
-                )
-            key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _publish(key_file, (new_key() + "\n").encode())  # if another opener won, its key is read below
-        # a key named by the user may be a symlink (a Kubernetes secret volume is made of them);
-        # the one beside the store is ours and never is
-        raw = _read_trusted(key_file, "key file", follow_symlinks=opts.key_file is not None)
-        encoded = (raw or b"").decode("utf-8", "replace").strip()
+    if encoded:
+        return _parse_key(encoded, f"${opts.key_env}")[0]
+    if opts.key_file is not None:
+        return _named_key(directory, opts.key_file.expanduser(), opts)
+    return _own_key(directory, opts)
+
+
+def _named_key(directory: Path, key_file: Path, opts: FileOptions) -> bytes:
+    # a key the user names may be a symlink (a Kubernetes secret volume is made of them)
+    raw = _read_trusted(key_file, "key file", follow_symlinks=True)
+    if raw is None:
+        if (directory / "store.enc").exists():
+            raise AuthenticationError(
+                f"file store {directory} exists but its key is missing: set {opts.key_env} or restore {key_file}"
+            )
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _publish(key_file, (new_key() + "\n").encode())  # if another opener won, its key is read below
+        raw = _read_trusted(key_file, "key file", follow_symlinks=True) or b""
+    return _parse_key(raw.decode("utf-8", "replace"), str(key_file))[0]
+
+
+def _own_key(directory: Path, opts: FileOptions) -> bytes:
+    store_id = _read_store_id(directory)
+    legacy = directory / LEGACY_KEY
+    legacy_raw = _read_trusted(legacy, "key file")
+    has_data = (directory / "store.enc").exists()
+    if store_id is None:
+        if legacy_raw is not None and (legacy_raw.strip() or has_data):
+            _warn_legacy(directory)
+            return _parse_key(legacy_raw.decode("utf-8", "replace"), str(legacy))[0]
+        if legacy_raw is not None:  # empty, and no data: an older secretkit was killed creating the store
+            legacy.unlink()
+        if has_data:
+            raise AuthenticationError(
+                f"file store {directory} exists but its key is missing: set {opts.key_env} or key_file= to its key"
+            )
+        return _create_own_key(directory, opts)
+    found = _find_own_key(store_id, opts)
+    if isinstance(found, list):
+        if legacy_raw is not None and legacy_raw.strip():  # a migration that stopped half-way
+            _warn_legacy(directory)
+            return _parse_key(legacy_raw.decode("utf-8", "replace"), str(legacy))[0]
+        raise AuthenticationError(
+            f"file store {directory} exists but its key is missing: it is not in {' nor in '.join(found)}. "
+            f"Set {opts.key_env} or key_file= to its key (a copy of a store's directory never carries its key)"
+        )
+    key, record, location = found
+    here = os.path.realpath(directory)
+    if record.get("directory") != here or record.get("store_id") != store_id:
+        explicit = (
+            f'{opts.key_env}="$(keyring get {KEYRING_SERVICE} {store_id})"'
+            if location == _IN_KEYRING
+            else f"key_file={location}"
+        )
+        raise AuthenticationError(
+            f"the key of file store {directory} belongs to another directory, {record.get('directory')}: "
+            f"this one is a copy, or was moved, and is not given that key by default. "
+            f"If it is yours, pass the key explicitly: {explicit} (see docs/backends/file.md)"
+        )
+    if legacy_raw is not None:
+        log.warning(
+            "file store %s: remove %s, a leftover of a key migration; its key is in %s", directory, legacy, location
+        )
+    return key
+
+
+def _create_own_key(directory: Path, opts: FileOptions) -> bytes:
+    """A new key under a new store id. The key is saved before the id appears in the directory,
+    so a store id always has its key; a crash in between leaves only an unused key behind."""
+    store_id = _random.token_hex(16)
+    key = _random.token_bytes(32)
+    location = _save_own_key(directory, store_id, key, opts)
+    try:
+        created = _publish(directory / STORE_ID, (store_id + "\n").encode())
+    except BaseException:
+        _forget_own_key(store_id, location)
+        raise
+    if not created:  # another process linked its id first (possible only without flock)
+        _forget_own_key(store_id, location)
+        return _own_key(directory, opts)
+    return key
+
+
+def _save_own_key(directory: Path, store_id: str, key: bytes, opts: FileOptions) -> str:
+    """Keep the key in the OS keyring if there is one, else in the key directory; where it went."""
+    record = json.dumps({
+        "format": _KEY_FORMAT,
+        "store_id": store_id,
+        "directory": os.path.realpath(directory),
+        "key": base64.urlsafe_b64encode(key).decode(),
+    })
+    ring = _os_keyring() if opts.keyring else None
+    if ring is not None:
+        try:
+            ring.set_password(KEYRING_SERVICE, store_id, record)
+            # some backends accept a write they cannot read back (a locked or read-only collection)
+            if ring.get_password(KEYRING_SERVICE, store_id) == record:
+                return _IN_KEYRING
+        except Exception as exc:  # noqa: BLE001 - any keyring failure: the key directory still works
+            log.debug("the OS keyring refused the key of file store %s (%s); using the key directory", directory, exc)
+        with contextlib.suppress(Exception):
+            ring.delete_password(KEYRING_SERVICE, store_id)
+    path = key_directory(create=True) / f"{store_id}.key"
+    if not _publish(path, record.encode() + b"\n"):
+        raise ConfigError(f"refusing to overwrite key file {path}")  # a random 128-bit id does not collide
+    return str(path)
+
+
+def _forget_own_key(store_id: str, location: str) -> None:
+    if location == _IN_KEYRING:
+        ring = _os_keyring()
+        if ring is not None:
+            with contextlib.suppress(Exception):
+                ring.delete_password(KEYRING_SERVICE, store_id)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(location)
+
+
+def _find_own_key(store_id: str, opts: FileOptions) -> tuple[bytes, dict[str, Any], str] | list[str]:
+    """The key saved for ``store_id``, its record and where it is; else the places looked in."""
+    looked = []
+    keys = key_directory(create=False)
+    path = keys / f"{store_id}.key"
+    raw = _read_trusted(path, "key file") if keys.exists() else None
+    if raw is not None:
+        key, record = _parse_key(raw.decode("utf-8", "replace"), str(path))
+        return key, record or {}, str(path)
+    looked.append(str(path))
+    ring = _os_keyring() if opts.keyring else None
+    if ring is not None:
+        try:
+            value = ring.get_password(KEYRING_SERVICE, store_id)
+        except Exception as exc:  # noqa: BLE001 - a locked or unreachable keyring is reported, not raised
+            looked.append(f"the OS keyring, which failed: {type(exc).__name__}: {exc}")
+        else:
+            if value:
+                key, record = _parse_key(value, f"the OS keyring entry {KEYRING_SERVICE}/{store_id}")
+                return key, record or {}, _IN_KEYRING
+            looked.append(f"the OS keyring ({KEYRING_SERVICE}/{store_id})")
+    return looked
+
+
+def _parse_key(text: str, source: str) -> tuple[bytes, dict[str, Any] | None]:
+    """A key written as base64, or a key record (a store's own key file or keyring entry)."""
+    text = text.strip()
+    record: dict[str, Any] | None = None
+    encoded = text
+    if text.startswith("{"):
+        try:
+            record = json.loads(text)
+            encoded = record["key"]
+            if not isinstance(encoded, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"the file store key in {source} is not a secretkit key record") from None
     try:
         key = base64.urlsafe_b64decode(encoded.replace("+", "-").replace("/", "_") + "=" * (-len(encoded) % 4))
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != 32:
         raise ConfigError(f"the file store key in {source} must be 32 bytes, base64-encoded")
-    return key
+    return key, record
+
+
+def _read_store_id(directory: Path) -> str | None:
+    raw = _read_trusted(directory / STORE_ID, "store id file")
+    if raw is None:
+        return None
+    store_id = raw.decode("ascii", "replace").strip()
+    if not _STORE_ID_PATTERN.fullmatch(store_id):
+        raise ConfigError(f"{directory / STORE_ID} does not hold a secretkit store id (32 hex digits)")
+    return store_id
+
+
+def _warn_legacy(directory: Path) -> None:
+    if str(directory) not in _warned_legacy:
+        _warned_legacy.add(str(directory))
+        log.warning(
+            "file store %s keeps its key beside its data (%s), so any copy of the directory decrypts it; "
+            "move it with secretkit.drivers.file.migrate_legacy_key(%r) (see docs/backends/file.md)",
+            directory, directory / LEGACY_KEY, str(directory),
+        )
+
+
+def _os_keyring() -> Any:
+    """The ``keyring`` package's backend, or None where it is not installed or has no usable backend."""
+    try:
+        import keyring
+        from keyring.backends import chainer, fail, null
+    except ImportError:
+        return None
+    try:
+        ring = keyring.get_keyring()
+    except Exception:  # noqa: BLE001 - a broken keyring configuration is no keyring
+        return None
+    if isinstance(ring, (fail.Keyring, null.Keyring)):
+        return None
+    if isinstance(ring, chainer.ChainerBackend) and not ring.backends:
+        return None
+    return ring
+
+
+def user_config_dir() -> Path:
+    """secretkit's per-user configuration directory: ``$XDG_CONFIG_HOME/secretkit`` or
+    ``~/.config/secretkit`` on Linux, the platform's application folder elsewhere."""
+    try:
+        if sys.platform == "win32":
+            base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        elif sys.platform == "darwin":
+            base = Path.home() / "Library" / "Application Support"
+        else:
+            xdg = os.environ.get("XDG_CONFIG_HOME", "")
+            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"  # the spec ignores relative ones
+    except RuntimeError as exc:
+        raise ConfigError(f"no home directory to keep file store keys in ({exc}); use SECRETKIT_FILE_KEY") from None
+    return base / "secretkit"
+
+
+def key_directory(*, create: bool = False) -> Path:
+    """Where file stores keep their own keys when there is no OS keyring: ``<config dir>/keys`` (0700)."""
+    keys = user_config_dir() / "keys"
+    if create:
+        keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if keys.exists():
+        _check_trusted(keys, keys.stat(), "key directory")
+    return keys
+
+
+def migrate_legacy_key(path: str | os.PathLike[str], *, keyring: bool = True) -> str:
+    """Move the key of a store made by an older secretkit out of its directory; where it went.
+
+    ``PATH/key`` becomes the store's own key (OS keyring, else key directory), bound to the
+    directory's path, and is deleted only once the key is checked against the store and in
+    its new place. If interrupted, run it again.
+    """
+    directory = Path(os.fspath(path)).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is not a file store directory")
+    _check_trusted(directory, directory.stat(), "file store directory")
+    opts = FileOptions(keyring=keyring)
+    legacy = directory / LEGACY_KEY
+    with _locked(directory):
+        raw = _read_trusted(legacy, "key file")
+        if raw is None or not raw.strip():
+            raise ConfigError(f"file store {directory} has no key beside its data ({legacy}): nothing to move")
+        key = _parse_key(raw.decode("utf-8", "replace"), str(legacy))[0]
+        fd = _open_nofollow(directory / "store.enc", os.O_RDONLY, "store file", missing_ok=True)
+        if fd is not None:
+            try:
+                FileDriver(directory, key)._decrypt(_read_all(fd))  # the wrong key raises; nothing is moved
+            finally:
+                os.close(fd)
+        store_id = _read_store_id(directory)
+        if store_id is None:
+            store_id = _random.token_hex(16)
+            location = _save_own_key(directory, store_id, key, opts)
+            if not _publish(directory / STORE_ID, (store_id + "\n").encode()):  # pragma: no cover - under the lock
+                _forget_own_key(store_id, location)
+                raise ConfigError(f"file store {directory} got a store id while migrating; run it again")
+        else:  # an earlier run stopped before deleting the old key
+            found = _find_own_key(store_id, opts)
+            if isinstance(found, list) or found[0] != key:
+                raise ConfigError(
+                    f"file store {directory} has a store id whose key is not the one in {legacy}; nothing was changed"
+                )
+            location = found[2]
+        legacy.unlink()
+        _fsync_dir(directory)
+    _warned_legacy.discard(str(directory))
+    return f"the OS keyring ({KEYRING_SERVICE}/{store_id})" if location == _IN_KEYRING else location
 
 
 @contextlib.contextmanager

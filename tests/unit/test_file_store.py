@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -12,7 +14,10 @@ from pathlib import Path
 import pytest
 
 import secretkit
+from secretkit.drivers import file
 from secretkit.drivers.file import new_key
+
+real_os_keyring = file._os_keyring
 
 PLAINTEXT = "plaintext-marker-7d2e"
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,17 +29,28 @@ def no_env_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SECRETKIT_FILE_KEY", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")  # for subprocesses
+    monkeypatch.setattr(file, "_os_keyring", lambda: None)  # this process may have a real one cached
 
 
-def test_nothing_plaintext_on_disk_and_key_file_is_private(tmp_path: Path) -> None:
+def _own_key_file(tmp_path: Path) -> Path:
+    [key_file] = (tmp_path / "config" / "secretkit" / "keys").iterdir()
+    return key_file
+
+
+def test_nothing_plaintext_on_disk_and_the_key_is_private_and_elsewhere(tmp_path: Path) -> None:
     store = secretkit.open((tmp_path / "s").as_uri())
     store.put("db/password", PLAINTEXT)
     store.put("db/fields", {"password": PLAINTEXT})
+    assert sorted(f.name for f in (tmp_path / "s").iterdir()) == ["store.enc", "store.id", "store.lock"]
     for f in (tmp_path / "s").iterdir():
         assert PLAINTEXT.encode() not in f.read_bytes(), f
-        assert b"db/password" not in f.read_bytes() or f.name == "key"
-    key_mode = stat.S_IMODE((tmp_path / "s" / "key").stat().st_mode)
-    assert key_mode == 0o600
+        assert b"db/password" not in f.read_bytes(), f
+    store_id = (tmp_path / "s" / "store.id").read_text().strip()
+    key_file = _own_key_file(tmp_path)
+    assert key_file.name == f"{store_id}.key"
+    assert json.loads(key_file.read_text())["directory"] == str(tmp_path / "s")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "s" / "store.enc").stat().st_mode) == 0o600
 
 
@@ -58,10 +74,13 @@ def test_wrong_key_is_a_clear_error_and_overwrites_nothing(tmp_path: Path, monke
 def test_existing_store_without_its_key_is_refused_not_rekeyed(tmp_path: Path) -> None:
     url = (tmp_path / "s").as_uri()
     secretkit.open(url).put("a", "v")
-    (tmp_path / "s" / "key").unlink()
-    with pytest.raises(secretkit.AuthenticationError, match="key is missing"):
+    before = (tmp_path / "s" / "store.id").read_bytes()
+    key_file = _own_key_file(tmp_path)
+    key_file.unlink()
+    with pytest.raises(secretkit.AuthenticationError, match=f"key is missing: it is not in {key_file}"):
         secretkit.open(url)
-    assert not (tmp_path / "s" / "key").exists()
+    assert not key_file.exists()
+    assert (tmp_path / "s" / "store.id").read_bytes() == before
 
 
 def test_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,10 +100,10 @@ def test_crash_before_rename_keeps_the_old_store(tmp_path: Path, monkeypatch: py
     def crash(src: str, dst: str) -> None:
         raise OSError(5, "simulated crash")
 
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(secretkit.UnavailableError):
-        store.put("a", "lost")
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", crash)
+        with pytest.raises(secretkit.UnavailableError):
+            store.put("a", "lost")
     assert [p.name for p in (tmp_path / "s").iterdir() if p.name.endswith(".tmp")] == []
     assert secretkit.open((tmp_path / "s").as_uri()).get("a").text == "safe"
 
@@ -124,7 +143,10 @@ def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/dev/null/x", "{tmp}/a-file", "{tmp}/a-file/below", "{tmp}/nul\0byte", "~no-such-user-7c1/store", "{tmp}/" + "n" * 300],
+    [
+        "/dev/null/x", "{tmp}/a-file", "{tmp}/a-file/below", "{tmp}/nul\0byte", "~no-such-user-7c1/store",
+        "{tmp}/" + "n" * 300,
+    ],
     ids=["under-a-device", "a-regular-file", "under-a-regular-file", "nul-byte", "unknown-user-home", "name-too-long"],
 )
 def test_every_bad_path_is_a_config_error(tmp_path: Path, path: str) -> None:
@@ -213,18 +235,24 @@ def _forker(mode: str, base: Path, trials: int, *extra: str) -> tuple[dict[str, 
     """Run FORKER; its counts, and what the trials wrote to stderr."""
     done = subprocess.run(
         [sys.executable, "-c", FORKER, mode, str(base), str(trials), *extra],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout), done.stderr
 
 
 def _key_files(tmp_path: Path, store: Path) -> list[Path]:
-    """Every file that holds (or would hold) a key of ``store``: beside it, or in the key directory."""
+    """Every file that holds (or would hold) a key of ``store``: beside it, or in the key directory
+    (a temporary there, or a key file that is not a whole record, counts whatever its store)."""
     found = [store / "key"] if (store / "key").exists() else []
     keys = tmp_path / "config" / "secretkit" / "keys"
-    if keys.is_dir():
-        found += [p for p in keys.iterdir() if str(store) in p.read_text(errors="replace") or p.suffix == ".tmp"]
+    for path in keys.iterdir() if keys.is_dir() else []:
+        try:
+            mine = json.loads(path.read_text())["directory"] == str(store)
+        except (ValueError, KeyError):
+            mine = True
+        if mine or path.suffix == ".tmp":
+            found.append(path)
     return found
 
 
@@ -264,8 +292,6 @@ def test_concurrent_first_opens_all_succeed_with_one_key(tmp_path: Path) -> None
 def test_publish_creates_whole_files_once_and_leaves_no_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
 ) -> None:
-    from secretkit.drivers import file
-
     if unnamed and not file._UNNAMED_TMP:
         pytest.skip("no O_TMPFILE here")
     monkeypatch.setattr(file, "_UNNAMED_TMP", unnamed)
@@ -279,8 +305,6 @@ def test_publish_creates_whole_files_once_and_leaves_no_temporary(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_writers_killed_mid_write_leave_no_copy_of_a_purged_secret(tmp_path: Path) -> None:
     """Each temporary file is a whole encrypted copy of the store: a purged secret would live on in it."""
-    from secretkit.drivers.file import FileDriver
-
     result, _ = _forker("kill-writer", tmp_path, 150)
     assert result["killed"] > 50
     directory = tmp_path / "w"
@@ -288,7 +312,7 @@ def test_writers_killed_mid_write_leave_no_copy_of_a_purged_secret(tmp_path: Pat
     assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []
     store.delete("doomed", purge=True)
     driver = store.driver
-    assert isinstance(driver, FileDriver)
+    assert isinstance(driver, file.FileDriver)
     for f in directory.iterdir():
         if f.name not in ("store.lock", "key", "store.id"):
             assert "doomed" not in driver._decrypt(f.read_bytes()), f
@@ -361,3 +385,213 @@ def test_symlinks_in_the_store_directory_are_refused(tmp_path: Path, name: str) 
         store.put("a", "v")
         store.get("a")
     assert target.read_bytes() == b"untouched"
+
+
+def test_a_copy_of_the_data_directory_decrypts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tmp_path / "s"
+    secretkit.open(original.as_uri()).put("db/password", PLAINTEXT)
+    copy = tmp_path / "backup" / "s"
+    shutil.copytree(original, copy)
+    record = json.loads(_own_key_file(tmp_path).read_text())
+    key = base64.urlsafe_b64decode(record["key"])
+    for f in copy.rglob("*"):
+        data = f.read_bytes()
+        for secret in (PLAINTEXT.encode(), key, record["key"].encode(), base64.b64encode(key)):
+            assert secret not in data, f
+    # the same machine and user: the key is found by the store id, and refused for this path
+    with pytest.raises(secretkit.AuthenticationError, match=f"belongs to another directory, {original}") as err:
+        secretkit.open(copy.as_uri()).get("db/password")
+    assert f"key_file={_own_key_file(tmp_path)}" in str(err.value)
+    # another machine: no key at all
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other-machine"))
+    with pytest.raises(secretkit.AuthenticationError, match="key is missing"):
+        secretkit.open(copy.as_uri()).get("db/password")
+    # the owner can still open the copy by naming the key, as the error says
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    assert secretkit.open(copy.as_uri(), key_file=str(_own_key_file(tmp_path))).get("db/password").text == PLAINTEXT
+    monkeypatch.setenv("SECRETKIT_FILE_KEY", _own_key_file(tmp_path).read_text())
+    assert secretkit.open(copy.as_uri()).get("db/password").text == PLAINTEXT
+    monkeypatch.setenv("SECRETKIT_FILE_KEY", record["key"])
+    assert secretkit.open(copy.as_uri()).get("db/password").text == PLAINTEXT
+
+
+def test_the_same_directory_by_another_spelling_is_the_same_store(tmp_path: Path) -> None:
+    secretkit.open((tmp_path / "s").as_uri()).put("a", "v")
+    (tmp_path / "link").symlink_to(tmp_path / "s")
+    assert secretkit.open((tmp_path / "link").as_uri()).get("a").text == "v"
+    assert secretkit.open(f"file://{tmp_path}/s/../s/").get("a").text == "v"
+
+
+def _legacy_store(directory: Path) -> None:
+    """A store as versions before the key left the directory made it: ``key`` beside ``store.enc``."""
+    store = secretkit.open(directory.as_uri(), key_file=str(directory / "key"))
+    store.put("a", "legacy-value")
+    store.put("b", {"password": PLAINTEXT})
+    assert sorted(f.name for f in directory.iterdir()) == ["key", "store.enc", "store.lock"]
+
+
+def test_a_legacy_store_still_opens_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _legacy_store(tmp_path / "s")
+    with caplog.at_level("WARNING", logger="secretkit.file"):
+        store = secretkit.open((tmp_path / "s").as_uri())
+        assert store.get("a").text == "legacy-value"
+        store.put("c", "new")
+    assert "keeps its key beside its data" in caplog.text and "migrate_legacy_key" in caplog.text
+    assert secretkit.open((tmp_path / "s").as_uri()).get("c").text == "new"
+    assert not (tmp_path / "s" / "store.id").exists()  # nothing moves without asking
+
+
+def test_migrating_a_legacy_key_loses_nothing_and_the_copy_no_longer_decrypts(tmp_path: Path) -> None:
+    directory = tmp_path / "s"
+    _legacy_store(directory)
+    legacy = (directory / "key").read_text()
+    where = file.migrate_legacy_key(directory, keyring=False)
+    assert where == str(_own_key_file(tmp_path))
+    assert sorted(f.name for f in directory.iterdir()) == ["store.enc", "store.id", "store.lock"]
+    store = secretkit.open(directory.as_uri())
+    assert (store.get("a").text, store.get("b")["password"]) == ("legacy-value", PLAINTEXT)
+    assert _own_key_file(tmp_path).read_text().count(legacy.strip()) == 1  # the same key, not a re-encryption
+    shutil.copytree(directory, tmp_path / "copy")
+    with pytest.raises(secretkit.AuthenticationError, match="belongs to another directory"):
+        secretkit.open((tmp_path / "copy").as_uri())
+    with pytest.raises(secretkit.ConfigError, match="nothing to move"):
+        file.migrate_legacy_key(directory)
+
+
+def test_a_migration_interrupted_before_deleting_the_old_key_can_be_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "s"
+    _legacy_store(directory)
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "unlink", lambda self, missing_ok=False: (_ for _ in ()).throw(OSError(5, "crash")))
+        with pytest.raises(OSError):
+            file.migrate_legacy_key(directory, keyring=False)
+    assert (directory / "key").exists() and (directory / "store.id").exists()
+    assert secretkit.open(directory.as_uri()).get("a").text == "legacy-value"
+    file.migrate_legacy_key(directory, keyring=False)
+    assert not (directory / "key").exists()
+    assert secretkit.open(directory.as_uri()).get("a").text == "legacy-value"
+
+
+def test_migration_refuses_a_key_that_does_not_decrypt_the_store(tmp_path: Path) -> None:
+    directory = tmp_path / "s"
+    _legacy_store(directory)
+    (directory / "key").write_text(new_key())
+    with pytest.raises(secretkit.AuthenticationError, match="wrong key"):
+        file.migrate_legacy_key(directory)
+    assert not (directory / "store.id").exists() and (directory / "key").exists()
+
+
+def test_an_empty_key_an_older_version_left_does_not_lock_the_store_forever(tmp_path: Path) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir(mode=0o700)
+    (directory / "key").touch(mode=0o600)  # what a kill -9 during the first open used to leave
+    store = secretkit.open(directory.as_uri())
+    store.put("a", "v")
+    assert not (directory / "key").exists()
+    assert secretkit.open(directory.as_uri()).get("a").text == "v"
+
+
+class MemoryKeyring:
+    """Stands in for an OS keyring backend (the three calls the store makes)."""
+
+    def __init__(self, fail_writes: bool = False) -> None:
+        self.entries: dict[tuple[str, str], str] = {}
+        self.fail_writes = fail_writes
+
+    def set_password(self, service: str, user: str, password: str) -> None:
+        if self.fail_writes:
+            raise RuntimeError("the collection is locked")
+        self.entries[service, user] = password
+
+    def get_password(self, service: str, user: str) -> str | None:
+        return self.entries.get((service, user))
+
+    def delete_password(self, service: str, user: str) -> None:
+        self.entries.pop((service, user), None)
+
+
+def test_the_key_goes_to_the_os_keyring_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = MemoryKeyring()
+    monkeypatch.setattr(file, "_os_keyring", lambda: ring)
+    directory = tmp_path / "s"
+    secretkit.open(directory.as_uri()).put("a", PLAINTEXT)
+    store_id = (directory / "store.id").read_text().strip()
+    assert json.loads(ring.entries["secretkit-file-store", store_id])["directory"] == str(directory)
+    assert not (tmp_path / "config").exists()
+    assert secretkit.open(directory.as_uri()).get("a").text == PLAINTEXT
+    shutil.copytree(directory, tmp_path / "copy")
+    with pytest.raises(secretkit.AuthenticationError, match="keyring get secretkit-file-store " + store_id):
+        secretkit.open((tmp_path / "copy").as_uri())
+    # keyring=false keeps a new store's key out of the keyring, and still finds the old ones' there
+    secretkit.open((tmp_path / "t").as_uri(), keyring=False).put("a", "v")
+    assert len(ring.entries) == 1 and len(list((tmp_path / "config" / "secretkit" / "keys").iterdir())) == 1
+    with pytest.raises(secretkit.AuthenticationError, match="key is missing"):
+        secretkit.open(directory.as_uri(), keyring=False)
+
+
+def test_a_keyring_that_refuses_the_key_falls_back_to_the_key_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file, "_os_keyring", lambda: MemoryKeyring(fail_writes=True))
+    secretkit.open((tmp_path / "s").as_uri()).put("a", "v")
+    assert json.loads(_own_key_file(tmp_path).read_text())["directory"] == str(tmp_path / "s")
+    assert secretkit.open((tmp_path / "s").as_uri()).get("a").text == "v"
+
+
+def test_which_keyring_backends_count_as_a_keyring() -> None:
+    keyring = pytest.importorskip("keyring")
+    from keyring.backend import KeyringBackend
+    from keyring.backends import chainer, fail, null
+
+    class Usable(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            pass
+
+        def delete_password(self, service: str, username: str) -> None:
+            pass
+
+    before = keyring.get_keyring()
+    try:
+        for unusable in (fail.Keyring(), null.Keyring()):
+            keyring.set_keyring(unusable)
+            assert real_os_keyring() is None
+        empty = chainer.ChainerBackend()
+        if not empty.backends:  # on a desktop the chain holds the real keyrings
+            keyring.set_keyring(empty)
+            assert real_os_keyring() is None
+        usable = Usable()
+        keyring.set_keyring(usable)
+        assert real_os_keyring() is usable
+    finally:
+        keyring.set_keyring(before)
+
+
+@needs_root
+def test_a_planted_key_in_the_key_directory_is_refused(tmp_path: Path) -> None:
+    secretkit.open((tmp_path / "s").as_uri()).put("a", "v")
+    os.chown(_own_key_file(tmp_path), 4242, -1)
+    with pytest.raises(secretkit.ConfigError, match="owned by uid 4242"):
+        secretkit.open((tmp_path / "s").as_uri())
+
+
+def test_a_key_directory_writable_by_others_is_refused(tmp_path: Path) -> None:
+    secretkit.open((tmp_path / "s").as_uri()).put("a", "v")
+    _own_key_file(tmp_path).parent.chmod(0o777)
+    with pytest.raises(secretkit.ConfigError, match="key directory .* writable by group and others"):
+        secretkit.open((tmp_path / "s").as_uri())
+
+
+@pytest.mark.parametrize("content", ["../../etc/passwd", "", "not hex at all"])
+def test_a_store_id_that_is_not_one_is_refused(tmp_path: Path, content: str) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir(mode=0o700)
+    (directory / "store.id").write_text(content)
+    with pytest.raises(secretkit.ConfigError, match="store id"):
+        secretkit.open(directory.as_uri())
