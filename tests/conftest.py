@@ -30,9 +30,11 @@ def memory_store() -> Iterator[SecretStore]:
 
 @pytest.fixture
 def file_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretStore]:
-    """A fresh encrypted file store whose key file is created beside it."""
+    """A fresh encrypted file store whose key goes to a key directory under tmp_path (never
+    the user's keyring or config directory)."""
     monkeypatch.delenv("SECRETKIT_FILE_KEY", raising=False)
-    with secretkit.open((tmp_path / "store").as_uri()) as store:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with secretkit.open((tmp_path / "store").as_uri(), keyring=False) as store:
         yield store
 
 
