@@ -21,7 +21,7 @@ ENTRY_POINT_GROUP = "secretkit.drivers"
 #: scheme → (factory, the extra that installs its SDK or None)
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "memory": ("secretkit.drivers.memory:open_driver", None),
-    "file": ("secretkit.drivers.file:open_driver", None),
+    "file": ("secretkit.drivers.file.driver:open_driver", None),
     "vault": ("secretkit.drivers.vault:open_driver", "vault"),
     "vault+http": ("secretkit.drivers.vault:open_driver", "vault"),
     "vault+https": ("secretkit.drivers.vault:open_driver", "vault"),

@@ -16,9 +16,11 @@ import pytest
 
 import secretkit
 from secretkit.drivers import file
+from secretkit.drivers.file import disk, keys
+from secretkit.drivers.file.driver import FileDriver
 from secretkit.drivers.file import new_key
 
-real_os_keyring = file._os_keyring
+real_os_keyring = keys.os_keyring
 
 PLAINTEXT = "plaintext-marker-7d2e"
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +32,7 @@ def no_env_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SECRETKIT_FILE_KEY", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")  # for subprocesses
-    monkeypatch.setattr(file, "_os_keyring", lambda: None)  # this process may have a real one cached
+    monkeypatch.setattr(keys, "os_keyring", lambda: None)  # this process may have a real one cached
 
 
 def _own_key_file(tmp_path: Path) -> Path:
@@ -293,11 +295,11 @@ def test_concurrent_first_opens_all_succeed_with_one_key(tmp_path: Path) -> None
 def test_publish_creates_whole_files_once_and_leaves_no_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
 ) -> None:
-    if unnamed and not file._UNNAMED_TMP:
+    if unnamed and not disk.UNNAMED_TMP:
         pytest.skip("no O_TMPFILE here")
-    monkeypatch.setattr(file, "_UNNAMED_TMP", unnamed)
-    assert file._publish(tmp_path / "k", b"first") is True
-    assert file._publish(tmp_path / "k", b"second") is False
+    monkeypatch.setattr(disk, "UNNAMED_TMP", unnamed)
+    assert disk.publish(tmp_path / "k", b"first") is True
+    assert disk.publish(tmp_path / "k", b"second") is False
     assert (tmp_path / "k").read_bytes() == b"first"
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["k"]
@@ -313,7 +315,7 @@ def test_writers_killed_mid_write_leave_no_copy_of_a_purged_secret(tmp_path: Pat
     assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []
     store.delete("doomed", purge=True)
     driver = store.driver
-    assert isinstance(driver, file.FileDriver)
+    assert isinstance(driver, FileDriver)
     for f in directory.iterdir():
         if f.name not in ("store.lock", "key", "store.id"):
             assert "doomed" not in driver._decrypt(f.read_bytes()), f
@@ -515,7 +517,7 @@ class MemoryKeyring:
 
 def test_the_key_goes_to_the_os_keyring_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ring = MemoryKeyring()
-    monkeypatch.setattr(file, "_os_keyring", lambda: ring)
+    monkeypatch.setattr(keys, "os_keyring", lambda: ring)
     directory = tmp_path / "s"
     secretkit.open(directory.as_uri()).put("a", PLAINTEXT)
     store_id = (directory / "store.id").read_text().strip()
@@ -535,7 +537,7 @@ def test_the_key_goes_to_the_os_keyring_when_there_is_one(tmp_path: Path, monkey
 def test_a_keyring_that_refuses_the_key_falls_back_to_the_key_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(file, "_os_keyring", lambda: MemoryKeyring(fail_writes=True))
+    monkeypatch.setattr(keys, "os_keyring", lambda: MemoryKeyring(fail_writes=True))
     secretkit.open((tmp_path / "s").as_uri()).put("a", "v")
     assert json.loads(_own_key_file(tmp_path).read_text())["directory"] == str(tmp_path / "s")
     assert secretkit.open((tmp_path / "s").as_uri()).get("a").text == "v"
