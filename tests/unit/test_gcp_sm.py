@@ -393,6 +393,22 @@ def test_rotation_pending_lives_in_a_mapped_companion_only_while_it_runs(
     assert store.get("rot/db", stage="previous").version == "1"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="core: stages.Companion.discard forgets the companion only when it holds a readable value; "
+    "one left empty by a rotator that died between CreateSecret and AddSecretVersion blocks rotation",
+)
+def test_a_companion_left_without_a_version_can_be_discarded(
+    store: SecretStore, raw: sm.SecretManagerServiceClient
+) -> None:
+    store.put("rot/stuck", "old")
+    raw.create_secret(parent=f"projects/{PROJECT}", secret_id=sid("secretkit-pending/rot/stuck"),
+                      secret={"replication": {"automatic": {}}})
+    store.discard_pending("rot/stuck")
+    store.rotate("rot/stuck", generate=lambda c: "new")
+    assert store.get("rot/stuck").text == "new"
+
+
 def test_deleting_a_long_native_name_needs_no_companion_name(store: SecretStore) -> None:
     name = "n" * 250  # "secretkit-pending/" + name is no name GCP can hold: nothing to clean up there
     store.put(name, "v")
