@@ -27,7 +27,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "vault+https": ("secretkit.drivers.vault:open_driver", "vault"),
     "openbao": ("secretkit.drivers.vault:open_driver", "vault"),
     "aws-sm": ("secretkit.drivers.aws:open_driver", "aws"),
-    "gcp-sm": ("secretkit.drivers.gcp:open_driver", "gcp"),
+    "gcp-sm": ("secretkit.drivers.gcp.driver:open_driver", "gcp"),
     "k8s": ("secretkit.drivers.kubernetes:open_driver", "k8s"),
 }
 

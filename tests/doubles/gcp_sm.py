@@ -29,6 +29,7 @@ import random
 import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +49,9 @@ MAX_PAYLOAD = 65536
 ENABLED, DISABLED, DESTROYED = 1, 2, 3
 _STATE_NAMES = {ENABLED: "ENABLED", DISABLED: "DISABLED", DESTROYED: "DESTROYED"}
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_ANNOTATION_KEY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+MAX_LABELS = 64
+MAX_ANNOTATIONS_SIZE = 16 * 1024  # keys and values together must be smaller than this
 _PARENT = r"projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?"
 _SECRET = _PARENT + r"/secrets/(?P<secret>[^/:]+)"
 _VERSION = _SECRET + r"/versions/(?P<version>[^/:]+)"
@@ -273,6 +277,8 @@ class SecretManagerModel:
             raise ModelError(Code.INVALID_ARGUMENT, "Regional secrets do not take a replication policy.")
         if has_replication and req.secret.replication.HasField("user_managed") and not req.secret.replication.user_managed.replicas:
             raise ModelError(Code.INVALID_ARGUMENT, "Field [replication.user_managed.replicas] is required.")
+        check_labels(req.secret.labels)
+        check_annotations(req.secret.annotations)
         meta = Secret()
         meta.CopyFrom(req.secret)
         meta.ClearField("name")
@@ -299,6 +305,10 @@ class SecretManagerModel:
                         raise ModelError(Code.INVALID_ARGUMENT, f"Version alias [{alias}] refers to a missing version.")
             if path not in ("labels", "annotations", "version_aliases"):
                 raise ModelError(Code.INVALID_ARGUMENT, f"Field [{path}] cannot be updated by this double.")
+            if path == "labels":
+                check_labels(req.secret.labels)
+            if path == "annotations":
+                check_annotations(req.secret.annotations)
             sec.meta.ClearField(path)
             getattr(sec.meta, path).update(getattr(req.secret, path))
         sec.meta.etag = _etag()
@@ -390,6 +400,44 @@ class SecretManagerModel:
 
     def _destroy_secret_version(self, req: Any) -> Any:
         return self._change_state(req, DESTROYED)
+
+
+def _label_text(text: str, *, first: bool) -> bool:
+    """``[\\p{Ll}\\p{Lo}][\\p{Ll}\\p{Lo}\\p{N}_-]*`` (``first``) or ``[\\p{Ll}\\p{Lo}\\p{N}_-]*``."""
+    for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category in ("Ll", "Lo") or (not (first and i == 0) and (category.startswith("N") or ch in "_-")):
+            continue
+        return False
+    return True
+
+
+def check_labels(labels: Any) -> None:
+    """The label rules of resources.proto: at most 64; keys 1-63 characters matching
+    ``[\\p{Ll}\\p{Lo}][\\p{Ll}\\p{Lo}\\p{N}_-]{0,62}``, values 0-63 matching
+    ``[\\p{Ll}\\p{Lo}\\p{N}_-]{0,63}``, each at most 128 bytes of UTF-8."""
+    if len(labels) > MAX_LABELS:
+        raise ModelError(Code.INVALID_ARGUMENT, f"A secret can have at most {MAX_LABELS} labels.")
+    for key, value in labels.items():
+        if not (1 <= len(key) <= 63 and len(key.encode()) <= 128 and _label_text(key, first=True)):
+            raise ModelError(Code.INVALID_ARGUMENT, f"Label key [{key}] is not valid.")
+        if not (len(value) <= 63 and len(value.encode()) <= 128 and _label_text(value, first=False)):
+            raise ModelError(Code.INVALID_ARGUMENT, f"Label value [{value}] of key [{key}] is not valid.")
+
+
+def check_annotations(annotations: Any) -> None:
+    """The annotation rules of resources.proto: keys 1-63 characters (at most 128 bytes of
+    UTF-8) that begin and end with an ASCII letter or digit and hold only those, ``-``, ``_`` and
+    ``.`` in between; keys and values together smaller than 16 KiB."""
+    total = 0
+    for key, value in annotations.items():
+        if not (_ANNOTATION_KEY.fullmatch(key) and len(key.encode()) <= 128):
+            raise ModelError(Code.INVALID_ARGUMENT, f"Annotation key [{key}] is not valid.")
+        total += len(key.encode()) + len(value.encode())
+    if total >= MAX_ANNOTATIONS_SIZE:
+        raise ModelError(
+            Code.INVALID_ARGUMENT, f"The total size of annotation keys and values must be less than 16KiB (got {total} bytes)."
+        )
 
 
 def _name_filter(expr: str) -> Callable[[str], bool]:

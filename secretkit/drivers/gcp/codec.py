@@ -1,0 +1,157 @@
+"""Names and values on Secret Manager: pure functions, no I/O.
+
+Names. A secret id is 1-255 characters of ``[A-Za-z0-9_-]``; a name of that shape is the secret
+id itself (``my_secret`` is the secret ``my_secret``). A portable name GCP cannot hold (it has
+``/`` or ``.``) is stored under a readable id plus a digest of the name as written:
+``/`` becomes ``__``, ``.`` becomes ``_``, then ``-`` and the first 8 hex digits of the
+SHA-256 of the name (``payments/db-password`` → ``payments__db-password-<8 hex>``). The digest
+keeps two names whose readable forms coincide (``a/b``, ``a__b``, ``a.b``) apart. The name as
+written is recorded in the secret's annotation ``secretkit-name``, so listings show it.
+
+Values. A payload is the value exactly as GCP's own tools hold it: text → its UTF-8 octets;
+fields → a UTF-8 JSON object; bytes → the octets. GCP refuses empty payloads, so an empty
+value (text or bytes) is the one exception: it is stored as ``EMPTY_PAYLOAD``. Reading, a
+UTF-8 payload is text (a JSON object then reads as fields through the value's own view),
+anything else is bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from secretkit.errors import InvalidArgumentError
+from secretkit.names import NameRules, hashed
+from secretkit.secret import FieldValue, Kind, Value, fields_to_json
+
+MAX_SECRET_ID = 255
+MAX_PAYLOAD = 65536
+
+#: The annotation that records the name as written on a secret whose id is a mapping of it.
+#: (GCP annotation keys are 1-63 characters of letters, digits, ``-_.``, alphanumeric at both
+#: ends: no ``/``, so not the Kubernetes-style ``secretkit.io/name``.)
+NAME_ANNOTATION = "secretkit-name"
+
+#: What an empty value (text ``""`` or bytes ``b""``) is stored as, because GCP refuses empty
+#: payloads: the two octets C0 80. They are not UTF-8 (an overlong form of NUL), so no text is
+#: ever mistaken for them and every UTF-8 decoder refuses them rather than returning a wrong
+#: string; a bytes value of exactly these two octets cannot be stored (``check_value``).
+EMPTY_PAYLOAD = b"\xc0\x80"
+
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+NAME_RULE = (
+    f"GCP secret ids are 1-{MAX_SECRET_ID} ASCII letters, digits, '_' and '-' (used unchanged); "
+    "a portable name with '/' or '.' is stored as '<name with / as __ and . as _>-<8 hex digits of "
+    f"its sha256>', which must fit in {MAX_SECRET_ID} characters"
+)
+
+
+# -- names --------------------------------------------------------------------------------
+
+
+def is_native(name: str) -> bool:
+    """True if ``name`` is a secret id GCP accepts as it is."""
+    return len(name) <= MAX_SECRET_ID and _ID.fullmatch(name) is not None
+
+
+def readable(name: str) -> str:
+    """The readable part of a mapped id: ``/`` → ``__``, ``.`` → ``_`` (other characters kept).
+
+    Character by character, so ``readable(prefix)`` is a prefix of ``readable(name)`` for
+    every name that starts with ``prefix`` (``list`` filters on it)."""
+    return name.replace("/", "__").replace(".", "_")
+
+
+def mapped_id(name: str) -> str:
+    """The secret id of a portable name GCP cannot hold as written (see the module docstring)."""
+    return hashed(readable(name), name)
+
+
+NAMES = NameRules(NAME_RULE, is_native, mapped_id)
+
+
+def listed_name(secret_id: str, annotations: Mapping[str, str]) -> str:
+    """The name ``list`` shows for a secret: the recorded name where the id is its mapping
+    (a copied or hand-edited annotation that does not lead back to this id is ignored), else
+    the secret id unchanged."""
+    recorded = annotations.get(NAME_ANNOTATION)
+    if recorded and recorded != secret_id:
+        try:
+            if NAMES.storage_name(recorded) == secret_id:
+                return recorded
+        except InvalidArgumentError:
+            pass
+    return secret_id
+
+
+def list_filter(prefix: str) -> str | None:
+    """A server-side ``ListSecrets`` filter that every secret listed under ``prefix`` matches
+    (``name:`` is a substring match on the resource name), or None to list everything."""
+    part = readable(prefix)
+    if not part or not set(part) <= _ID_CHARS:
+        return None
+    return f'name:"{part}"'
+
+
+def annotations_for(name: str, secret_id: str) -> dict[str, str]:
+    """The annotations a secret created for ``name`` gets: the name as written, if it is mapped."""
+    return {NAME_ANNOTATION: name} if secret_id != name else {}
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def encode_value(value: Value) -> bytes:
+    """The payload of ``value``: exactly what GCP's own tools would store (see the module docstring)."""
+    raw = value.raw
+    if isinstance(raw, str):
+        data = raw.encode("utf-8")
+    elif isinstance(raw, bytes):
+        data = raw
+    else:
+        data = fields_to_json(raw).encode("utf-8")
+    return data or EMPTY_PAYLOAD
+
+
+def decode_value(data: bytes) -> Value:
+    """The value a payload holds: UTF-8 → text, anything else → bytes (``EMPTY_PAYLOAD`` → "")."""
+    if data == EMPTY_PAYLOAD:
+        return Value(Kind.TEXT, "")
+    try:
+        return Value(Kind.TEXT, data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Value(Kind.BYTES, data)
+
+
+def check_value(value: Value) -> None:
+    """``InvalidArgumentError`` for a value a payload cannot hold exactly (before any I/O)."""
+    raw = value.raw
+    if isinstance(raw, bytes):
+        if raw == EMPTY_PAYLOAD:
+            raise InvalidArgumentError(
+                "the two octets C0 80 are how GCP payloads hold an empty value, so they cannot be stored as bytes"
+            )
+        return
+    if isinstance(raw, str):
+        return
+    binary = [key for key, item in raw.items() if not _is_text(item)]
+    if binary:
+        raise InvalidArgumentError(
+            f"a GCP secret of fields is a JSON object of text; fields {binary} hold octets that are not UTF-8 "
+            "(store them base64-encoded, or as a bytes secret of their own)"
+        )
+    size = len(fields_to_json(raw).encode("utf-8"))
+    if size > MAX_PAYLOAD:
+        raise InvalidArgumentError(f"the fields encode to a {size}-byte JSON payload; GCP holds at most {MAX_PAYLOAD}")
+
+
+def _is_text(item: FieldValue) -> bool:
+    if isinstance(item, bytes):
+        try:
+            item.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
