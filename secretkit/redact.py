@@ -77,8 +77,14 @@ def redact(text: str) -> str:
     return text
 
 
+#: Record attributes in which SDKs put whole requests and responses for structured log formatters
+#: (google-api-core's ``StructuredLogFormatter`` prints them; so do JSON log handlers).
+STRUCTURED_EXTRAS = ("request", "response", "httpRequest", "httpResponse")
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message with values masked; never drops a record."""
+    """Rewrites a record's message, and the request/response extras structured SDK logs carry,
+    with values masked; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -88,7 +94,22 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for attr in STRUCTURED_EXTRAS:
+            extra = record.__dict__.get(attr)
+            if extra is not None:
+                record.__dict__[attr] = _redact_structure(extra)
         return True
+
+
+def _redact_structure(item: object) -> object:
+    """A logged request or response with every string in it passed through ``redact``."""
+    if isinstance(item, str):
+        return redact(item)
+    if isinstance(item, dict):
+        return {k: _redact_structure(v) for k, v in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_redact_structure(v) for v in item]
+    return redact(repr(item)) if not isinstance(item, (int, float, bool)) else item
 
 
 def install_redaction(

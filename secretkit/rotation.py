@@ -75,8 +75,10 @@ def new_value(current: Secret, generate: Generate | None, field: str | None) -> 
     one-field secret), else the whole new value; the default generator makes a password.
     """
     raw = current.value.raw
-    if field is None and isinstance(raw, Mapping) and len(raw) == 1:
-        field = next(iter(raw))
+    if field is None and current.value.has_fields() and len(current.fields) == 1 and (
+        not isinstance(raw, Mapping) or len(raw) == 1
+    ):
+        field = next(iter(current.fields))  # one field, as a map or as a JSON object: rotate that field
     if field is None:
         if generate is None and current.value.has_fields() and len(current.fields) > 1:
             raise InvalidArgumentError(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from secretkit.drivers.base import Capabilities, Driver
+from secretkit.names import NameRules
 from secretkit.secret import Secret, SecretInput, Value, VersionInfo
 
 T = TypeVar("T")
@@ -27,6 +28,11 @@ class StoreSeam(Protocol):
 
     @property
     def capabilities(self) -> Capabilities: ...
+
+    @property
+    def names(self) -> NameRules:
+        """The backend's name rules."""
+        ...
 
     @property
     def pending_prefix(self) -> str:

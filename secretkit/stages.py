@@ -17,11 +17,12 @@ Native first: nothing secretkit keeps beside a secret may sit where its readers 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Literal
 
 from secretkit.drivers.base import History, NativeStages, Record
-from secretkit.errors import AlreadyExistsError, ConflictError, NotFoundError, NotSupportedError
+from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.seam import StoreSeam
 from secretkit.secret import Kind, Secret, Stage, Value
 
@@ -94,7 +95,15 @@ class Companion:
             )
 
     def companion(self, name: str) -> str:
-        return self.store.pending_prefix + name
+        """The companion's name: ``pending_prefix + NAME``, or, where the backend cannot hold
+        that (a native name near the length limit, or one outside the portable grammar that the
+        backend only holds at top level), ``pending_prefix`` + a digest of NAME."""
+        plain = self.store.pending_prefix + name
+        try:
+            self.store.names.storage_name(plain)
+            return plain
+        except InvalidArgumentError:
+            return self.store.pending_prefix + hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
 
     def _read(self, name: str) -> tuple[Value, str, Record] | None:
         companion = self.companion(name)
@@ -147,10 +156,10 @@ class Companion:
 
     def discard(self, name: str) -> str | None:
         found = self._read(name)
-        if found is None:
-            return None
+        # delete even what cannot be read: a rotator that died half-way through creating the
+        # companion (GCP: the secret made, its version not yet added) must not block rotation
         self.forget(name)
-        return pending_version(found[2].version)
+        return pending_version(found[2].version) if found is not None else None
 
     def read(self, name: str) -> Record:
         found = self._read(name)

@@ -246,11 +246,6 @@ def test_rotating_one_field_of_a_json_secret_keeps_the_others(
     assert _raw_ids(raw) == {secret_id: {} if secret_id == name else {"secretkit-name": name}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: rotation.new_value rotates the one field of a one-field *map* only; JSON-object text "
-    "with one member (how GCP and AWS hold fields) is replaced by a bare password",
-)
 def test_rotating_a_one_member_json_secret_keeps_its_shape(
     store: SecretStore, raw: sm.SecretManagerServiceClient
 ) -> None:
@@ -345,12 +340,6 @@ def test_debug_logs_never_show_a_value(store: SecretStore, debug_logs: _Capture)
     assert leaks == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: RedactingFilter masks only msg/args; the client library puts request/response payloads "
-    "(base64 'data') in the record's extra fields request/response/httpRequest/httpResponse, which "
-    "google-api-core's StructuredLogFormatter (GOOGLE_SDK_PYTHON_LOGGING_SCOPE) prints",
-)
 def test_structured_sdk_logs_never_show_a_value(store: SecretStore, debug_logs: _Capture) -> None:
     _exercise(store)
     formatter = client_logging.StructuredLogFormatter()

@@ -393,11 +393,6 @@ def test_rotation_pending_lives_in_a_mapped_companion_only_while_it_runs(
     assert store.get("rot/db", stage="previous").version == "1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: stages.Companion.discard forgets the companion only when it holds a readable value; "
-    "one left empty by a rotator that died between CreateSecret and AddSecretVersion blocks rotation",
-)
 def test_a_companion_left_without_a_version_can_be_discarded(
     store: SecretStore, raw: sm.SecretManagerServiceClient
 ) -> None:
