@@ -55,7 +55,7 @@ TOKEN = "secretkit.io/rotation-token"
 #: Annotation on the Secret: the pending version promoted into it last.
 PROMOTED = "secretkit.io/promoted-version"
 #: Annotation on the previous companion: the resourceVersion its value had as current.
-VERSION = "secretkit.io/previous-version"
+PREVIOUS_VERSION = "secretkit.io/previous-version"
 
 _CURRENT = frozenset({Stage.CURRENT})
 
@@ -91,7 +91,7 @@ class Companions:
             raise NotFoundError(f"secret has no {stage} value")
         version = resource_version(doc)
         if stage == Stage.PREVIOUS:
-            version = annotations_of(doc).get(VERSION) or version
+            version = annotations_of(doc).get(PREVIOUS_VERSION) or version
         return Record(decode(doc), version, None, frozenset({stage}))
 
     # -- rotation steps ----------------------------------------------------------------
@@ -191,7 +191,7 @@ class Companions:
     def _keep_previous(self, obj: str, secret: dict[str, Any]) -> None:
         namespace, name = self.where(obj, Stage.PREVIOUS)
         body = self._body(obj, secret, Stage.PREVIOUS, dict(secret.get("data") or {}),
-                          {VERSION: resource_version(secret)})
+                          {PREVIOUS_VERSION: resource_version(secret)})
         existing = self.api.find(name, namespace)
         if existing is None:
             try:
