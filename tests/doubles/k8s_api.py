@@ -57,6 +57,11 @@ Watch (``GET .../secrets?watch=true``)
     ``compact()`` drops it, and resuming from before that is an ``ERROR`` event with a 410
     ``Expired`` Status, as the apiserver answers.
 
+kubectl
+  * Discovery documents, protobuf Secret bodies and Table answers (``k8s_wire``), so the
+    real ``kubectl`` binary works against the double (over http it sends no token: use a
+    double made without ``tokens``).
+
 Not modelled: field managers/managedFields, dryRun, DeleteCollection, other kinds.
 """
 
@@ -76,6 +81,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.doubles import k8s_wire
 
 MAX_SECRET_BYTES = 1024 * 1024
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
@@ -302,10 +309,20 @@ class _Handler(BaseHTTPRequestHandler):
                 except (BrokenPipeError, ConnectionResetError):  # the client stopped watching
                     self.close_connection = True
                 return
-            if method in ("POST", "PUT") and content_type not in ("", "application/json"):
+            if method == "GET" and (found := k8s_wire.discovery(parts.path, self.headers.get("Host") or "")):
+                self._send(200, found)
+                return
+            if method in ("POST", "PUT") and content_type == k8s_wire.PROTOBUF and match:
+                try:
+                    raw = json.dumps(k8s_wire.secret_from_protobuf(raw)).encode()
+                except (ValueError, IndexError, AssertionError) as exc:
+                    raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
+            elif method in ("POST", "PUT") and content_type not in ("", "application/json"):
                 raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                               "accepted media types include: application/json")
+                               "accepted media types include: application/json, application/vnd.kubernetes.protobuf")
             status, body = self._route(method, parts.path, query, content_type, raw, user)
+            if method == "GET" and match and k8s_wire.wants_table(self.headers.get("Accept") or ""):
+                body = _as_table(body)
             self._send(status, body)
         except ApiError as err:
             self._send(err.code, err.status(), err.headers)
@@ -415,6 +432,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _as_table(body: dict[str, Any]) -> dict[str, Any]:
+    """A Secret or SecretList answer as the Table ``kubectl get`` asks for."""
+    if body.get("kind") == "Secret":
+        return k8s_wire.table([body], str(body["metadata"]["resourceVersion"]))
+    table = k8s_wire.table(list(body.get("items") or []), str(body["metadata"]["resourceVersion"]))
+    if body["metadata"].get("continue"):
+        table["metadata"]["continue"] = body["metadata"]["continue"]
+    return table
 
 
 def _body(raw: bytes) -> dict[str, Any]:
