@@ -299,3 +299,10 @@ def test_deleting_the_secret_by_other_means_takes_its_previous_companion_along(
     with kube_api.state.lock:  # what `kubectl delete secret db` leads to: the garbage collector's work
         k8s_api._remove(kube_api.state, namespace, "db")
     assert _objects(kube_api, namespace) == {}
+
+
+def test_an_immutable_secret_is_not_rotated(store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+    kube_api.seed(namespace, "frozen", {"password": b"pw"}, immutable=True)
+    with pytest.raises(InvalidArgumentError, match="immutable"):
+        store.rotate("frozen", field="password")
+    assert sorted(_objects(kube_api, namespace)) == ["frozen"]

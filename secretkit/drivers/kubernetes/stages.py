@@ -40,7 +40,7 @@ from secretkit.drivers.kubernetes.codec import (
     resource_version,
 )
 from secretkit.drivers.kubernetes.errors import is_status
-from secretkit.errors import ConflictError, NotFoundError
+from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError
 from secretkit.secret import Stage, VersionInfo
 
 #: Label on companions (``pending`` or ``previous``); objects with it are never listed.
@@ -101,6 +101,11 @@ class Companions:
         if annotations_of(secret).get(TOKEN) == token:  # this rotation was promoted already
             self._drop_pending(obj, token)
             return VersionInfo(name, resource_version(secret), None, _CURRENT)
+        if secret.get("immutable"):
+            raise InvalidArgumentError(
+                "the Secret is immutable: Kubernetes rejects any change to its data, so it cannot be rotated; "
+                "delete it and put it again"
+            )
         namespace, companion = self.where(obj, Stage.PENDING)
         body = self._body(obj, secret, Stage.PENDING, data, {TOKEN: token})
         for _ in range(3):
