@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -599,6 +601,8 @@ def test_in_cluster_config_reads_the_service_account(tmp_path: Path, monkeypatch
         ("k8s://ns", {"host": "http://x", "colour": "blue"}, "colour"),
         ("k8s://ns", {"host": "http://x", "page_size": "0"}, "page_size"),
         ("k8s://ns", {"in_cluster": "true"}, "Kubernetes client"),
+        ("k8s://ns", {"host": "http://x", "pending_namespace": "Not_A_Namespace"}, "pending_namespace"),
+        ("k8s://ns", {"host": "http://x", "value_key": ""}, "value_key"),
     ],
 )
 def test_bad_configuration(url: str, options: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch,
@@ -607,6 +611,13 @@ def test_bad_configuration(url: str, options: dict[str, Any], message: str, monk
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ConfigError, match=message):
         secretkit.open(url, **options)
+
+
+def test_without_the_kubernetes_package_the_error_names_the_extra() -> None:
+    code = ("import sys; sys.modules['kubernetes'] = None; import secretkit\n"
+            "try:\n    secretkit.open('k8s://ns')\nexcept secretkit.ConfigError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'secretkit[k8s]'" in done.stdout
 
 
 def test_client_must_be_a_kubernetes_client() -> None:

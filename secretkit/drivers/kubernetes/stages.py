@@ -163,17 +163,17 @@ class Companions:
         self.api.delete_if_there(companion, namespace, resource_version=version)
 
     def forget(self, obj: str) -> None:
-        """Delete both companions (with the Secret). A pending companion in another namespace
-        that this identity may not delete is left: a rotation of a later Secret of the same
-        name sees the uid it records and replaces it."""
-        namespace, companion = self.where(obj, Stage.PREVIOUS)
-        self.api.delete_if_there(companion, namespace)
-        namespace, companion = self.where(obj, Stage.PENDING)
-        try:
-            self.api.delete_if_there(companion, namespace)
-        except ApiException as exc:
-            if not (exc.status == 403 and namespace != self.api.namespace):
-                raise
+        """Delete both companions (with the Secret). One this identity may not delete is left:
+        in the Secret's namespace the garbage collector removes it with its owner, and a
+        pending companion elsewhere is seen to be stale (by the uid it records) and replaced
+        by the next rotation of a Secret of that name."""
+        for stage in (Stage.PREVIOUS, Stage.PENDING):
+            namespace, companion = self.where(obj, stage)
+            try:
+                self.api.delete_if_there(companion, namespace)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
 
     # -- helpers -----------------------------------------------------------------------
 
