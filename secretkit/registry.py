@@ -28,7 +28,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "openbao": ("secretkit.drivers.vault:open_driver", "vault"),
     "aws-sm": ("secretkit.drivers.aws:open_driver", "aws"),
     "gcp-sm": ("secretkit.drivers.gcp.driver:open_driver", "gcp"),
-    "k8s": ("secretkit.drivers.kubernetes:open_driver", "k8s"),
+    "k8s": ("secretkit.drivers.kubernetes.driver:open_driver", "k8s"),
 }
 
 _registered: dict[str, tuple[str, str | None]] = {}

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 import secretkit
-from tests.doubles import k8s_api
+from secretkit.errors import NotFoundError
+from secretkit.secret import Stage
 from secretkit.store import SecretStore
-from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.conformance import NameFactory, StoreConformance
 from secretkit.testing.rotation import RotationConformance
+from tests.doubles import k8s_api
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +28,22 @@ class TestKubernetesStore(StoreConformance):
         ) as store:
             yield store
 
+    def test_previous_stage(self, store: SecretStore, new_name: NameFactory) -> None:
+        """Kubernetes keeps no history, so only a promotion moves ``previous``, a plain put does
+        not. (The suite's own version of this test is for stores with ``capabilities.versions``.)"""
+        assert not store.capabilities.versions and store.stages == "native"
+        name = new_name("staged")
+        store.put(name, "old")
+        store.put(name, "new")
+        assert store.get(name, stage=Stage.CURRENT).text == "new"
+        with pytest.raises(NotFoundError):
+            store.get(name, stage=Stage.PREVIOUS)
+        store.rotate(name, generate=lambda current: "newer")
+        assert store.get(name, stage=Stage.PREVIOUS).text == "new"
+        assert Stage.CURRENT in store.get(name).stages
+
 
 class TestKubernetesRotation(RotationConformance):
-    """Rotation with companion objects; `previous` survives in one though Kubernetes keeps no history."""
+    """Rotation with companion Secrets: `pending` while a rotation runs, `previous` after it."""
 
     store = TestKubernetesStore.store

@@ -15,7 +15,8 @@ Secrets (``/api/v1/namespaces/{ns}/secrets[/{name}]``)
     415 here (the real server supports them; secretkit does not use them).
   * Objects: ``apiVersion``/``kind`` (omitted on list items), ``metadata`` with ``uid``,
     ``resourceVersion`` (one counter for every write, like etcd's revision),
-    ``creationTimestamp``, labels, annotations; ``type`` (default ``Opaque``, unchangeable);
+    ``creationTimestamp``, labels, annotations, ``ownerReferences`` (deleting an object
+    deletes, at once, the objects of its namespace it alone owns: the garbage collector); ``type`` (default ``Opaque``, unchangeable);
     ``data`` as std base64 (400 on bad base64); ``stringData`` merged into ``data`` on
     write and never returned; ``immutable`` (then data changes and unsetting it are 422).
   * Validation (422 Invalid with ``details.causes``): DNS-1123 subdomain names, data keys
@@ -30,8 +31,9 @@ Secrets (``/api/v1/namespaces/{ns}/secrets[/{name}]``)
 Authentication and authorization
   * When ``tokens`` is set, requests need ``Authorization: Bearer <token>`` (any case of
     "bearer"); else 401 ``Unauthorized``. A token maps to a user name and the verbs it may
-    use (``get list create update patch delete``; None = all); others get 403 Forbidden
-    with the apiserver's message.
+    use (``get list watch create update patch delete``; None = all), everywhere or only in
+    the ``namespaces`` given (like a RoleBinding; ``elsewhere``: its verbs in the others);
+    others get 403 Forbidden with the apiserver's message.
 
 TokenReview (``POST /apis/authentication.k8s.io/v1/tokenreviews``)
   * For Vault's Kubernetes auth method: the caller authenticates like any request; the body
@@ -42,7 +44,7 @@ TokenReview (``POST /apis/authentication.k8s.io/v1/tokenreviews``)
     ``system:authenticated``) and ``status.audiences``; unknown tokens, or audiences that do
     not intersect the token's, review as ``authenticated: false`` with ``status.error``.
 
-Test controls: ``fail_next(status, count, reason)`` answers the next requests with an
+Test controls: ``add_user(token, User(...))``, ``fail_next(status, count, reason)`` answers the next requests with an
 error Status (``Retry-After`` on 429), ``requests`` records (method, path, query,
 content type) of every request, ``expire_continue_tokens()``, ``seed(...)`` stores an
 object as kubectl would, ``reset()``.
@@ -54,6 +56,11 @@ Watch (``GET .../secrets?watch=true``)
     ``allowWatchBookmarks`` is set. The history keeps the last ``EVENT_WINDOW`` events;
     ``compact()`` drops it, and resuming from before that is an ``ERROR`` event with a 410
     ``Expired`` Status, as the apiserver answers.
+
+kubectl
+  * Discovery documents, protobuf Secret bodies and Table answers (``k8s_wire``), so the
+    real ``kubectl`` binary works against the double (over http it sends no token: use a
+    double made without ``tokens``).
 
 Not modelled: field managers/managedFields, dryRun, DeleteCollection, other kinds.
 """
@@ -74,6 +81,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.doubles import k8s_wire
 
 MAX_SECRET_BYTES = 1024 * 1024
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
@@ -121,6 +130,9 @@ def _not_found(name: str) -> ApiError:
 class User:
     name: str
     verbs: frozenset[str] | None = None  # None: every verb
+    #: the namespaces those verbs apply in (None: every namespace); elsewhere, only ``elsewhere``
+    namespaces: frozenset[str] | None = None
+    elsewhere: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -208,6 +220,13 @@ class FakeKubeAPI:
         with self.state.lock:
             self.state.snapshots.clear()
 
+    def add_user(self, token: str, user: User) -> None:
+        """Accept ``token`` as ``user`` (needs a double made with ``tokens``)."""
+        with self.state.lock:
+            if self.state.tokens is None:
+                raise ValueError("this double authenticates nobody: make it with tokens={...}")
+            self.state.tokens[token] = user
+
     def add_service_account(self, token: str, namespace: str, name: str,
                             audiences: list[str] | None = None, uid: str | None = None) -> ServiceAccount:
         sa = ServiceAccount(namespace, name, uid or str(uuid.uuid4()), audiences or ["https://kubernetes.default.svc"])
@@ -290,10 +309,20 @@ class _Handler(BaseHTTPRequestHandler):
                 except (BrokenPipeError, ConnectionResetError):  # the client stopped watching
                     self.close_connection = True
                 return
-            if method in ("POST", "PUT") and content_type not in ("", "application/json"):
+            if method == "GET" and (found := k8s_wire.discovery(parts.path, self.headers.get("Host") or "")):
+                self._send(200, found)
+                return
+            if method in ("POST", "PUT") and content_type == k8s_wire.PROTOBUF and match:
+                try:
+                    raw = json.dumps(k8s_wire.secret_from_protobuf(raw)).encode()
+                except (ValueError, IndexError, AssertionError) as exc:
+                    raise ApiError(400, "BadRequest", f"the body of the request was in an unknown format: {exc}") from None
+            elif method in ("POST", "PUT") and content_type not in ("", "application/json"):
                 raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                               "accepted media types include: application/json")
+                               "accepted media types include: application/json, application/vnd.kubernetes.protobuf")
             status, body = self._route(method, parts.path, query, content_type, raw, user)
+            if method == "GET" and match and k8s_wire.wants_table(self.headers.get("Accept") or ""):
+                body = _as_table(body)
             self._send(status, body)
         except ApiError as err:
             self._send(err.code, err.status(), err.headers)
@@ -405,6 +434,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _as_table(body: dict[str, Any]) -> dict[str, Any]:
+    """A Secret or SecretList answer as the Table ``kubectl get`` asks for."""
+    if body.get("kind") == "Secret":
+        return k8s_wire.table([body], str(body["metadata"]["resourceVersion"]))
+    table = k8s_wire.table(list(body.get("items") or []), str(body["metadata"]["resourceVersion"]))
+    if body["metadata"].get("continue"):
+        table["metadata"]["continue"] = body["metadata"]["continue"]
+    return table
+
+
 def _body(raw: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(raw or b"{}")
@@ -417,7 +456,10 @@ def _body(raw: bytes) -> dict[str, Any]:
 
 def _authorize(user: User | None, verb: str, namespace: str, name: str | None, *,
                resource: str = "secrets", group: str = "") -> None:
-    if user is None or user.verbs is None or verb in user.verbs:
+    if user is None:
+        return
+    allowed = user.verbs if user.namespaces is None or namespace in user.namespaces else user.elsewhere
+    if allowed is None or verb in allowed:
         return
     subject = f'{resource} "{name}"' if name else resource
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -523,6 +565,8 @@ def _create(state: FakeKubeState, namespace: str, body: dict[str, Any]) -> dict[
     for key in ("labels", "annotations"):
         if meta.get(key):
             obj["metadata"][key] = dict(meta[key])
+    if meta.get("ownerReferences"):
+        obj["metadata"]["ownerReferences"] = copy.deepcopy(meta["ownerReferences"])
     if data:
         obj["data"] = _encode(data)
     if body.get("immutable") is not None:
@@ -573,6 +617,8 @@ def _update(state: FakeKubeState, namespace: str, name: str, new: dict[str, Any]
     for key in ("labels", "annotations"):
         if meta.get(key):
             stored["metadata"][key] = {k: v for k, v in meta[key].items() if v is not None}
+    if meta.get("ownerReferences"):
+        stored["metadata"]["ownerReferences"] = copy.deepcopy(meta["ownerReferences"])
     if data:
         stored["data"] = _encode(data)
     if new.get("immutable") is not None:
@@ -629,12 +675,23 @@ def _delete(state: FakeKubeState, namespace: str, name: str, options: dict[str, 
         if pre.get(key) not in (None, obj["metadata"][key]):
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on secrets "{name}": Precondition failed: '
                            f"{key}: {pre[key]}, {key}: {obj['metadata'][key]}", {"name": name, "kind": "secrets"})
-    del state.objects[(namespace, name)]
+    _remove(state, namespace, name)
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
+
+
+def _remove(state: FakeKubeState, namespace: str, name: str) -> None:
+    """Delete an object, then (as the garbage collector does, here at once) every object of
+    the namespace whose only owner it was."""
+    obj = state.objects.pop((namespace, name))
     gone = copy.deepcopy(obj)
     gone["metadata"]["resourceVersion"] = _bump(state)
     _record(state, "DELETED", namespace, gone)
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
+    uid = obj["metadata"]["uid"]
+    for (ns, other), dependent in list(state.objects.items()):
+        owners = dependent["metadata"].get("ownerReferences") or []
+        if ns == namespace and owners and all(ref.get("uid") == uid for ref in owners):
+            _remove(state, ns, other)
 
 
 # -- list ----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Set ``SECRETKIT_TEST_KUBECONFIG`` to a kubeconfig file (``SECRETKIT_TEST_K8S_CONTEXT`` and
 ``SECRETKIT_TEST_K8S_NAMESPACE``, default ``default``, optionally). The identity needs
-get/list/create/update/patch/delete on secrets in that namespace. Every test writes under
-a random prefix and deletes what it wrote.
+get/list/watch/create/update/patch/delete on secrets in that namespace. Every test writes
+under a random prefix and deletes what it wrote (rotation companions included).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ if not KUBECONFIG:
 
 import kubernetes  # noqa: E402
 
+import conformance.test_k8s as double_suite  # noqa: E402
 import secretkit  # noqa: E402
 from secretkit.store import SecretStore  # noqa: E402
-from secretkit.testing.conformance import StoreConformance  # noqa: E402
+from secretkit.testing.rotation import RotationConformance  # noqa: E402
 from unit.test_kubernetes import KubernetesBehaviour  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -51,11 +52,17 @@ def core() -> Iterator[Any]:
         yield kubernetes.client.CoreV1Api(client)
 
 
-class TestClusterConformance(StoreConformance):
+class TestClusterConformance(double_suite.TestKubernetesStore):
+    """The suite as on the double, with its Kubernetes-specific ``test_previous_stage``."""
+
     @pytest.fixture
     def store(self) -> Iterator[SecretStore]:
         with _open() as s:
             yield s
+
+
+class TestClusterRotation(RotationConformance):
+    store = TestClusterConformance.store
 
 
 class TestClusterBehaviour(KubernetesBehaviour):

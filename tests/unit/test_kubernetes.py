@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,8 +23,9 @@ import kubernetes
 import pytest
 
 import secretkit
-from tests.doubles import k8s_api
-from secretkit.drivers import kubernetes as k8s
+from secretkit.drivers import base
+from secretkit.drivers.kubernetes import codec, config
+from secretkit.drivers.kubernetes.driver import KubernetesDriver
 from secretkit.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -31,16 +33,16 @@ from secretkit.errors import (
     ConflictError,
     DeadlineExceededError,
     InvalidArgumentError,
-    NotFoundError,
     NotSupportedError,
     PermissionDeniedError,
     ThrottledError,
     UnavailableError,
 )
 from secretkit.retry import RetryPolicy
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
+from tests.doubles import k8s_api
 
 FAST_RETRY = {"retry.initial_backoff": 0.01, "retry.max_backoff": 0.05}
 
@@ -67,22 +69,25 @@ class KubernetesBehaviour:
 
     def _name(self, cleanup: list[str], leaf: str) -> str:
         name = f"skt-{uuid.uuid4().hex[:8]}/{leaf}"
-        cleanup.append(k8s.object_name(name))
+        cleanup.append(codec.mapped(name))
         return name
 
     def test_object_shape(self, store: SecretStore, core: Any, namespace: str, cleanup: list[str]) -> None:
         name = self._name(cleanup, "Shape_1")
+        obj = codec.mapped(name)
         store.put(name, "hello")
-        raw = json.loads(core.read_namespaced_secret(k8s.object_name(name), namespace, _preload_content=False).data)
+        raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
         assert raw["type"] == "Opaque"
-        assert raw["metadata"]["labels"][k8s.MANAGED_LABEL] == "true"
-        assert raw["metadata"]["annotations"][k8s.KIND_ANNOTATION] == "text"
+        assert raw["metadata"]["labels"] == {codec.MANAGED_LABEL: "true"}
+        assert raw["metadata"]["annotations"] == {codec.NAME_ANNOTATION: name}  # the name as written, nothing else
         assert raw["data"] == {"value": _b64(b"hello")}
         assert "stringData" not in raw
         store.put(name, {"user": "app", "password": "pw"})
-        raw = json.loads(core.read_namespaced_secret(k8s.object_name(name), namespace, _preload_content=False).data)
+        raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
         assert raw["data"] == {"user": _b64(b"app"), "password": _b64(b"pw")}  # old "value" key is gone
-        assert raw["metadata"]["annotations"][k8s.KIND_ANNOTATION] == "fields"
+        store.put(name, b"\xff\x00")
+        raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
+        assert raw["data"] == {"value": _b64(b"\xff\x00")}
 
     def test_conflict_and_already_exists_are_told_apart(self, store: SecretStore, cleanup: list[str]) -> None:
         name = self._name(cleanup, "cas")
@@ -96,12 +101,23 @@ class KubernetesBehaviour:
         assert store.get(name).text == "two"
         assert store.driver.current_version(name) == v2  # type: ignore[attr-defined]
 
-    def test_reserved_key_and_empty_values_round_trip(self, store: SecretStore, cleanup: list[str]) -> None:
-        name = self._name(cleanup, "reserved")
-        for value in ({"value": "x"}, {"value": ""}, {}, "", b"", {"value": "a", "other": "b"}, "value"):
+    def test_every_value_comes_back_through_the_view_it_was_put_with(
+        self, store: SecretStore, cleanup: list[str]
+    ) -> None:
+        name = self._name(cleanup, "views")
+        for value in ({"value": "x"}, {"value": ""}, {}, "", b"", {"value": "a", "other": "b"}, "value",
+                      {"bin": b"\xfe\xed"}, b"\x00\xff"):
             store.put(name, value)
             got = store.get(name)
-            assert got.value == Value.of(value)
+            assert got.kind is Kind.FIELDS  # what Kubernetes holds: data keys
+            if isinstance(value, str):
+                assert got.text == value
+            elif isinstance(value, bytes):
+                assert got.bytes == value
+            else:
+                assert {k: got.field_bytes(k) for k in value} == {
+                    k: v if isinstance(v, bytes) else v.encode() for k, v in value.items()}
+                assert got.fields == {k: v for k, v in value.items() if isinstance(v, str)}
 
     def test_kubectl_created_secret_reads_as_fields_and_is_not_listed(
         self, store: SecretStore, core: Any, namespace: str, cleanup: list[str]
@@ -114,6 +130,7 @@ class KubernetesBehaviour:
         })
         got = store.get(obj)
         assert got.kind is Kind.FIELDS and got.fields == {"password": "x"}
+        assert got.text == "x" and got["password"] == "x"  # one key: its value is the text
         assert obj not in list(store.list())
 
     def test_put_over_kubectl_secret_keeps_its_metadata_and_type(
@@ -129,8 +146,8 @@ class KubernetesBehaviour:
         store.put(obj, {"tls.crt": "new-crt", "tls.key": "new-key"})
         raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
         assert raw["type"] == "kubernetes.io/tls"
-        assert raw["metadata"]["labels"] == {"team": "web", k8s.MANAGED_LABEL: "true"}
-        assert raw["metadata"]["annotations"]["owner"] == "ops"
+        assert raw["metadata"]["labels"] == {"team": "web", codec.MANAGED_LABEL: "true"}
+        assert raw["metadata"]["annotations"] == {"owner": "ops"}
         assert store.get(obj).fields == {"tls.crt": "new-crt", "tls.key": "new-key"}
         assert obj in list(store.list())  # secretkit manages it now
 
@@ -156,7 +173,7 @@ class KubernetesBehaviour:
         store.put(name, "x")
         store.delete(name)
         with pytest.raises(kubernetes.client.ApiException) as info:
-            core.read_namespaced_secret(k8s.object_name(name), namespace)
+            core.read_namespaced_secret(codec.mapped(name), namespace)
         assert info.value.status == 404
 
 
@@ -200,93 +217,97 @@ def _new_requests(api: k8s_api.FakeKubeAPI, since: int) -> list[tuple[str, str, 
     return api.requests[since:]
 
 
-# names
+# names (the pure mapping is in test_k8s_codec.py)
 
 
-@pytest.mark.parametrize(
-    ("name", "obj"),
-    [
-        ("db", "db"),
-        ("db-password", "db-password"),
-        ("tls.example.com", "tls.example.com"),
-        ("azure-creds", "azure-creds"),
-        ("payments/db-password", "paymentsz2fdb-password"),
-        ("App_1/api.key", "z41ppz5f1z2fapiz2ekey"),
-        ("a..b", "az2ez2eb"),
-        ("z12", "z7a12"),
-        ("pizza/x", "piz7az7aaz2fx"),
-    ],
-)
-def test_object_name_rule(name: str, obj: str) -> None:
-    assert k8s.object_name(name) == obj
-    assert k8s.portable_name(obj) == name
+def test_kubectl_names_are_used_unchanged(store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+    kube_api.seed(namespace, "zabbix-db", {"password": b"x"})
+    mark = len(kube_api.requests)
+    assert store.get("zabbix-db")["password"] == "x"
+    assert [r[:3] for r in _new_requests(kube_api, mark)] == [
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets/zabbix-db", "")
+    ]
+    store.put("zabbix-db", {"password": "y"})
+    assert kube_api.stored(namespace, "zabbix-db")["data"] == {"password": _b64(b"y")}
+    assert "annotations" not in kube_api.stored(namespace, "zabbix-db")["metadata"]  # nothing recorded
 
 
-def test_every_portable_name_maps_to_a_valid_object_name_and_back() -> None:
-    rng = random.Random(6)
-    alphabet = "abcdefxyzABCZ0129._-"
-    seen: dict[str, str] = {}
-    for _ in range(5000):
-        segments = []
-        for _ in range(rng.randint(1, 3)):
-            inner = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
-            ends = "abzZ09"
-            segments.append(rng.choice(ends) + (inner + rng.choice(ends) if inner or rng.random() < 0.5 else ""))
-        name = "/".join(segments)
-        obj = k8s.object_name(name)
-        assert k8s._DNS_SUBDOMAIN.fullmatch(obj), (name, obj)
-        assert k8s.portable_name(obj) == name
-        assert seen.setdefault(obj, name) == name  # no two names share an object
-
-
-def test_object_names_no_portable_name_maps_to_are_skipped() -> None:
-    assert k8s.portable_name("kube-z1x") == "kube-z1x"  # "z1x" is not an escape
-    assert k8s.portable_name("az12") is None  # would decode to a control character
-    assert k8s.portable_name("x" * 201) is None  # longer than any portable name
-
-
-def test_name_too_long_for_kubernetes_is_rejected_before_io(store: SecretStore) -> None:
-    name = "A" * 90  # 270 characters once escaped
-    spy = CountingDriver(store.driver)
-    counted = SecretStore(spy, options=store.options)
-    with pytest.raises(InvalidArgumentError, match="253"):
-        counted.put(name, "v")
-    with pytest.raises(NotFoundError):
-        counted.get(name)
-    with pytest.raises(NotFoundError):
-        counted.delete(name)
-    assert spy.total == 2  # get and delete reached the driver, which answered without a request
-    store.put("a" * 200, "fits")  # a plain name is used as is
-    assert store.get("a" * 200).text == "fits"
-
-
-def test_get_needs_one_request_and_no_list(store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+def test_mapped_name_needs_one_request_and_no_list(
+    store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str
+) -> None:
     store.put("Team/Api_Key", "v")
+    obj = codec.mapped("Team/Api_Key")
+    assert obj.startswith("team.api-key-") and len(obj) == len("team.api-key-") + 8
     mark = len(kube_api.requests)
     assert store.get("Team/Api_Key").text == "v"
-    assert [r[:3] for r in _new_requests(kube_api, mark)] == [
-        ("GET", f"/api/v1/namespaces/{namespace}/secrets/z54eamz2fz41piz5fz4bey", "")
-    ]
+    assert [r[:3] for r in _new_requests(kube_api, mark)] == [("GET", f"/api/v1/namespaces/{namespace}/secrets/{obj}", "")]
+    assert kube_api.stored(namespace, obj)["metadata"]["annotations"] == {codec.NAME_ANNOTATION: "Team/Api_Key"}
 
 
-def test_size_limit_counts_decoded_data(store: SecretStore) -> None:
+def test_names_kubernetes_cannot_hold_are_refused_before_io(store: SecretStore) -> None:
+    spy = CountingDriver(store.driver)
+    counted = SecretStore(spy, options=store.options)
+    for name in ("a" * 254, "UPPER-but-" + "x" * 200, "-leading-dash", "a..b" + "!"):
+        for call in (lambda: counted.put(name, "v"), lambda: counted.get(name),  # noqa: B023
+                     lambda: counted.delete(name)):  # noqa: B023
+            with pytest.raises(InvalidArgumentError, match="DNS-1123 subdomains: at most 253 characters"):
+                call()
+    assert spy.total == 0
+    store.put("a" * 253, "fits")  # the longest name Kubernetes holds is used as is
+    assert store.get("a" * 253).text == "fits"
+    assert "a" * 253 in list(store.list("aaa"))
+
+
+def test_a_mapped_name_and_a_native_one_never_meet(store: SecretStore) -> None:
+    for name, value in (("a/b", "slash"), ("a.b", "dot"), ("a_b", "underscore"), ("A.b", "upper")):
+        store.put(name, value)
+    assert [store.get(n).text for n in ("a/b", "a.b", "a_b", "A.b")] == ["slash", "dot", "underscore", "upper"]
+    assert sorted(store.list("")) == ["A.b", "a.b", "a/b", "a_b"]
+
+
+def test_list_shows_recorded_names_and_native_names(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+    managed = {codec.MANAGED_LABEL: "true"}
+    kube_api.seed(namespace, "db", {"password": b"x"}, labels=managed)
+    kube_api.seed(namespace, codec.mapped("Payments/DB_password"), {"value": b"x"}, labels=managed,
+                  annotations={codec.NAME_ANNOTATION: "Payments/DB_password"})
+    # a copy made with `kubectl get -o yaml | sed s/name/other/`: the annotation no longer fits
+    kube_api.seed(namespace, "copied-by-hand", {"value": b"x"}, labels=managed,
+                  annotations={codec.NAME_ANNOTATION: "Payments/DB_password"})
+    # a name that needs no mapping is never taken from the annotation
+    kube_api.seed(namespace, "plain", {"value": b"x"}, labels=managed, annotations={codec.NAME_ANNOTATION: "other"})
+    with _open(kube_api, namespace) as store:
+        assert list(store.list()) == ["Payments/DB_password", "copied-by-hand", "db", "plain"]
+        assert list(store.list("Pay")) == ["Payments/DB_password"]
+
+
+def test_capabilities_and_protocols(store: SecretStore) -> None:
+    caps = KubernetesDriver.capabilities
+    assert (caps.remote, caps.versions, caps.compare_and_set, caps.create_only) == (True, False, True, True)
+    assert (caps.recoverable_delete, caps.idempotent_put, caps.max_value_bytes) == (False, False, codec.MAX_SECRET_BYTES)
     driver = store.driver
-    driver.check_value("n", Value.of(b"x" * k8s.MAX_SECRET_BYTES))  # type: ignore[attr-defined]
-    with pytest.raises(InvalidArgumentError, match="1048576"):
-        driver.check_value("n", Value.of(b"x" * (k8s.MAX_SECRET_BYTES + 1)))  # type: ignore[attr-defined]
-    assert store.capabilities.max_value_bytes == k8s.MAX_SECRET_BYTES
-
-
-def test_capabilities() -> None:
-    caps = k8s.KubernetesDriver.capabilities
-    assert (caps.versions, caps.stages, caps.compare_and_set, caps.create_only) == (False, False, True, True)
-    assert (caps.recoverable_delete, caps.idempotent_put, caps.batch_read) == (False, False, False)
+    assert isinstance(driver, base.NativeStages) and isinstance(driver, base.ChangeStream)
+    assert isinstance(driver, base.VersionProbe) and isinstance(driver, base.SdkClient)
+    assert not isinstance(driver, (base.History, base.BatchReader))
+    assert store.stages == "native"
+    assert KubernetesDriver.sdk_loggers == ("kubernetes", "urllib3")
 
 
 def test_version_argument_is_not_supported(store: SecretStore) -> None:
     store.put("v", "x")
     with pytest.raises(NotSupportedError):
         store.get("v", version=store.get("v").version)
+
+
+def test_value_key_option(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+    with _open(kube_api, namespace, value_key="password") as store:
+        store.put("db", "s3cr3t")
+        store.put("blob", b"\x00")
+        assert store.get("db").text == "s3cr3t" and store.get("db")["password"] == "s3cr3t"
+    assert kube_api.stored(namespace, "db")["data"] == {"password": _b64(b"s3cr3t")}
+    assert kube_api.stored(namespace, "blob")["data"] == {"password": _b64(b"\x00")}
+    with pytest.raises(ConfigError, match="value_key"):
+        _open(kube_api, namespace, value_key="bad/key")
+
 
 
 # writes on the wire
@@ -345,38 +366,51 @@ def test_concurrent_create_and_upsert(kube_api: k8s_api.FakeKubeAPI, namespace: 
 def test_unmanaged_objects_listed_only_when_asked(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
     kube_api.seed(namespace, "db", {"password": b"x"})
     kube_api.seed(namespace, "helm-thing", {"release": b"y"}, labels={"owner": "helm"})
-    kube_api.seed(namespace, "az12", {"k": b"v"})  # no portable name maps here: never listed
+    kube_api.seed(namespace, "az12", {"k": b"v"})
     with _open(kube_api, namespace) as store:
         store.put("mine", "v")
         assert list(store.list()) == ["mine"]
     with _open(kube_api, namespace, include_unmanaged=True) as store:
-        assert list(store.list()) == ["db", "helm-thing", "mine"]
+        assert list(store.list()) == ["az12", "db", "helm-thing", "mine"]
 
 
-def test_non_utf8_field_in_foreign_secret_is_a_clear_error(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
-    kube_api.seed(namespace, "keystore", {"keystore.jks": b"\xfe\xed\xfe\xed"})
+def test_secret_with_a_binary_key_stays_readable(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
+    kube_api.seed(namespace, "keystore", {"keystore.jks": b"\xfe\xed\xfe\xed", "password": b"changeit"})
+    kube_api.seed(namespace, "only-binary", {"keystore.jks": b"\xfe\xed"})
     with _open(kube_api, namespace) as store:
-        with pytest.raises(NotSupportedError, match="keystore.jks"):
-            store.get("keystore")
+        got = store.get("keystore")
+        assert got.fields == {"password": "changeit"}
+        assert got.field_bytes("keystore.jks") == b"\xfe\xed\xfe\xed"
+        with pytest.raises(KeyError, match="field_bytes"):
+            got["keystore.jks"]
+        with pytest.raises(InvalidArgumentError, match="keystore.jks"):
+            got.text  # noqa: B018 - no text view of a binary key
+        one = store.get("only-binary")
+        assert one.bytes == b"\xfe\xed"  # one key: its octets are the bytes view
 
 
-def test_annotation_decides_kind(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
-    kube_api.seed(namespace, "as-bytes", {"value": b"\x00\x01"}, annotations={k8s.KIND_ANNOTATION: "bytes"})
-    kube_api.seed(namespace, "as-fields", {"value": b"abc"})
+def test_secrets_of_older_releases_read_and_lose_the_kind_annotation(
+    kube_api: k8s_api.FakeKubeAPI, namespace: str
+) -> None:
+    old = {codec.LEGACY_KIND_ANNOTATION: "bytes", "owner": "ops"}
+    kube_api.seed(namespace, "as-bytes", {"value": b"\x00\x01"}, annotations=old, labels={codec.MANAGED_LABEL: "true"})
+    kube_api.seed(namespace, "as-text", {"value": b"abc"}, annotations={codec.LEGACY_KIND_ANNOTATION: "text"})
     with _open(kube_api, namespace) as store:
         assert store.get("as-bytes").bytes == b"\x00\x01"
-        assert store.get("as-fields").fields == {"value": "abc"}
+        assert store.get("as-text").text == "abc"
+        store.put("as-bytes", b"\x02")
+    assert kube_api.stored(namespace, "as-bytes")["metadata"]["annotations"] == {"owner": "ops"}
 
 
 # list paging
 
 
 def test_list_pages_over_more_than_500_objects(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None:
-    managed = {k8s.MANAGED_LABEL: "true"}
-    kind = {k8s.KIND_ANNOTATION: "text"}
+    managed = {codec.MANAGED_LABEL: "true"}
     names = [f"app/item-{i:04d}" for i in range(1203)]
     for n in names:
-        kube_api.seed(namespace, k8s.object_name(n), {"value": b"v"}, labels=managed, annotations=kind)
+        kube_api.seed(namespace, codec.mapped(n), {"value": b"v"}, labels=managed,
+                      annotations={codec.NAME_ANNOTATION: n})
     for i in range(40):
         kube_api.seed(namespace, f"foreign-{i}", {"k": b"v"})
     mark = len(kube_api.requests)
@@ -385,7 +419,8 @@ def test_list_pages_over_more_than_500_objects(kube_api: k8s_api.FakeKubeAPI, na
         assert list(store.list("app/item-11")) == names[1100:1200]
     queries = [parse_qs(q) for m, p, q, _ in _new_requests(kube_api, mark)]
     assert len(queries) == 6  # two lists of three pages each
-    assert all(q["limit"] == ["500"] and q["labelSelector"] == ["secretkit.io/managed=true"] for q in queries)
+    selector = ["secretkit.io/managed=true,!secretkit.io/stage"]
+    assert all(q["limit"] == ["500"] and q["labelSelector"] == selector for q in queries)
     assert "continue" not in queries[0] and all("continue" in q for q in queries[1:3])
 
 
@@ -543,7 +578,7 @@ def test_in_cluster_config_reads_the_service_account(tmp_path: Path, monkeypatch
     (tmp_path / "token").write_text("sa-token")
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "namespace").write_text("pod-ns\n")
-    monkeypatch.setattr(k8s, "SERVICE_ACCOUNT_DIR", tmp_path)
+    monkeypatch.setattr(config, "SERVICE_ACCOUNT_DIR", tmp_path)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     with secretkit.open("k8s://") as store:
@@ -566,14 +601,23 @@ def test_in_cluster_config_reads_the_service_account(tmp_path: Path, monkeypatch
         ("k8s://ns", {"host": "http://x", "colour": "blue"}, "colour"),
         ("k8s://ns", {"host": "http://x", "page_size": "0"}, "page_size"),
         ("k8s://ns", {"in_cluster": "true"}, "Kubernetes client"),
+        ("k8s://ns", {"host": "http://x", "pending_namespace": "Not_A_Namespace"}, "pending_namespace"),
+        ("k8s://ns", {"host": "http://x", "value_key": ""}, "value_key"),
     ],
 )
 def test_bad_configuration(url: str, options: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch,
                            tmp_path: Path) -> None:
-    monkeypatch.setattr(k8s, "SERVICE_ACCOUNT_DIR", tmp_path)
+    monkeypatch.setattr(config, "SERVICE_ACCOUNT_DIR", tmp_path)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ConfigError, match=message):
         secretkit.open(url, **options)
+
+
+def test_without_the_kubernetes_package_the_error_names_the_extra() -> None:
+    code = ("import sys; sys.modules['kubernetes'] = None; import secretkit\n"
+            "try:\n    secretkit.open('k8s://ns')\nexcept secretkit.ConfigError as exc:\n    print(exc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'secretkit[k8s]'" in done.stdout
 
 
 def test_client_must_be_a_kubernetes_client() -> None:
@@ -651,7 +695,7 @@ def test_double_string_data_selectors_and_statuses(core: Any, namespace: str) ->
          400, "BadRequest"),
         (lambda: core.list_namespaced_secret(namespace, label_selector="a in b"), 400, "BadRequest"),
         (lambda: core.create_namespaced_secret(namespace, {"metadata": {"name": "big"}, "data": {
-            "a": _b64(b"x" * (k8s.MAX_SECRET_BYTES // 2)), "b": _b64(b"x" * (k8s.MAX_SECRET_BYTES // 2 + 1))}}),
+            "a": _b64(b"x" * (codec.MAX_SECRET_BYTES // 2)), "b": _b64(b"x" * (codec.MAX_SECRET_BYTES // 2 + 1))}}),
          422, "Invalid"),
         (lambda: core.patch_namespaced_secret("s", namespace, {"type": "kubernetes.io/tls"},
                                               _content_type="application/merge-patch+json"), 422, "Invalid"),

@@ -1,0 +1,221 @@
+"""The ``k8s://`` driver: each portable call as the Kubernetes API call it becomes.
+
+| portable call            | Kubernetes API                                                          |
+|--------------------------|-------------------------------------------------------------------------|
+| ``read``                 | GET the Secret (stages: GET its companion, see ``stages.py``)          |
+| ``write``                | PATCH (strategic merge, data replaced), POST if missing                 |
+| ``write(create_only)``   | POST; 409 AlreadyExists → ``AlreadyExistsError``                        |
+| ``write(if_version)``    | PATCH with ``metadata.resourceVersion``; 409 Conflict → ``ConflictError`` |
+| ``delete``               | DELETE its companions, then the Secret                                  |
+| ``list``                 | GET list, label selector, ``limit``/``continue`` pages                  |
+| ``current_version``      | GET the Secret's ``resourceVersion``                                    |
+| ``watch_versions``       | watch with ``fieldSelector=metadata.name=…`` (``watch.py``)             |
+| rotation stages          | companion Secrets (``stages.py``)                                       |
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from secretkit.drivers.base import Capabilities, Classified, Record, StoreURL, validate_options
+from secretkit.drivers.kubernetes import config, watch
+from secretkit.drivers.kubernetes.api import SecretsApi
+from secretkit.drivers.kubernetes.codec import (
+    LEGACY_KIND_ANNOTATION,
+    MANAGED_LABEL,
+    MAX_SECRET_BYTES,
+    NAME_ANNOTATION,
+    NAME_RULES,
+    annotations_of,
+    decode,
+    display_name,
+    encode,
+    metadata_of,
+    resource_version,
+)
+from secretkit.drivers.kubernetes.errors import classify, is_status, rejects_version
+from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companions
+from secretkit.errors import ConfigError, ConflictError, NotSupportedError
+from secretkit.secret import Stage, Value, VersionInfo
+
+_CURRENT = frozenset({Stage.CURRENT})
+
+
+class KubernetesDriver:
+    """Secrets of one namespace through a ``CoreV1Api``."""
+
+    backend = "k8s"
+    capabilities = Capabilities(
+        remote=True,
+        versions=False,
+        compare_and_set=True,
+        create_only=True,
+        recoverable_delete=False,
+        idempotent_put=False,
+        max_value_bytes=MAX_SECRET_BYTES,
+    )
+    names = NAME_RULES
+    sdk_loggers = ("kubernetes", "urllib3")
+
+    def __init__(self, core: Any, namespace: str, opts: config.KubernetesOptions, *, owned: bool) -> None:
+        self.client = core
+        self.namespace = namespace
+        self._opts = opts
+        self._owned = owned
+        self._api = SecretsApi(core, namespace, timeout=opts.timeout, field_manager=opts.field_manager)
+        self._stages = Companions(self._api, opts.pending_namespace)
+
+    # -- the required calls ------------------------------------------------------------
+
+    def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
+        if version is not None:
+            raise NotSupportedError("Kubernetes Secrets keep no versions")
+        obj = self._object(name)
+        if stage in (Stage.PENDING, Stage.PREVIOUS):
+            return self._stages.read(obj, stage)
+        doc = self._api.get(obj)
+        return Record(decode(doc), resource_version(doc), None, _CURRENT)
+
+    def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
+        obj, data, stamp = self._object(name), encode(value, self._opts.value_key), self._stamp(name)
+        if create_only:
+            doc = self._create(obj, data, stamp)
+        elif if_version is not None:
+            try:
+                doc = self._patch(obj, data, stamp, if_version)
+            except ApiException as exc:
+                # CAS against a missing object, or a version the server cannot even parse,
+                # means "the current version is not that one".
+                if exc.status == 404 or rejects_version(exc, if_version):
+                    raise ConflictError(f"current version is not {if_version!r}") from exc
+                raise
+        else:
+            doc = self._upsert(obj, data, stamp)
+        return VersionInfo(name, resource_version(doc), None, _CURRENT)
+
+    def delete(self, name: str, *, purge: bool) -> None:
+        obj = self._object(name)
+        self._stages.forget(obj)
+        self._api.delete(obj)
+
+    def list(self, prefix: str) -> list[str]:
+        selector = f"!{STAGE_LABEL}" if self._opts.include_unmanaged else f"{MANAGED_LABEL}=true,!{STAGE_LABEL}"
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            doc = self._api.list_page(label_selector=selector, limit=self._opts.page_size, cont=token)
+            for item in doc.get("items") or []:
+                name = display_name(str(metadata_of(item).get("name", "")), annotations_of(item))
+                if name.startswith(prefix):
+                    found.append(name)
+            token = metadata_of(doc).get("continue") or None
+            if token is None:
+                return found
+
+    def versions(self, name: str) -> Sequence[VersionInfo]:
+        raise NotSupportedError("Kubernetes Secrets keep no version history")
+
+    def classify(self, exc: BaseException) -> Classified | None:
+        return classify(exc, str(getattr(self.client.api_client.configuration, "host", "?")))
+
+    def close(self) -> None:
+        if self._owned:
+            api_client = self.client.api_client
+            api_client.close()
+            api_client.rest_client.pool_manager.clear()
+
+    # -- VersionProbe, ChangeStream --------------------------------------------------------
+
+    def current_version(self, name: str) -> str:
+        """The object's resourceVersion (one GET: the typed client has no metadata-only read)."""
+        return resource_version(self._api.get(self._object(name)))
+
+    def watch_versions(self, name: str, stop: threading.Event) -> Iterator[str | None]:
+        return watch.watch_versions(self._api, self._object(name), self._opts.watch_timeout, stop)
+
+    # -- NativeStages: companion Secrets (stages.py) -------------------------------------
+
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        data = encode(value, self._opts.value_key)
+        return self._stages.write_pending(name, self._object(name), data, token=token, adopt=adopt)
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        return self._stages.promote(name, self._object(name), version, if_current=if_current, stamp=self._stamp(name))
+
+    def discard_pending(self, name: str, version: str) -> None:
+        self._stages.discard(self._object(name), version)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _object(self, name: str) -> str:
+        return self.names.storage_name(name)
+
+    def _stamp(self, name: str) -> dict[str, Any]:
+        """Labels and annotations of every secretkit write: managed, the name as written where
+        it is mapped, and no annotation of older releases (None deletes it in a patch)."""
+        notes: dict[str, str | None] = {LEGACY_KIND_ANNOTATION: None}
+        if self.names.is_mapped(name):
+            notes[NAME_ANNOTATION] = name
+        return {"labels": {MANAGED_LABEL: "true"}, "annotations": notes}
+
+    def _create(self, obj: str, data: dict[str, str], stamp: dict[str, Any]) -> dict[str, Any]:
+        meta = {
+            "name": obj,
+            "labels": stamp["labels"],
+            "annotations": {k: v for k, v in stamp["annotations"].items() if v is not None},
+        }
+        return self._api.create({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+                                 "data": data})
+
+    def _patch(self, obj: str, data: dict[str, str], stamp: dict[str, Any], resource_version: str | None
+               ) -> dict[str, Any]:
+        # A strategic merge patch keeps the object's type and anyone else's labels and
+        # annotations, while "$patch: replace" makes the data exactly the new value.
+        meta: dict[str, Any] = dict(stamp)
+        if resource_version is not None:
+            meta["resourceVersion"] = resource_version
+        return self._api.patch(obj, {"metadata": meta, "data": {"$patch": "replace", **data}})
+
+    def _upsert(self, obj: str, data: dict[str, str], stamp: dict[str, Any]) -> dict[str, Any]:
+        """Patch if it exists, else create; one more patch if someone created it in between."""
+        try:
+            return self._patch(obj, data, stamp, None)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            return self._create(obj, data, stamp)
+        except ApiException as exc:
+            if not is_status(exc, 409, "AlreadyExists"):
+                raise
+        try:
+            return self._patch(obj, data, stamp, None)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise ConflictError("the Secret was created and deleted concurrently; put again") from exc
+            raise
+
+
+def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KubernetesDriver:
+    """Open ``k8s://NAMESPACE`` (no namespace: the pod's, the kubeconfig context's, or ``default``)."""
+    opts = validate_options(config.KubernetesOptions, options, what="k8s store")
+    if url.path not in ("", "/"):
+        raise ConfigError("k8s:// takes a namespace only, e.g. k8s://my-namespace")
+    namespace = url.host or None
+    if client is not None:
+        core, owned = config.core_api(client), False
+        namespace = namespace or config.pod_namespace()
+    else:
+        cfg, implied = config.configuration(opts)
+        core, owned = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg)), True
+        namespace = namespace or implied
+    namespace = namespace or "default"
+    if not config.valid_namespace(namespace):
+        raise ConfigError(f"{namespace!r} is not a Kubernetes namespace name (a DNS-1123 label)")
+    config.pin_retries(core.api_client)
+    return KubernetesDriver(core, namespace, opts, owned=owned)
