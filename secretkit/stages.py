@@ -2,8 +2,11 @@
 
 Native first: nothing secretkit keeps beside a secret may sit where its readers look.
 
-* ``native`` — the driver has ``NativeStages`` (AWS staging labels; memory and file labels;
-  Kubernetes annotations on the Secret itself): every stage is read from the secret itself.
+* ``native`` — the driver has ``NativeStages`` and keeps every stage itself: AWS staging
+  labels and memory/file labels on the secret's own versions; on Kubernetes, which keeps no
+  history, companion Secrets (pending only while a rotation runs, in a configurable namespace;
+  previous after a promotion) that never appear in ``list()`` and hold nothing readers of the
+  Secret itself see.
 * ``emulated`` — the driver has ``History`` (Vault KV v2 versions, GCP versions) and an atomic
   create-only write: ``previous`` is the backend's own previous version, and only the
   *pending* value lives elsewhere, in a companion secret ``store.pending_prefix + NAME``

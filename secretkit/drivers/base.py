@@ -187,8 +187,9 @@ class VersionProbe(Protocol):
 
 @runtime_checkable
 class NativeStages(Protocol):
-    """Atomic rotation stages on the backend (AWS labels, memory/file labels, Kubernetes
-    annotations). Without it, the store emulates ``pending`` (see ``secretkit.stages``).
+    """Atomic rotation stages kept by the driver (AWS staging labels, memory/file labels,
+    Kubernetes companion Secrets). Without it, the store emulates ``pending`` over ``History``
+    (see ``secretkit.stages``).
 
     ``read(name, stage=...)`` must then answer ``"current"``, ``"previous"`` and ``"pending"``.
     """

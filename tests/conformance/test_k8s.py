@@ -28,9 +28,9 @@ class TestKubernetesStore(StoreConformance):
         ) as store:
             yield store
 
-    def test_previous_stage(self, store: SecretStore, new_name: NameFactory) -> None:
+    def test_previous_moves_only_at_a_promotion(self, store: SecretStore, new_name: NameFactory) -> None:
         """Kubernetes keeps no history, so only a promotion moves ``previous``, a plain put does
-        not. (The suite's own version of this test is for stores with ``capabilities.versions``.)"""
+        not."""
         assert not store.capabilities.versions and store.stages == "native"
         name = new_name("staged")
         store.put(name, "old")
