@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 import secretkit
-from secretkit.drivers.vault import KV1Driver, KV2Driver
+from secretkit.drivers.vault.driver import KV2Driver
+from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
 
