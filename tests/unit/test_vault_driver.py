@@ -42,7 +42,7 @@ from secretkit.errors import (
     UnavailableError,
 )
 from secretkit.retry import RetryPolicy
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Stage, Value
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
 from tests.doubles import openbao
@@ -384,6 +384,33 @@ def test_if_version_must_be_the_current_number(store: SecretStore, name: str) ->
             store.put(name, "x", if_version=bad)
     assert store.put(name, "two", if_version=v1).version == "2"
     store.delete(name, purge=True)
+
+
+def test_previous_is_the_version_before_the_current_one(root: Any, store: SecretStore, name: str) -> None:
+    store.put(name, "one")
+    with pytest.raises(NotFoundError, match="no previous version"):
+        store.get(name, stage=Stage.PREVIOUS)
+    store.put(name, "two")
+    previous = store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    assert (previous.text, previous.version, previous.stages) == ("one", "1", frozenset({Stage.PREVIOUS}))
+    root.secrets.kv.v2.destroy_secret_versions(name, versions=[1])
+    with pytest.raises(NotFoundError, match="version 1 was destroyed"):
+        store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    store.delete(name, purge=True)
+
+
+def test_a_live_token_without_the_default_policy_is_denied_not_dead(bao: openbao.OpenBaoServer, root: Any,
+                                                                    name: str) -> None:
+    """Such a token may not look itself up either; its 403 is the ACL's, not a dead token's."""
+    root.sys.create_or_update_policy("sk-one-path", f'path "secret/data/{name}" {{ capabilities = ["read"] }}')
+    root.secrets.kv.v2.create_or_update_secret(name, secret={"value": "one"})
+    token = root.auth.token.create(policies=["sk-one-path"], no_default_policy=True, ttl="10m")["auth"]["client_token"]
+    with secretkit.open(bao.url(), token=token) as s:
+        assert s.get(name).text == "one"
+        with pytest.raises(PermissionDeniedError):
+            s.get(f"{name}-other")
+        assert s.driver.current_version(name) == "1"  # type: ignore[attr-defined]  # metadata denied: data path
+    root.secrets.kv.v2.delete_metadata_and_all_versions(name)
 
 
 def test_current_version_reads_metadata_only(store: SecretStore, name: str) -> None:
