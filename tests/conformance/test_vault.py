@@ -7,9 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 import secretkit
-from secretkit.drivers.vault import KV1_CAPABILITIES, KV2_CAPABILITIES
+from secretkit.drivers.vault.driver import KV2_CAPABILITIES
+from secretkit.drivers.vault.kv1 import KV1_CAPABILITIES
+from secretkit.errors import InvalidArgumentError
 from secretkit.store import SecretStore
-from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.conformance import NameFactory, StoreConformance
 from secretkit.testing.rotation import RotationConformance
 from tests.doubles import openbao
 
@@ -45,9 +47,20 @@ class TestVaultKV1(StoreConformance):
             assert store.capabilities == KV1_CAPABILITIES
             yield store
 
+    def test_empty_fields_round_trip(self, store: SecretStore, new_name: NameFactory) -> None:
+        """KV v1 refuses a map without fields ("missing data fields"), and there is no native
+        way to keep one: ``put({})`` is refused before any request, saying so."""
+        counted, spy = self.counting(store)
+        name = new_name("nofields")
+        with pytest.raises(InvalidArgumentError, match="KV v1 mount refuses a secret without fields"):
+            counted.put(name, {})
+        assert spy.total == 0
+        assert not store.exists(name)
+
 
 class TestVaultKV2Rotation(RotationConformance):
-    """Rotation with companion stages on KV v2 (cas=0 makes the pending companion exclusive)."""
+    """Rotation on KV v2: previous is Vault's own previous version; pending lives in a companion
+    under the store's pending_prefix while the rotation runs (cas=0 makes it exclusive)."""
 
     store = TestVaultKV2.store
 

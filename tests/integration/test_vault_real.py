@@ -19,9 +19,11 @@ from collections.abc import Iterator
 import pytest
 
 import secretkit
-from secretkit.drivers.vault import KV1Driver, KV2Driver
+from secretkit.drivers.vault.driver import KV2Driver
+from secretkit.drivers.vault.kv1 import KV1Driver
+from secretkit.errors import InvalidArgumentError
 from secretkit.store import SecretStore
-from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.conformance import NameFactory, StoreConformance
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +51,10 @@ class TestRealVaultKV1(StoreConformance):
         with _real_store(mount) as store:
             assert isinstance(store.driver, KV1Driver), "VAULT_KV1_MOUNT must be a KV v1 mount"
             yield store
+
+    def test_empty_fields_round_trip(self, store: SecretStore, new_name: NameFactory) -> None:
+        """KV v1 refuses a map without fields: ``put({})`` is refused before any request."""
+        counted, spy = self.counting(store)
+        with pytest.raises(InvalidArgumentError, match="KV v1 mount refuses a secret without fields"):
+            counted.put(new_name("nofields"), {})
+        assert spy.total == 0

@@ -1,15 +1,17 @@
 """vault:// specifics against a real OpenBao dev server (and a recording loopback double where noted).
 
-Covers what the conformance suite cannot: URL/options and credential sources, the value
-encoding seen by other tools (the bao CLI), KV v2 soft delete/undelete/destroy/purge, AppRole
-and userpass logins, token renewal and re-login, the Kubernetes login request, and the
-mapping of every error family to portable errors.
+Covers what the conformance suite cannot: URL/options and credential sources, the codec's edge
+cases, KV v2 soft delete/undelete/destroy/purge, AppRole and userpass logins, token renewal and
+re-login, the Kubernetes login request, the mapping of every error family to portable errors,
+and the ConfigError when hvac is missing. What the bao CLI and Agent see is in
+tests/interop/test_vault_interop.py.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,10 @@ import pytest
 
 import secretkit
 from secretkit.audit import AuditEvent
-from secretkit.drivers.vault import KV1Driver, KV2Driver, classify, decode, encode
+from secretkit.drivers.vault.codec import decode, encode
+from secretkit.drivers.vault.driver import KV2Driver
+from secretkit.drivers.vault.errors import classify
+from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -37,8 +42,9 @@ from secretkit.errors import (
     UnavailableError,
 )
 from secretkit.retry import RetryPolicy
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Stage, Value
 from secretkit.store import SecretStore
+from secretkit.testing.spy import CountingDriver
 from tests.doubles import openbao
 from tests.doubles.vault_recorder import Reply, Request, envelope, serve
 
@@ -100,6 +106,32 @@ def bao_cli(bao: openbao.OpenBaoServer, *args: str) -> str:
 
 
 # -- URL, options, credentials ---------------------------------------------------------
+
+
+WITHOUT_HVAC = textwrap.dedent("""
+    import sys
+
+    class NoHvac:  # as if the vault extra were not installed
+        def find_spec(self, name, path=None, target=None):
+            if name == "hvac" or name.startswith("hvac."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, NoHvac())
+    import secretkit
+    try:
+        secretkit.open("vault://vault.example.com/secret", token="t", kv_version=2)
+    except secretkit.ConfigError as exc:
+        print("ConfigError:", exc)
+""")
+
+
+def test_without_hvac_open_is_a_config_error_naming_the_extra() -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_HVAC], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ConfigError:")
+    assert "pip install 'secretkit[vault]'" in done.stdout
+    assert "hvac" in done.stdout
 
 
 def test_tls_is_the_default_and_http_must_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,7 +254,7 @@ def test_a_client_passed_in_is_used_and_not_closed(bao: openbao.OpenBaoServer, n
     client.secrets.kv.v2.delete_metadata_and_all_versions(name)
 
 
-# -- value encoding, as other tools see it -----------------------------------------------
+# -- values: the codec's edge cases (what native tools see: tests/interop) -----------------
 
 
 def test_cli_written_secret_reads_as_fields(bao: openbao.OpenBaoServer, store: SecretStore, name: str) -> None:
@@ -233,28 +265,60 @@ def test_cli_written_secret_reads_as_fields(bao: openbao.OpenBaoServer, store: S
     assert got["password"] == "y"
 
 
-def test_fields_written_here_read_naturally_in_the_cli(bao: openbao.OpenBaoServer, store: SecretStore,
-                                                       name: str) -> None:
-    store.put(name, {"user": "app", "password": "p w"})
-    shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", "-mount=secret", name))
-    assert shown["data"]["data"] == {"user": "app", "password": "p w"}
-    store.put(name, b"\x00\xffraw")
-    shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", "-mount=secret", name))
-    assert shown["data"]["data"] == {"secretkit:base64": "AP9yYXc="}
-
-
 def test_non_string_json_values_read_as_their_json_text(root: Any, store: SecretStore, name: str) -> None:
     root.secrets.kv.v2.create_or_update_secret(name, secret={"port": 5432, "tls": True, "opts": {"a": [1]}})
-    assert store.get(name).fields == {"port": "5432", "tls": "true", "opts": '{"a":[1]}'}
+    got = store.get(name)
+    assert got.value.map == {"port": 5432, "tls": True, "opts": {"a": [1]}}  # kept as Vault returned them
+    assert got.fields == {"port": "5432", "tls": "true", "opts": '{"a":[1]}'}
 
 
-def test_reserved_keys_only_decode_when_they_are_well_formed() -> None:
-    assert decode({"secretkit:base64": "not base64!"}).fields == {"secretkit:base64": "not base64!"}
-    assert decode({"secretkit:text": "t", "other": "x"}).kind is Kind.FIELDS
-    assert decode(None) == Value.of({})
-    for value in (Value.of("t"), Value.of(b"\x00"), Value.of({"a": "b"}), Value.of({})):
-        assert decode(encode(value)) == value
-        assert decode(encode(value, allow_empty=False)) == value
+def test_only_the_exact_bytes_form_reads_as_bytes() -> None:
+    assert decode({"value": "AP8=", "encoding": "base64"}) == Value(Kind.BYTES, b"\x00\xff")
+    assert decode({"value": "", "encoding": "base64"}) == Value(Kind.BYTES, b"")
+    assert decode({"blob": "AP8=", "encoding": "base64"}, "blob").bytes == b"\x00\xff"
+    for other in ({"value": "not base64!", "encoding": "base64"}, {"value": "AP8=", "encoding": "hex"},
+                  {"value": "AP8=", "encoding": "base64", "x": "y"}, {"value": "AP8="}, {"value": 5, "encoding": "base64"},
+                  {"blob": "AP8=", "encoding": "base64"}):
+        assert decode(other) == Value(Kind.FIELDS, other), other
+    assert decode(None) == Value(Kind.FIELDS, {})
+    assert decode(encode(Value.of("t"))) == Value(Kind.FIELDS, {"value": "t"})  # text: a one-key map
+    assert decode(encode(Value.of(""))).text == ""
+    assert decode(encode(Value.of(b"\x00"))) == Value(Kind.BYTES, b"\x00")
+    assert decode(encode(Value.of({"a": "b"}))).fields == {"a": "b"}
+    assert decode(encode(Value.of({}))).fields == {}
+
+
+def test_text_and_bytes_use_the_value_key_option(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:
+    with secretkit.open(bao.url(), token=bao.root_token, value_key="password") as s:
+        s.put(name, "hunter2")
+        assert root.secrets.kv.v2.read_secret_version(name, raise_on_deleted_version=True)["data"]["data"] == {
+            "password": "hunter2"}
+        assert s.get(name).text == "hunter2"
+        s.put(name, b"\xff")
+        assert root.secrets.kv.v2.read_secret_version(name, raise_on_deleted_version=True)["data"]["data"] == {
+            "password": "/w==", "encoding": "base64"}
+        assert s.get(name).bytes == b"\xff"
+        s.delete(name, purge=True)
+    with pytest.raises(ConfigError, match="value_key"):
+        secretkit.open(bao.url(), token=bao.root_token, value_key="encoding")
+
+
+def test_values_that_would_not_read_back_are_refused_before_io(bao: openbao.OpenBaoServer, name: str) -> None:
+    kv1 = openbao.enable_kv1(bao)
+    with secretkit.open(bao.url(), token=bao.root_token) as s:
+        spy = CountingDriver(s.driver)
+        counted = SecretStore(spy, options=s.options)
+        with pytest.raises(InvalidArgumentError, match="read back as bytes"):
+            counted.put(name, {"value": "AP8=", "encoding": "base64"})
+        with pytest.raises(InvalidArgumentError, match="field 'key' holds octets that are not UTF-8"):
+            counted.put(name, {"key": b"\xff\xfe"})
+        assert spy.total == 0
+        s.put(name, {"key": b"utf-8 \xc3\xa9"})  # octets that are UTF-8 text are kept as that text
+        assert s.get(name).fields == {"key": "utf-8 é"}
+        s.delete(name, purge=True)
+    with secretkit.open(bao.url(kv1), token=bao.root_token) as s:
+        with pytest.raises(InvalidArgumentError, match="without fields"):
+            s.put(name, {})
 
 
 # -- KV v2 semantics ---------------------------------------------------------------------
@@ -322,6 +386,33 @@ def test_if_version_must_be_the_current_number(store: SecretStore, name: str) ->
     store.delete(name, purge=True)
 
 
+def test_previous_is_the_version_before_the_current_one(root: Any, store: SecretStore, name: str) -> None:
+    store.put(name, "one")
+    with pytest.raises(NotFoundError, match="no previous version"):
+        store.get(name, stage=Stage.PREVIOUS)
+    store.put(name, "two")
+    previous = store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    assert (previous.text, previous.version, previous.stages) == ("one", "1", frozenset({Stage.PREVIOUS}))
+    root.secrets.kv.v2.destroy_secret_versions(name, versions=[1])
+    with pytest.raises(NotFoundError, match="version 1 was destroyed"):
+        store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    store.delete(name, purge=True)
+
+
+def test_a_live_token_without_the_default_policy_is_denied_not_dead(bao: openbao.OpenBaoServer, root: Any,
+                                                                    name: str) -> None:
+    """Such a token may not look itself up either; its 403 is the ACL's, not a dead token's."""
+    root.sys.create_or_update_policy("sk-one-path", f'path "secret/data/{name}" {{ capabilities = ["read"] }}')
+    root.secrets.kv.v2.create_or_update_secret(name, secret={"value": "one"})
+    token = root.auth.token.create(policies=["sk-one-path"], no_default_policy=True, ttl="10m")["auth"]["client_token"]
+    with secretkit.open(bao.url(), token=token) as s:
+        assert s.get(name).text == "one"
+        with pytest.raises(PermissionDeniedError):
+            s.get(f"{name}-other")
+        assert s.driver.current_version(name) == "1"  # type: ignore[attr-defined]  # metadata denied: data path
+    root.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
 def test_current_version_reads_metadata_only(store: SecretStore, name: str) -> None:
     driver = store.driver
     assert isinstance(driver, KV2Driver)
@@ -334,16 +425,17 @@ def test_current_version_reads_metadata_only(store: SecretStore, name: str) -> N
     store.delete(name, purge=True)
 
 
-def test_list_recurses_and_skips_deleted_and_unaddressable(root: Any, store: SecretStore) -> None:
+def test_list_recurses_skips_deleted_and_shows_native_names(root: Any, store: SecretStore) -> None:
     base = f"sk-list-{uuid.uuid4().hex[:8]}"
     names = [f"{base}/a", f"{base}/b/c", f"{base}/b/d/e", f"{base}/gone"]
     for n in names:
         store.put(n, "v")
     store.delete(f"{base}/gone")
     root.secrets.kv.v2.create_or_update_secret(f"{base}/has space", secret={"k": "v"})
-    assert list(store.list(f"{base}/")) == [f"{base}/a", f"{base}/b/c", f"{base}/b/d/e"]
+    assert list(store.list(f"{base}/")) == [f"{base}/a", f"{base}/b/c", f"{base}/b/d/e", f"{base}/has space"]
     assert list(store.list(f"{base}/b/d")) == [f"{base}/b/d/e"]
     assert list(store.list(f"{base}-nothing/")) == []
+    assert store.get(f"{base}/has space")["k"] == "v"
     for n in [*names, f"{base}/has space"]:
         root.secrets.kv.v2.delete_metadata_and_all_versions(n)
 

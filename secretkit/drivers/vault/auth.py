@@ -1,4 +1,4 @@
-"""Vault/OpenBao authentication for the vault:// driver: token, AppRole, Kubernetes, userpass.
+"""Vault/OpenBao authentication for vault://: token, AppRole, Kubernetes, userpass.
 
 ``TokenKeeper`` owns the client's token. It renews a renewable token before it expires and,
 for the login-based methods, logs in again when the server rejects the token as expired or
@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+import hvac.exceptions as hx
+
+from secretkit.drivers.vault.errors import acl_denied
+from secretkit.drivers.vault.options import AuthMethod
 from secretkit.errors import AuthenticationError, ConfigError
 
 T = TypeVar("T")
-
-AuthMethod = Literal["token", "approle", "kubernetes", "userpass"]
 
 #: Where Kubernetes mounts a pod's service-account token.
 K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -109,8 +111,6 @@ def login(client: Any, creds: Credentials) -> dict[str, Any]:
     A refused login (bad role, secret id, JWT or password) is an ``AuthenticationError``
     carrying the server's reason, which never includes the credential.
     """
-    import hvac.exceptions as hx
-
     try:
         return _login(client, creds)
     except (hx.InvalidRequest, hx.Forbidden, hx.Unauthorized) as exc:
@@ -170,11 +170,9 @@ class TokenKeeper:
 
     def _learn(self) -> None:
         """Ask the server about a token we were handed (one lookup-self, first call only)."""
-        import hvac.exceptions
-
         try:
             data = self.client.auth.token.lookup_self()["data"]
-        except hvac.exceptions.Forbidden:
+        except hx.Forbidden:
             # A dead token, or one without the default policy: the call itself will tell which.
             self._remember(0, False)
             return
@@ -211,24 +209,21 @@ class TokenKeeper:
                 self.login()
 
     def token_rejected(self) -> bool:
-        """After a 403: True if the token itself is dead (not merely lacking a policy)."""
-        import hvac.exceptions
-
+        """After a 403: True if the token itself is dead (not merely lacking a policy). A live
+        token without the ``default`` policy may not look itself up either: its 403 is the ACL's."""
         try:
             self.client.auth.token.lookup_self()
-        except hvac.exceptions.Forbidden:
-            return True
+        except hx.Forbidden as exc:
+            return not acl_denied(exc)
         return False
 
     def run(self, call: Callable[[], T]) -> T:
         """Run one backend call with a fresh token; on a dead token re-login once and retry once."""
-        import hvac.exceptions
-
         self.refresh()
         used = self.client.token
         try:
             return call()
-        except hvac.exceptions.Forbidden as exc:
+        except hx.Forbidden as exc:
             if self.creds is None:
                 raise
             with self._lock:

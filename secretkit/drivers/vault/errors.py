@@ -1,0 +1,128 @@
+"""hvac and requests exceptions → portable error codes, and the Vault answers the driver tells apart.
+
+Details carry Vault's own messages and the request path (which names the secret), never a value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hvac.exceptions as hx
+import requests
+
+from secretkit.drivers.base import Classified
+from secretkit.errors import ErrorCode
+
+#: hvac's exception per status → portable code (reference §1.3).
+_HVAC_CODES: tuple[tuple[type[hx.VaultError], ErrorCode], ...] = (
+    (hx.InvalidRequest, ErrorCode.INVALID_ARGUMENT),
+    (hx.Unauthorized, ErrorCode.UNAUTHENTICATED),
+    (hx.Forbidden, ErrorCode.PERMISSION_DENIED),
+    (hx.InvalidPath, ErrorCode.NOT_FOUND),
+    (hx.RateLimitExceeded, ErrorCode.THROTTLED),
+    (hx.InternalServerError, ErrorCode.UNAVAILABLE),
+    (hx.VaultNotInitialized, ErrorCode.UNAVAILABLE),
+    (hx.BadGateway, ErrorCode.UNAVAILABLE),
+    (hx.VaultDown, ErrorCode.UNAVAILABLE),
+)
+
+#: Statuses hvac raises as UnexpectedError; the driver's adapter attaches the status.
+_STATUS_CODES = {
+    405: ErrorCode.NOT_SUPPORTED,
+    412: ErrorCode.UNAVAILABLE,  # Enterprise: state not yet replicated to this node; retry
+    413: ErrorCode.INVALID_ARGUMENT,
+    415: ErrorCode.INVALID_ARGUMENT,
+    423: ErrorCode.PERMISSION_DENIED,  # namespace locked by an administrator
+}
+
+
+def classify(exc: BaseException) -> Classified | None:
+    """The portable code of an hvac or requests exception; None for anything else."""
+    if isinstance(exc, hx.ParamValidationError):  # hvac refused the arguments before sending
+        return Classified(ErrorCode.INVALID_ARGUMENT, f"vault: {exc}")
+    if isinstance(exc, hx.VaultError):
+        return _classify_vault(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = str(exc).lower()
+        if "certificate" in reason or "wrong version number" in reason or "record layer failure" in reason:
+            # An untrusted certificate, or TLS spoken to a plain-http server: retrying cannot help.
+            return Classified(ErrorCode.CONFIG, "vault: TLS handshake failed: untrusted certificate or the server "
+                                                "does not speak TLS (check ca_cert, or tls=false for http)")
+        return Classified(ErrorCode.UNAVAILABLE, "vault: TLS connection failed")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Classified(ErrorCode.UNAVAILABLE, "vault: timed out connecting")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Classified(ErrorCode.DEADLINE_EXCEEDED,
+                          "vault: timed out waiting for the reply (the call may have taken effect)")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return Classified(ErrorCode.UNAVAILABLE, "vault: cannot connect to the server")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return Classified(ErrorCode.CONFIG, f"vault: bad server address: {type(exc).__name__}")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return Classified(ErrorCode.UNAVAILABLE, f"vault: {type(exc).__name__}")
+    return None
+
+
+def _classify_vault(exc: hx.VaultError) -> Classified:
+    detail = _detail(exc)
+    for kind, code in _HVAC_CODES:
+        if isinstance(exc, kind):
+            return Classified(code, detail)
+    # hvac's UnexpectedError has no status; our adapter attaches it, else the message tells.
+    status = getattr(exc, "status_code", None)
+    if status in _STATUS_CODES:
+        return Classified(_STATUS_CODES[status], detail)
+    text = detail.lower()
+    if "too large" in text:
+        return Classified(ErrorCode.INVALID_ARGUMENT, detail)
+    if "unsupported operation" in text:
+        return Classified(ErrorCode.NOT_SUPPORTED, detail)
+    if "locked" in text:
+        return Classified(ErrorCode.PERMISSION_DENIED, detail)
+    return Classified(ErrorCode.UNKNOWN, detail)
+
+
+def _detail(exc: Any) -> str:
+    errors = [e for e in (getattr(exc, "errors", None) or []) if isinstance(e, str)]
+    message = "; ".join(" ".join(e.replace("*", " ").split()) for e in errors) or type(exc).__name__
+    where = " ".join(p for p in (getattr(exc, "method", None), _path_of(getattr(exc, "url", None) or "")) if p)
+    return f"vault: {message} ({where})" if where else f"vault: {message}"
+
+
+def _path_of(url: str) -> str:
+    marker = url.find("/v1/")
+    return url[marker:] if marker >= 0 else url
+
+
+def _says(exc: BaseException, kind: type[hx.VaultError], text: str) -> bool:
+    return isinstance(exc, kind) and any(text in str(e) for e in (exc.errors or []))
+
+
+def cas_required(exc: BaseException) -> bool:
+    """The mount or key has ``cas_required`` and the write sent no ``cas``."""
+    return _says(exc, hx.InvalidRequest, "check-and-set parameter required")
+
+
+def cas_mismatch(exc: BaseException) -> bool:
+    """The write's ``cas`` is not the current version number."""
+    return _says(exc, hx.InvalidRequest, "check-and-set parameter did not match")
+
+
+def acl_denied(exc: BaseException) -> bool:
+    """A 403 from the ACL check (Vault wraps it: "1 error occurred: * permission denied"), which
+    a live token gets; a dead or unknown token gets a bare "permission denied"."""
+    return _says(exc, hx.Forbidden, "error occurred")
+
+
+def missing_reason(exc: BaseException, version: str | None) -> str:
+    """Why a KV v2 read found nothing: no such secret or version, or a deleted/destroyed version."""
+    body = getattr(exc, "json", None) or {}
+    meta = ((body.get("data") or {}).get("metadata") or {}) if isinstance(body, dict) else {}
+    number = meta.get("version", version)
+    which = f"version {number}" if version else f"the current version {number}"
+    if meta.get("destroyed"):
+        return f"{which} was destroyed and cannot be recovered"
+    if meta.get("deletion_time"):
+        return (f"{which} is deleted (soft delete at {meta['deletion_time']}; "
+                "recoverable with `vault kv undelete` until purged)")
+    return f"version {version} not found" if version else "secret not found"
