@@ -172,12 +172,6 @@ class LayeredDriver:
     def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
         return _record(self.route_get(name, version=version, stage=stage)[0])
 
-    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
-        return {
-            name: outcome if isinstance(outcome, SecretError) else _record(outcome[0])
-            for name, outcome in self.route_many(names).items()
-        }
-
     def current_version(self, name: str) -> str:
         """``"<layer index>:<that layer's version>"``: a change of the answering layer is a change too."""
         for index, layer in enumerate(self.layers):
