@@ -152,7 +152,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     args = parser.parse_args()
-    print(f"# files:// under kubelet updates ({platform.system()} {platform.release()}, Python {platform.python_version()})")
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    print(f"# files:// under kubelet updates ({system})")
     result = race(args.swaps, args.reads_between)
     ok = result["inconsistent"] == result["errors"] == result["regressions"] == 0
     print(f"race: {result['reads']} reads during {result['swaps']} swaps in {result['seconds']:.2f} s; "

@@ -68,7 +68,9 @@ NAME_RULE = (
     f"none empty or starting with '.' (dot entries are the kubelet's bookkeeping), each at most "
     f"{_MAX_SEGMENT_BYTES} bytes"
 )
-READ_ONLY = "files:// is read-only: the files belong to whatever mounted them (kubelet, CSI driver, Vault Agent, Docker)"
+READ_ONLY = (
+    "files:// is read-only: the files belong to whatever mounted them (kubelet, CSI driver, Vault Agent, Docker)"
+)
 
 
 class FilesOptions(BaseModel):
@@ -453,7 +455,10 @@ class FilesDriver:
         finally:
             os.close(fd)
 
-    def _walk(self, directory: str, rel: str, found: builtins.list[str], links: builtins.list[tuple[str, str]], seen: set[str]) -> None:
+    def _walk(
+        self, directory: str, rel: str, found: builtins.list[str], links: builtins.list[tuple[str, str]],
+        seen: set[str],
+    ) -> None:
         """Every file under ``directory`` (dot entries skipped, kubelet generations read through ``..data``)."""
         target = _data_target(directory)
         try:

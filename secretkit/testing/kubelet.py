@@ -4,9 +4,9 @@ For testing code that reads mounted Kubernetes Secrets (or Secrets Store CSI vol
 use the same writer) without a cluster::
 
     volume = KubeletVolume(tmp_path / "app", {"user": "app", "password": "s3cr3t"})
-    store = secretkit.open((tmp_path).as_uri().replace("file:", "files:"))
+    store = secretkit.open(f"files://{tmp_path}")
     store.get("app").fields             # {'user': 'app', 'password': 's3cr3t'}
-    volume.update({"user": "app", "password": "n3w"})
+    volume.update({"user": "app", "password": "n3w"})   # the kubelet's update, step by step
 
 The layout (``pkg/volume/util/atomic_writer.go``)::
 

@@ -41,7 +41,9 @@ def test_the_documented_mapping(name: str, prefix: str, variable: str) -> None:
     assert variable_name(name, prefix) == variable
 
 
-@pytest.mark.parametrize("name", ["a+b=c@d", "pässwörd", "with space", "1-starts-with-digit", "colon:x", "semi;colon"])
+@pytest.mark.parametrize(
+    "name", ["a+b=c@d", "pässwörd", "with space", "1-starts-with-digit", "colon:x", "semi;colon"]
+)
 def test_names_without_a_variable_are_refused_before_reading(name: str) -> None:
     store = secretkit.open("env://")
     counted = SecretStore(CountingDriver(store.driver), options=store.options)
