@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -296,7 +296,7 @@ class LayeredStore(SecretStore):
         self._check(name)
         return self._layered.route_get(name, version=version, stage=stage, max_age=max_age, refresh=refresh)
 
-    def get_many(self, names: Sequence[str] | Any) -> BatchResult:
+    def get_many(self, names: Iterable[str]) -> BatchResult:
         """Each name from the first layer that has it; one batch read per layer for the names
         still missing. One name's failure does not fail the rest."""
         found: dict[str, Secret] = {}

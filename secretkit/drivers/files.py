@@ -195,11 +195,19 @@ class FilesDriver:
                 except NotFoundError:
                     return []  # an optional store whose directory is missing
                 continue  # a directory vanished under the walk: a swap; look again
-            return [name for name in found if name.startswith(prefix)]
+            return [name for name in found if name.startswith(prefix) and self._nameable(name)]
         raise UnavailableError(f"{self.root} kept changing while it was listed")
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
         raise NotSupportedError("files:// keeps no version history")
+
+    def _nameable(self, name: str) -> bool:
+        """Only names ``get`` accepts are listed (a file name with a control character is not one)."""
+        try:
+            self.names.check(name)
+        except InvalidArgumentError:
+            return False
+        return True
 
     # -- writes --------------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ def test_docker_style_flat_files_read_exactly(root: Path) -> None:
 def test_dot_entries_are_never_names_nor_listed(root: Path) -> None:
     (root / ".hidden").write_text("h")
     (root / "visible").write_text("v")
+    (root / "control\nchar").write_text("c")  # no name reaches it, so it is not listed
     store = files(root)
     assert list(store.list()) == ["visible"]
     for bad in (".hidden", "..data", "a/../visible", "./visible", "a//b", "/visible", "visible/"):
