@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 from secretkit.config import StoreURL, load_config_file, split_options
 from secretkit.errors import ConfigError
@@ -22,6 +22,8 @@ ENTRY_POINT_GROUP = "secretkit.drivers"
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "memory": ("secretkit.drivers.memory:open_driver", None),
     "file": ("secretkit.drivers.file.driver:open_driver", None),
+    "files": ("secretkit.drivers.files:open_driver", None),
+    "env": ("secretkit.drivers.env:open_driver", None),
     "vault": ("secretkit.drivers.vault.driver:open_driver", "vault"),
     "vault+http": ("secretkit.drivers.vault.driver:open_driver", "vault"),
     "vault+https": ("secretkit.drivers.vault.driver:open_driver", "vault"),
@@ -32,6 +34,9 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
 }
 
 _registered: dict[str, tuple[str, str | None]] = {}
+
+#: What ``open`` accepts for a layered store: URLs, already-open stores, or nested lists of them.
+Layers = Sequence[Union[str, SecretStore, "Layers"]]
 
 
 def register(scheme: str, factory: str) -> None:
@@ -72,7 +77,7 @@ def _resolve(scheme: str) -> Callable[..., Any]:
 
 
 def open(
-    url: str | None = None,
+    url: str | Layers | None = None,
     *,
     client: Any = None,
     config: str | os.PathLike[str] | None = None,
@@ -83,6 +88,11 @@ def open(
     ``url`` defaults to the ``SECRETKIT_URL`` environment variable. Options come from the
     URL's query, then the ``config`` TOML file, then keyword arguments (later wins);
     ``client`` passes a ready SDK client to the driver.
+
+    A list (``["env://?prefix=APP_", "file:///…"]``, URLs or already-open stores, also as
+    ``url = [...]`` in the config file) opens a layered store (``secretkit.layered``): reads try
+    each layer in turn, falling through only on ``NotFoundError``; writes go to the first
+    writable layer. Each layer takes its options in its own URL query.
     """
     file_options: dict[str, Any] = {}
     if config is not None:
@@ -95,12 +105,46 @@ def open(
             "no store URL: call secretkit.open(url) or set SECRETKIT_URL "
             "(e.g. memory://, file:///path/to/store, vault://host:8200/secret, aws-sm://?region=eu-west-1)"
         )
+    if not isinstance(url, str):
+        return _open_layered(url, client=client, options={**_flatten(file_options), **options})
     parsed, params = StoreURL.parse(url)
     merged: dict[str, Any] = {**params, **_flatten(file_options), **options}
     store_options, driver_options = split_options(merged)
     factory = _resolve(parsed.scheme)
     driver = factory(parsed, driver_options, client=client)
     return SecretStore(driver, options=store_options, url=url)
+
+
+def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> SecretStore:
+    """A ``LayeredStore`` over ``layers``; the layers opened here are closed with it."""
+    from secretkit.layered import LayeredStore
+
+    if isinstance(layers, (bytes, Mapping)) or not isinstance(layers, Sequence) or not layers:
+        raise ConfigError("a layered store is a non-empty list of store URLs or open stores")
+    if client is not None or options:
+        raise ConfigError(
+            "a layered store takes no client or options of its own: give each layer its options in its URL "
+            f"query (e.g. file:///path?cache=true); got {sorted(options) or ['client']}"
+        )
+    stores: list[SecretStore] = []
+    owned: list[SecretStore] = []
+    try:
+        for layer in layers:
+            if isinstance(layer, SecretStore):
+                stores.append(layer)
+            elif isinstance(layer, str) or (isinstance(layer, Sequence) and not isinstance(layer, bytes)):
+                if not layer:
+                    raise ConfigError("a layer of a layered store is an empty URL or list")
+                opened = open(layer)
+                stores.append(opened)
+                owned.append(opened)
+            else:
+                raise ConfigError(f"a layer is a store URL or an open SecretStore, not {type(layer).__name__}")
+    except BaseException:
+        for store in owned:
+            store.close()
+        raise
+    return LayeredStore(stores, owned=owned)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

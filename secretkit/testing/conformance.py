@@ -11,6 +11,10 @@ Subclass ``StoreConformance`` in a test module and give it a ``store`` fixture::
 Every test writes under a fresh random prefix and purges what it wrote, so the suite can
 run against a real, shared backend. What a store cannot do (per ``store.capabilities``) is
 skipped with a reason, never silently passed.
+
+Read-only stores (``files://``, ``env://``, a third party's) subclass ``ReadOnlyStoreConformance``
+instead and give it a ``seed`` fixture too: ``seed(name, value)`` puts a value where the store
+reads it (writes a file, sets a variable), the way the system that feeds the store would.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from typing import ClassVar, Union
 
 import pytest
 
@@ -32,12 +37,16 @@ from secretkit.errors import (
     NotSupportedError,
     SecretError,
 )
-from secretkit.secret import Stage
+from secretkit.drivers.base import VersionProbe
+from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
 from secretkit.testing.spy import CountingDriver
 
 NameFactory = Callable[[str], str]
+#: ``seed(name, value)``: make ``value`` readable as ``name`` from outside the store (text,
+#: octets, or a mapping of fields), replacing any earlier value.
+Seed = Callable[[str, Union[str, bytes, Mapping[str, str]]], None]
 
 UNICODE_TEXT = "pässwörd 🔑 ключ 鍵\nsecond line\t\"quoted\" {not json"
 ALL_OCTETS = bytes(range(256)) + b"\x00\xff\xfe"
@@ -461,3 +470,268 @@ class StoreConformance(StoreFixtures):
         assert events[-1].operation == "get"
         assert events[-1].outcome == "not_found"
         assert events[-1].duration >= 0
+
+
+class ReadOnlyStoreConformance(StoreFixtures):
+    """The read side of the portable contract, for stores secretkit cannot write through.
+
+    Subclasses provide ``store`` and ``seed`` fixtures (``seed(name, value)`` makes ``value``
+    readable as ``name``, replacing any earlier one) and set ``holds_octets = False`` where the
+    medium cannot hold arbitrary octets (the environment cannot hold a NUL byte)::
+
+        class TestMyReadOnlyStore(ReadOnlyStoreConformance):
+            @pytest.fixture
+            def store(self, tmp_path):
+                with secretkit.open(f"files://{tmp_path}") as s:
+                    yield s
+
+            @pytest.fixture
+            def seed(self, tmp_path):
+                return lambda name, value: write_file(tmp_path / name, value)
+
+    Names come from ``new_name`` (lower-case letters and digits under a random prefix), which
+    every reasonable name mapping keeps as they are.
+    """
+
+    holds_octets: ClassVar[bool] = True
+    """False where the store's medium cannot hold arbitrary octets (the test is then skipped)."""
+
+    @pytest.fixture
+    def seed(self) -> Seed:  # pragma: no cover - subclasses override
+        raise NotImplementedError("subclass ReadOnlyStoreConformance and provide a `seed` fixture")
+
+    @pytest.fixture
+    def new_name(self, store: SecretStore) -> Iterator[NameFactory]:
+        """``new_name("db")`` → a unique name (nothing to purge: the seeding fixture owns the data)."""
+        prefix = f"skro{uuid.uuid4().hex[:10]}"
+        yield lambda leaf: f"{prefix}/{leaf}"
+
+    # -- values ------------------------------------------------------------------------
+
+    def test_text_reads_back_exactly(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        name = new_name("text")
+        seed(name, UNICODE_TEXT)
+        got = store.get(name)
+        assert got.text == UNICODE_TEXT
+        assert got.bytes == UNICODE_TEXT.encode("utf-8")
+        assert got.name == name
+
+    @pytest.mark.parametrize("value", ["s3cr3t\n", "", " padded \r\n\n"], ids=["newline", "empty", "whitespace"])
+    def test_nothing_is_stripped(self, store: SecretStore, seed: Seed, new_name: NameFactory, value: str) -> None:
+        name = new_name("exact")
+        seed(name, value)
+        assert store.get(name).text == value
+        assert store.get(name).bytes == value.encode()
+
+    def test_octets_read_back_exactly(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        if not self.holds_octets:
+            pytest.skip("the store's medium cannot hold arbitrary octets")
+        name = new_name("bytes")
+        seed(name, ALL_OCTETS)
+        got = store.get(name)
+        assert got.bytes == ALL_OCTETS
+        with pytest.raises(InvalidArgumentError):
+            got.text  # noqa: B018 - not UTF-8: no text view, and the error names no value
+
+    def test_fields_read_back(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        name = new_name("fields")
+        fields = {"user": "app", "password": "p@ss wörd 🔑", "empty": "", "dotted.key": "x", "json": '{"a":1}'}
+        seed(name, fields)
+        got = store.get(name)
+        assert got.fields == fields
+        assert got["password"] == fields["password"]
+
+    def test_json_text_stays_exact_and_reads_as_fields(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory
+    ) -> None:
+        name = new_name("json")
+        text = '{ "user": "app",  "port": 5432 }\n'
+        seed(name, text)
+        got = store.get(name)
+        assert got.text == text
+        assert got.fields == {"user": "app", "port": "5432"}
+
+    # -- reads, versions ---------------------------------------------------------------
+
+    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("missing")
+        with pytest.raises(NotFoundError) as info:
+            store.get(name)
+        assert info.value.name == name
+        assert info.value.backend == store.backend
+        assert not store.exists(name)
+
+    def test_version_is_stable_and_changes_with_the_value(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory
+    ) -> None:
+        name = new_name("ver")
+        seed(name, "one")
+        first = store.get(name)
+        assert isinstance(first.version, str) and first.version
+        assert store.get(name).version == first.version
+        seed(name, "second value")
+        second = store.get(name)
+        assert second.text == "second value"
+        assert second.version != first.version
+        driver = store.driver
+        if isinstance(driver, VersionProbe):
+            assert driver.current_version(name) == second.version
+
+    def test_no_history_or_stages(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        if store.capabilities.versions:
+            pytest.skip("store keeps history")
+        name = new_name("history")
+        seed(name, "one")
+        with pytest.raises(NotSupportedError):
+            store.versions(name)
+        with pytest.raises(NotSupportedError):
+            store.get(name, version=store.get(name).version)
+        with pytest.raises(NotSupportedError):
+            store.get(name, stage=Stage.PREVIOUS)
+
+    def test_watch_reports_a_new_value(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        name = new_name("watched")
+        seed(name, "before")
+        seen: list[Secret] = []
+        changed = threading.Event()
+
+        def callback(secret: Secret) -> None:
+            seen.append(secret)
+            changed.set()
+
+        with store.watch(name, callback, interval=0.05) as watcher:
+            seed(name, "after!")
+            if not changed.wait(0.5):
+                watcher.poll()  # also drives stores whose watch waits for events
+            assert changed.wait(10), "watch did not report the new value"
+        assert seen[-1].text == "after!"
+
+    # -- writes are refused ------------------------------------------------------------
+
+    def test_writes_are_refused_and_change_nothing(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory
+    ) -> None:
+        name, absent = new_name("kept"), new_name("absent")
+        seed(name, "kept")
+        version = store.get(name).version
+        for write in (
+            lambda: store.put(name, "changed"),
+            lambda: store.put(absent, "new"),
+            lambda: store.put(absent, "new", create_only=True),
+            lambda: store.put(name, "changed", if_version=version),
+            lambda: store.delete(name),
+            lambda: store.delete(name, purge=True),
+            lambda: store.delete(absent, missing_ok=True),
+        ):
+            with pytest.raises(NotSupportedError) as info:
+                write()
+            assert info.value.backend == store.backend
+        assert store.get(name).text == "kept"
+        assert store.get(name).version == version
+        assert not store.exists(absent)
+
+    # -- list --------------------------------------------------------------------------
+
+    def test_list_by_prefix_yields_names_that_read_back(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory
+    ) -> None:
+        """``list(prefix)`` yields each secret under ``prefix`` once, spelt with the prefix as given."""
+        root = new_name("x").split("/")[0]
+        wanted = {f"{root}/alpha": "a", f"{root}/beta2": "b"}
+        outside = f"{root}x"
+        for name, value in [*wanted.items(), (outside, "o")]:
+            seed(name, value)
+        assert list(store.list(f"{root}/")) == sorted(wanted)
+        assert outside in list(store.list(root))
+        for name, value in wanted.items():
+            assert store.get(name).text == value
+        # list("") may spell a name its own way where names alias (env:// lists A_B as "a_b"),
+        # but lists every secret once, under a name that reads it.
+        everything = [name for name in store.list("") if name.startswith(root)]
+        assert sorted(store.get(name).text for name in everything) == ["a", "b", "o"]
+
+    # -- validation --------------------------------------------------------------------
+
+    @pytest.mark.parametrize("bad", UNSTORABLE_NAMES, ids=range(len(UNSTORABLE_NAMES)))
+    def test_names_no_backend_holds_are_rejected_without_io(self, store: SecretStore, bad: object) -> None:
+        _read_only_rejected_without_io(self, store, bad)
+
+    @pytest.mark.parametrize("name", AWKWARD_NAMES)
+    def test_awkward_names_read_back_or_are_refused_before_io(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory, name: str
+    ) -> None:
+        """Each name the store can hold reads back and lists as written; any other is refused
+        before I/O with the store's rule."""
+        unique = f"{new_name('x').split('/')[0]}-{name}"
+        try:
+            store.names.storage_name(unique)
+        except InvalidArgumentError:
+            assert store.names.rule in _read_only_rejected_without_io(self, store, unique)
+            return
+        seed(unique, "v")
+        assert store.get(unique).text == "v"
+        assert unique in list(store.list(unique))
+
+    # -- batch, secrecy, audit ---------------------------------------------------------
+
+    def test_get_many_reports_per_name_errors(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
+        present = [new_name(f"batch{i}") for i in range(3)]
+        for i, name in enumerate(present):
+            seed(name, f"value-{i}")
+        missing = new_name("batchmissing")
+        result = store.get_many([*present, missing, "bad\nname"])
+        assert {n: result[n].text for n in present} == {n: f"value-{i}" for i, n in enumerate(present)}
+        assert isinstance(result.errors[missing], NotFoundError)
+        assert isinstance(result.errors["bad\nname"], InvalidArgumentError)
+
+    def test_values_never_leak(
+        self, store: SecretStore, seed: Seed, new_name: NameFactory, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        events: list[AuditEvent] = []
+        store.add_audit_hook(events.append)
+        name, fields = new_name("leak"), new_name("leakfields")
+        caplog.set_level(logging.DEBUG)
+        try:
+            seed(name, SENTINEL)
+            seed(fields, {"password": SENTINEL})
+            got = store.get(name)
+            shown = [repr(got), str(got), repr(store), repr(store.get_many([name, fields])), repr(got.value),
+                     repr(store.get(fields)), repr(events)]
+            with pytest.raises(NotSupportedError) as refused:
+                store.put(name, SENTINEL + "2")
+            shown.append(str(refused.value))
+        finally:
+            store.remove_audit_hook(events.append)
+        for text in [*shown, caplog.text]:
+            assert SENTINEL not in text
+        assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
+        assert all(e.backend == store.backend for e in events)
+
+    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
+        events: list[AuditEvent] = []
+        store.add_audit_hook(events.append)
+        try:
+            with pytest.raises(NotFoundError):
+                store.get(new_name("auditmissing"))
+        finally:
+            store.remove_audit_hook(events.append)
+        assert events[-1].operation == "get"
+        assert events[-1].outcome == "not_found"
+
+
+def _read_only_rejected_without_io(suite: StoreFixtures, store: SecretStore, bad: object) -> str:
+    """Every call with ``bad`` as the name is ``InvalidArgumentError`` and reaches no driver; the first message."""
+    counted, spy = suite.counting(store)
+    messages = []
+    for call in (
+        lambda: counted.get(bad),  # type: ignore[arg-type]
+        lambda: counted.put(bad, "v"),  # type: ignore[arg-type]
+        lambda: counted.delete(bad),  # type: ignore[arg-type]
+        lambda: counted.versions(bad),  # type: ignore[arg-type]
+        lambda: counted.get_many([bad])[bad],  # type: ignore[list-item,index]
+    ):
+        with pytest.raises(InvalidArgumentError) as info:
+            call()
+        messages.append(str(info.value))
+    assert spy.total == 0
+    return messages[0]
