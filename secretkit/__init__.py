@@ -60,7 +60,7 @@ _LAZY = {
 #: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
-    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "names", "redact", "registry",
+    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered", "names", "redact", "registry",
     "retry", "rotation", "seam", "stages", "store", "testing", "watch",
 })
 

@@ -9,7 +9,7 @@
 * A read of a version or stage goes to the layer that answers the current value, so it never
   comes from a secret that an earlier layer shadows.
 * Writes (``put``, ``delete``, ``rotate``) go to the first writable layer (a layer is read-only
-  when its driver says ``read_only = True``, as ``files://`` and ``env://`` do). A value in an
+  when its capabilities say ``read_only``, as ``files://`` and ``env://`` do). A value in an
   earlier layer keeps shadowing what was written below it.
 * ``list()`` merges the layers' names, sorted and without duplicates; a failing layer fails it.
 * Each layer keeps its own cache and retry policy; the layered store adds neither (no double
@@ -63,9 +63,9 @@ def holds(layer: SecretStore, name: str) -> bool:
 
 
 def is_writable(layer: SecretStore) -> bool:
-    """False for a store whose driver declares ``read_only = True`` (``files://``, ``env://``,
-    a layered store without a writable layer)."""
-    return not getattr(layer.driver, "read_only", False)
+    """False for a store whose backend is ``read_only`` (``files://``, ``env://``, a layered
+    store without a writable layer)."""
+    return not layer.capabilities.read_only
 
 
 def _record(secret: Secret) -> Record:
@@ -87,13 +87,13 @@ class LayeredDriver:
         self._owned = list(owned)
         writable = [layer for layer in self.layers if is_writable(layer)]
         self.writable: SecretStore | None = writable[0] if writable else None
-        self.read_only = self.writable is None
         remote = any(layer.capabilities.remote for layer in self.layers)
         if self.writable is not None:
             self.capabilities = dataclasses.replace(self.writable.capabilities, remote=remote)
         else:
             self.capabilities = Capabilities(
                 remote=remote, versions=False, compare_and_set=False, create_only=False, idempotent_put=False,
+                read_only=True,
             )
         backends = ", ".join(layer.backend for layer in self.layers)
         self.names = NameRules(

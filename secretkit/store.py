@@ -219,6 +219,8 @@ class SecretStore:
                 except SecretError as exc:
                     out[key] = exc
             return out
+        if not keys:
+            return {}
         names = [key[0] for key in keys]
         cached = "miss" if self._cache is not None else None
         results = self._call("get_many", None, lambda: driver.read_many(names), cache=cached)
@@ -314,6 +316,7 @@ class SecretStore:
         """
         wrapped = self.prepare_value(name, value)
         del value  # from here on only the masked wrapper is in this frame's locals (crash reporters read them)
+        self._refuse_if_read_only(name)
         if if_version is not None:
             self._check_version(name, if_version, "if_version")
         if if_version is not None and create_only:
@@ -341,6 +344,7 @@ class SecretStore:
         window, Vault soft delete); ``purge=True`` destroys it at once.
         """
         self._check_name(name)
+        self._refuse_if_read_only(name)
         try:
             self._call("delete", name, lambda: self._driver.delete(name, purge=purge))
         except NotFoundError:
@@ -382,6 +386,7 @@ class SecretStore:
         value (else the whole new value; default: a strong password). See ``secretkit.rotation``.
         """
         self._check_name(name)
+        self._refuse_if_read_only(name)
         steps: dict[str, Any] = {
             "generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume, "field": field,
         }
@@ -446,6 +451,10 @@ class SecretStore:
             self._names.check(name)
         except SecretError as exc:
             raise self._fill(exc, None) from None
+
+    def _refuse_if_read_only(self, name: str) -> None:
+        if self.capabilities.read_only:
+            raise NotSupportedError(f"the {self.backend} store is read-only", name=name, backend=self.backend)
 
     def _check_version(self, name: str, version: object, what: str) -> None:
         if not isinstance(version, str) or not version or version != version.strip():

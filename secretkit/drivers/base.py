@@ -73,6 +73,9 @@ class Capabilities:
     max_value_bytes: int | None = None
     """Every value whose ``Value.size`` is at most this round-trips; one byte more is
     ``InvalidArgumentError`` before I/O. None: no limit the store knows of."""
+    read_only: bool = False
+    """Nothing can be written (``files://``, ``env://``): ``put``, ``delete`` and ``rotate`` are
+    ``NotSupportedError`` before any I/O, and a layered store never picks it for writes."""
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,6 @@ class EnvDriver:
 
     backend = "env"
     sdk_loggers: tuple[str, ...] = ()
-    read_only = True
     """Writes always raise ``NotSupportedError`` (a layered store skips this layer for writes)."""
 
     def __init__(self, prefix: str = "", environ: Mapping[str, str] | None = None) -> None:
@@ -113,6 +112,7 @@ class EnvDriver:
         self._environ = environ
         self.capabilities = Capabilities(
             remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False,
+            read_only=True,
         )
         self.names = NameRules(NAME_RULE, _holds(prefix))
 

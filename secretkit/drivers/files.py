@@ -156,7 +156,6 @@ class FilesDriver:
 
     backend = "files"
     sdk_loggers: tuple[str, ...] = ()
-    read_only = True
     """Writes always raise ``NotSupportedError`` (a layered store skips this layer for writes)."""
 
     def __init__(self, root: Path, options: FilesOptions | None = None) -> None:
@@ -165,6 +164,7 @@ class FilesDriver:
         self._real_root = os.path.realpath(self.root)
         self.capabilities = Capabilities(
             remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False,
+            read_only=True,
         )
         self.names = NameRules(NAME_RULE, _holds)
 
