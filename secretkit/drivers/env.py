@@ -104,16 +104,15 @@ class EnvDriver:
 
     backend = "env"
     sdk_loggers: tuple[str, ...] = ()
-    """Writes always raise ``NotSupportedError`` (a layered store skips this layer for writes)."""
+    # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
+    capabilities = Capabilities(
+        remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False, read_only=True,
+    )
 
     def __init__(self, prefix: str = "", environ: Mapping[str, str] | None = None) -> None:
         """``environ`` replaces ``os.environ`` (tests, or a dotenv file parsed by the caller)."""
         self.prefix = prefix
         self._environ = environ
-        self.capabilities = Capabilities(
-            remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False,
-            read_only=True,
-        )
         self.names = NameRules(NAME_RULE, _holds(prefix))
 
     def variable(self, name: str) -> str:

@@ -156,16 +156,15 @@ class FilesDriver:
 
     backend = "files"
     sdk_loggers: tuple[str, ...] = ()
-    """Writes always raise ``NotSupportedError`` (a layered store skips this layer for writes)."""
+    # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
+    capabilities = Capabilities(
+        remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False, read_only=True,
+    )
 
     def __init__(self, root: Path, options: FilesOptions | None = None) -> None:
         self.options = options or FilesOptions()
         self.root = str(root)
         self._real_root = os.path.realpath(self.root)
-        self.capabilities = Capabilities(
-            remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False,
-            read_only=True,
-        )
         self.names = NameRules(NAME_RULE, _holds)
 
     # -- reads ---------------------------------------------------------------------------

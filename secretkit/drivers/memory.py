@@ -54,6 +54,7 @@ class MemoryDriver:
 
     backend = "memory"
     sdk_loggers: tuple[str, ...] = ()
+    capabilities = capabilities(65536)
 
     def __init__(self, namespace: _Namespace | None = None, *, max_value_bytes: int = 65536) -> None:
         self._ns = namespace or _Namespace()

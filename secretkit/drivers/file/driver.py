@@ -50,10 +50,11 @@ class FileDriver:
 
     backend = "file"
     sdk_loggers: tuple[str, ...] = ()
+    capabilities = capabilities(1024 * 1024)
 
     def __init__(self, directory: Path, key: bytes, *, max_value_bytes: int = 1024 * 1024) -> None:
         self.directory = directory
-        self.capabilities: Capabilities = capabilities(max_value_bytes)
+        self.capabilities = capabilities(max_value_bytes)
         self.names: NameRules = portable_rules()
         self._aead = AESGCM(key)
         self._data = directory / "store.enc"
