@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
-from pydantic import BaseModel, SecretBytes, ValidationError
+from pydantic import BaseModel, Json, SecretBytes, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -62,6 +62,7 @@ __all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference"]
 
 S = TypeVar("S", bound=BaseSettings)
 
+_JSON: type = Json  # pydantic's Json[T] is Annotated[T, Json()]: such a field wants the JSON text
 _REFRESH: contextvars.ContextVar[bool] = contextvars.ContextVar("secretkit_settings_refresh", default=False)
 
 
@@ -208,7 +209,7 @@ class SecretsSource(PydanticBaseSettingsSource):
             if secret.kind is Kind.FIELDS:
                 return SecretOctets(json_text(secret).encode("utf-8"))
             return SecretOctets(secret.bytes)
-        if _is_complex(annotation):
+        if _is_complex(annotation) and not any(isinstance(m, _JSON) for m in slot.field.metadata):
             text = json_text(secret) if ref.field is None and secret.kind is Kind.FIELDS else text_of(secret, ref)
             try:
                 document = json.loads(text)

@@ -371,3 +371,43 @@ def test_watch_keeps_the_command_when_a_secret_cannot_be_read(url: str, store: S
     finally:
         proc.kill()
     assert "keeps its values" in err and "no field 'v'" in err
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_command_once(url: str, tmp_path: Path) -> None:
+    pty = pytest.importorskip("pty")
+    import select
+
+    counter = script(tmp_path, "count.py", """\
+        import signal, sys, time
+        count = 0
+        def interrupted(*_):
+            global count
+            count += 1
+        signal.signal(signal.SIGINT, interrupted)
+        print("ready", flush=True)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+        sys.exit(count)
+    """)
+    pid, fd = pty.fork()
+    if pid == 0:  # the terminal signals its whole foreground group: secretkit and the command
+        os.execve(sys.executable, secretkit_cmd(url, "-q", "run", "--", sys.executable, counter), cli_env(tmp_path))
+    seen = b""
+    try:
+        while b"ready" not in seen:
+            if select.select([fd], [], [], 20)[0]:
+                seen += os.read(fd, 1024)
+            else:
+                raise AssertionError(seen)
+        os.write(fd, b"\x03")  # Ctrl-C
+        while select.select([fd], [], [], 20)[0]:
+            try:
+                if not os.read(fd, 1024):
+                    break
+            except OSError:  # the terminal closed
+                break
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 1  # one SIGINT, not a second forwarded copy

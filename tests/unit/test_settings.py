@@ -16,19 +16,19 @@ import pytest
 
 pytest.importorskip("pydantic_settings")
 
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError  # noqa: E402
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict  # noqa: E402
+from pydantic import BaseModel, Json, SecretBytes, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-import secretkit  # noqa: E402
-from secretkit.errors import (  # noqa: E402
+import secretkit
+from secretkit.errors import (
     ConfigError,
     InvalidArgumentError,
     PermissionDeniedError,
     SecretError,
 )
-from secretkit.settings import SecretRef, SecretsSource, fresh_settings, secret_reference  # noqa: E402
-from secretkit.store import SecretStore  # noqa: E402
-from secretkit.testing.spy import CountingDriver  # noqa: E402
+from secretkit.settings import SecretRef, SecretsSource, fresh_settings, secret_reference
+from secretkit.store import SecretStore
+from secretkit.testing.spy import CountingDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "canary-3f9a7c-must-never-show"
@@ -162,6 +162,30 @@ def test_nested_model_from_json_text_as_aws_tools_write_it(aws: SecretStore) -> 
     assert settings.db_password.get_secret_value() == "pw"
 
 
+def test_json_lists_dicts_and_bytes_fields(store: SecretStore) -> None:
+    store.put("svc/list", "[1, 2]")
+    store.put("svc/map", {"a": "1", "b": "2"})
+    store.put("svc/blob", b"\x00" + CANARY.encode())
+
+    class Typed(BaseSettings):
+        as_json: Annotated[Json[list[int]], SecretRef("svc/list")]  # pydantic parses the text itself
+        as_list: Annotated[list[int], SecretRef("svc/list")]
+        as_dict: Annotated[dict[str, int], SecretRef("svc/map")]
+        one: Annotated[int, SecretRef("svc/map#b")]
+        raw: Annotated[bytes, SecretRef("svc/blob")]
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], **sources: PydanticBaseSettingsSource
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (SecretsSource(settings_cls, store=store),)
+
+    settings: Any = Typed()
+    assert (settings.as_json, settings.as_list, settings.as_dict, settings.one) == ([1, 2], [1, 2], {"a": 1, "b": 2}, 2)
+    assert settings.raw == b"\x00" + CANARY.encode()
+    assert CANARY not in repr(settings)  # a bytes field keeps the masked bytes subclass
+
+
 def test_a_malformed_reference_fails_when_the_class_is_defined() -> None:
     with pytest.raises(InvalidArgumentError):
         SecretRef("payments/db#")
@@ -179,7 +203,7 @@ def ten_field_settings(store: SecretStore) -> type[BaseSettings]:
         f4: SecretStr
         f5: SecretStr
         f6: Annotated[SecretStr, SecretRef("svc/shared#user")]
-        f7: Annotated[SecretStr, SecretRef("svc/shared#password")]
+        f7: Annotated[SecretStr, SecretRef("svc/seven#password")]
         f8: Annotated[str, SecretRef("svc/eight")]
         f9: Annotated[int, SecretRef("svc/nine")]
 
@@ -205,7 +229,8 @@ def count_batch_calls(store: SecretStore) -> Counter[str]:
 def test_ten_fields_cost_one_batch_call_on_aws(aws: SecretStore) -> None:
     for i in range(6):
         aws.put(f"svc/f{i}", f"v{i}")
-    aws.put("svc/shared", {"user": "u", "password": "p"})
+    aws.put("svc/shared", {"user": "u", "password": "x"})
+    aws.put("svc/seven", {"user": "x", "password": "p"})
     aws.put("svc/eight", "8")
     aws.put("svc/nine", "9")
     settings_cls = ten_field_settings(aws)
@@ -213,7 +238,7 @@ def test_ten_fields_cost_one_batch_call_on_aws(aws: SecretStore) -> None:
 
     settings: Any = settings_cls()
 
-    assert calls == {"BatchGetSecretValue": 1}  # 9 distinct secrets for 10 fields, one call
+    assert calls == {"BatchGetSecretValue": 1}  # 10 fields, 10 distinct secrets: one call
     assert [settings.f0.get_secret_value(), settings.f7.get_secret_value(), settings.f8, settings.f9] == [
         "v0", "p", "8", 9,
     ]
@@ -411,7 +436,7 @@ def test_refresh_on_rejection_with_settings(aws: SecretStore) -> None:
 
 
 def python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
 
 
 def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -432,7 +457,7 @@ def test_docs_settings_md_runs_as_written(tmp_path: Path) -> None:
 def test_api_md_settings_sections_run_as_written(tmp_path: Path) -> None:
     text = (ROOT / "docs" / "api.md").read_text()
     section = text[text.index("## Secret references"):]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert blocks
     done = run_python("\n".join(blocks), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
