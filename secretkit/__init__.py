@@ -60,8 +60,8 @@ _LAZY = {
 #: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
-    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered", "names", "redact", "registry",
-    "retry", "rotation", "seam", "stages", "store", "testing", "watch",
+    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered", "names", "redact",
+    "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store", "testing", "watch",
 })
 
 

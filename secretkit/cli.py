@@ -1,26 +1,33 @@
-"""``secretkit`` command line: get, put, ls, rm, versions, rotate against one store.
+"""``secretkit`` command line: get, put, ls, rm, versions, rotate and run against one store.
 
 The store is ``--url``, else ``SECRETKIT_URL``, else the encrypted file store in the user's
-data directory; the store used is said on stderr. Values are read from stdin or a file,
-never from argv (shell history and ``ps`` would show them).
+data directory (unlike ``secretkit.open()``, which raises ``ConfigError`` without a URL, so
+that a first ``secretkit put`` just works); the store used is said on stderr. Values are
+read from stdin, a file or the terminal without echo, never from argv (shell history and
+``ps`` would show them).
 
-Exit codes: 0 ok, 1 not found, 2 usage or invalid input, 3 conflict or already exists,
-4 permission or authentication, 5 unavailable or throttled, 6 configuration, 7 other error.
+Exit codes are those of the table in docs/cli.md (``EXIT_CODES``; a test keeps the two equal).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from secretkit.errors import ErrorCode, SecretError
+from secretkit import __version__
+from secretkit.errors import ErrorCode, InvalidArgumentError, SecretError
+from secretkit.references import Reference, json_text, text_of
+from secretkit.secret import Kind, Secret, ViewError
 
+#: Exit status for each portable error code (docs/cli.md's table); any other error exits ``OTHER``.
 EXIT_CODES = {
     ErrorCode.NOT_FOUND: 1,
     ErrorCode.INVALID_ARGUMENT: 2,
@@ -34,10 +41,13 @@ EXIT_CODES = {
     ErrorCode.DEADLINE_EXCEEDED: 5,
     ErrorCode.CONFIG: 6,
 }
+OTHER = 7
+USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secretkit", description="Read and write secrets in any secretkit store.")
+    p.add_argument("--version", action="version", version=f"secretkit {__version__}")
     p.add_argument("--url", help="store URL (default: $SECRETKIT_URL, else the file store in your data directory)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not say which store is used")
     p.add_argument("--debug", action="store_true", help="log backend calls to stderr (values are redacted)")
@@ -46,11 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("get", help="print a secret's value")
     g.add_argument("name")
     g.add_argument("--version", help="a specific version")
-    g.add_argument("--field", help="print one field of a fields secret")
-    g.add_argument("--json", action="store_true", help="print fields (or text) as JSON")
+    g.add_argument("--field", help="print one field of a field secret")
+    g.add_argument("--json", action="store_true", help="print the value as JSON: fields as an object, text as a string")
     g.add_argument("--raw", action="store_true", help="write the exact bytes, no trailing newline")
 
-    u = sub.add_parser("put", help="store a new version, value from stdin or --file")
+    u = sub.add_parser("put", help="store a new version, value from stdin, --file or the terminal (not echoed)")
     u.add_argument("name")
     u.add_argument("--file", type=argparse.FileType("rb"), help="read the value from this file instead of stdin")
     kind = u.add_mutually_exclusive_group()
@@ -73,9 +83,25 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rotate", help="replace the value with a generated password, keeping the old one as previous")
     r.add_argument("name")
+    r.add_argument("--field", help="rotate this field of a field secret, keeping the others")
     r.add_argument("--if-older-than", type=_duration, metavar="AGE", help="only if current is older (e.g. 30d, 12h)")
-    r.add_argument("--length", type=int, default=32, help="generated password length (default 32)")
+    r.add_argument("--length", type=int, default=32, help="generated password length (default 32, at least 8)")
     r.add_argument("--resume", action="store_true", help="continue a rotation a crashed run left pending")
+
+    x = sub.add_parser("run", help="run a command with secrets in its environment",
+                       usage="secretkit run [--env VAR=REFERENCE]... [--env-file FILE]... [--watch] -- COMMAND [ARG...]")
+    x.add_argument("--env", action="append", default=[], metavar="VAR=REFERENCE",
+                   help="set VAR to the value REFERENCE names (NAME or NAME#FIELD); repeatable")
+    x.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="VAR=REFERENCE lines (blank lines and # comments allowed); repeatable")
+    x.add_argument("--watch", action="store_true", help="restart the command when a referenced secret changes")
+    x.add_argument("--watch-signal", type=_signal, metavar="SIG",
+                   help="with --watch: send this signal (e.g. HUP) instead of restarting")
+    x.add_argument("--watch-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="how often to check for changes where the store cannot push them (default 30)")
+    x.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="on restart, how long to wait after SIGTERM before SIGKILL (default 10)")
+    x.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command and its arguments")
     return p
 
 
@@ -83,26 +109,166 @@ def _duration(text: str) -> timedelta:
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     try:
         return timedelta(**{units[text[-1]]: float(text[:-1])})
-    except (KeyError, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, OverflowError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m") from None
 
 
+def _signal(text: str) -> int:
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    sig = getattr(signal, name, None)
+    if not isinstance(sig, signal.Signals):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a signal name like HUP or USR1")
+    return int(sig)
+
+
+def human_duration(delta: timedelta) -> str:
+    """``timedelta(days=30)`` → ``"30 days"``; ``timedelta(minutes=90)`` → ``"1 hour 30 minutes"``."""
+    total = delta.total_seconds()
+    if total < 1:
+        return f"{total:g} seconds"
+    seconds = int(total)
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts)
+
+
 def _read_value(args: argparse.Namespace, stdin: BinaryIO) -> str | bytes | dict[str, str]:
+    """The value to store; a value typed at a terminal is read without echo. Errors never quote it."""
     source: BinaryIO = args.file or stdin
     if source is stdin and stdin.isatty():
-        print("reading the value from stdin; end with Ctrl-D", file=sys.stderr)
-    data = source.read()
+        data = getpass.getpass(f"value for {args.name} (not echoed): ").encode("utf-8")
+    else:
+        data = source.read()
     if args.binary:
         return data
-    text = data.decode("utf-8")  # UnicodeDecodeError is reported as invalid input
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError("the input is not UTF-8 text; store octets with --binary") from None
     if args.fields:
-        fields = json.loads(text)
-        if not isinstance(fields, dict):
-            raise ValueError("--fields expects a JSON object of strings")
+        try:
+            fields = json.loads(text)
+        except ValueError as exc:  # the decoder's own message quotes no input, its position does
+            raise InvalidArgumentError(f"--fields input is not JSON ({getattr(exc, 'msg', 'invalid')} "
+                                       f"at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')})"
+                                       ) from None
+        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+            raise InvalidArgumentError("--fields expects a JSON object whose values are strings")
         return fields
     if not args.keep_newline and text.endswith("\n"):
         text = text[:-1]  # `echo x | secretkit put` should store "x"
     return text
+
+
+def get_output(secret: Secret, *, field: str | None = None, as_json: bool = False, raw: bool = False) -> bytes:
+    """What ``secretkit get`` prints (without the newline): see docs/cli.md.
+
+    A text secret prints its text, octets their bytes, a map of fields its canonical JSON (the
+    same object ``--json`` prints); ``--field F`` prints that field, exactly as ``NAME#F``
+    resolves. Errors say which option to use instead, never the value.
+    """
+    if field is not None:
+        data = secret.value.raw
+        item = data.get(field) if isinstance(data, Mapping) else None
+        if isinstance(item, bytes) and not _is_text(item):
+            if raw and not as_json:
+                return item
+            raise InvalidArgumentError(f"field {field!r} holds octets that are not UTF-8 text; "
+                                       "use --raw (without --json) to write them exactly", name=secret.name)
+        text = text_of(secret, Reference(secret.name, field))
+        return (json.dumps(text, ensure_ascii=False) if as_json else text).encode("utf-8")
+    try:
+        if secret.kind is Kind.FIELDS or (as_json and secret.value.has_fields()):
+            return json_text(secret).encode("utf-8")
+        if as_json:
+            return json.dumps(secret.text, ensure_ascii=False).encode("utf-8")
+    except ViewError:
+        pass  # raised below, outside the handler
+    else:
+        return secret.bytes
+    raise InvalidArgumentError("the secret holds octets that are not UTF-8 text (or fields that are not); "
+                               "use --raw to write them exactly", name=secret.name)
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _warn_memory(store: Any) -> None:
+    if store.backend == "memory":
+        print("secretkit: warning: memory:// keeps nothing after this command exits; "
+              "use --url file:///PATH or another store to keep the value", file=sys.stderr)
+
+
+def _rotate(store: Any, args: argparse.Namespace) -> None:
+    from secretkit.generate import generate_password
+
+    generate_password(args.length)  # refuse a bad --length before anything is read or written
+
+    def generate(current: Secret) -> str:
+        # Called before anything is written: a secret of several fields without --field is
+        # refused, never replaced by one password.
+        if args.field is None:
+            raw = current.value.raw
+            count = len(raw) if isinstance(raw, Mapping) else len(current.fields) if current.value.has_fields() else 0
+            if count > 1:
+                raise InvalidArgumentError(
+                    f"the secret has {count} fields; say which one to rotate with --field", name=current.name
+                )
+        return generate_password(args.length)
+
+    _warn_memory(store)
+    result = store.rotate(args.name, generate=generate, resume=args.resume, if_older_than=args.if_older_than,
+                          field=args.field)
+    what = f"{args.name}#{args.field}" if args.field else args.name
+    if result is None:
+        print(f"{args.name} is younger than {human_duration(args.if_older_than)}; not rotated", file=sys.stderr)
+    else:
+        print(f"rotated {what}: version {result.version} is current, {result.previous} previous", file=sys.stderr)
+
+
+def _run(store: Any, args: argparse.Namespace) -> int:
+    from secretkit.run import bindings_from, run
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    bindings = bindings_from(args.env_file, args.env)
+    return run(store, bindings, argv, watch=args.watch, watch_signal=args.watch_signal,
+               interval=args.watch_interval, stop_timeout=args.stop_timeout)
+
+
+def _command(store: Any, args: argparse.Namespace, out: BinaryIO) -> int:
+    if args.command == "get":
+        secret = store.get(args.name, version=args.version)
+        payload = get_output(secret, field=args.field, as_json=args.json, raw=args.raw)
+        out.write(payload if args.raw else payload + b"\n")
+    elif args.command == "put":
+        value = _read_value(args, sys.stdin.buffer)
+        _warn_memory(store)
+        info = store.put(args.name, value, if_version=args.if_version, create_only=args.create)
+        print(f"stored {args.name} version {info.version}", file=sys.stderr)
+    elif args.command == "ls":
+        for name in store.list(args.prefix):
+            out.write(name.encode() + b"\n")
+    elif args.command == "rm":
+        store.delete(args.name, purge=args.purge, missing_ok=args.force)
+    elif args.command == "versions":
+        for v in store.versions(args.name):
+            created = v.created_at.isoformat() if v.created_at else "-"
+            stages = ",".join(sorted(v.stages)) or "-"
+            out.write(f"{v.version}\t{created}\t{v.state}\t{stages}\n".encode())
+    elif args.command == "rotate":
+        _rotate(store, args)
+    elif args.command == "run":
+        return _run(store, args)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from secretkit.config import default_url
     from secretkit.redact import install_redaction
     from secretkit.registry import open as open_store
+    from secretkit.run import CommandError
 
     handler = logging.StreamHandler(sys.stderr)
     install_redaction(handlers=[handler])
@@ -121,56 +288,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open_store(url) as store:
             if not args.quiet:
                 print(f"secretkit: using {store.url}", file=sys.stderr)
-            if args.command == "get":
-                secret = store.get(args.name, version=args.version)
-                if args.field:
-                    payload = secret[args.field].encode()
-                elif args.json:
-                    payload = json.dumps(secret.fields if secret.kind.value == "fields" else secret.text).encode()
-                else:
-                    payload = secret.bytes
-                out.write(payload if args.raw else payload + b"\n")
-            elif args.command == "put":
-                value = _read_value(args, sys.stdin.buffer)
-                info = store.put(args.name, value, if_version=args.if_version, create_only=args.create)
-                print(f"stored {args.name} version {info.version}", file=sys.stderr)
-            elif args.command == "ls":
-                for name in store.list(args.prefix):
-                    out.write(name.encode() + b"\n")
-            elif args.command == "rm":
-                store.delete(args.name, purge=args.purge, missing_ok=args.force)
-            elif args.command == "versions":
-                for v in store.versions(args.name):
-                    created = v.created_at.isoformat() if v.created_at else "-"
-                    stages = ",".join(sorted(v.stages)) or "-"
-                    out.write(f"{v.version}\t{created}\t{v.state}\t{stages}\n".encode())
-            elif args.command == "rotate":
-                from secretkit.rotation import generate_password
-
-                result = store.rotate(
-                    args.name,
-                    generate=lambda current: generate_password(args.length),
-                    resume=args.resume,
-                    if_older_than=args.if_older_than,
-                )
-                if result is None:
-                    print(f"{args.name} is younger than {args.if_older_than}; not rotated", file=sys.stderr)
-                else:
-                    print(f"rotated {args.name}: version {result.version} is current, {result.previous} previous",
-                          file=sys.stderr)
+            status = _command(store, args, out)
             out.flush()
+            return status
     except SecretError as exc:
         print(f"secretkit: error: {exc}", file=sys.stderr)
-        return EXIT_CODES.get(exc.code, 7)
-    except KeyError as exc:
-        print(f"secretkit: error: {exc.args[0]}", file=sys.stderr)
-        return 1
-    except (ValueError, UnicodeDecodeError) as exc:  # bad --fields JSON, non-UTF-8 text input
-        print(f"secretkit: error: invalid input: {type(exc).__name__}", file=sys.stderr)
-        return 2
+        return EXIT_CODES.get(exc.code, OTHER)
+    except CommandError as exc:
+        print(f"secretkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:  # `secretkit ls | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+        return 0
+    except ValueError as exc:  # nothing of ours: say what kind, never a message that may quote input
+        print(f"secretkit: error: invalid input ({type(exc).__name__})", file=sys.stderr)
+        return USAGE
 
 
 if __name__ == "__main__":

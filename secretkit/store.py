@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from secretkit import references as _references
 from secretkit import retry as _retry
 from secretkit import rotation as _rotation
 from secretkit import stages as _stages
@@ -403,6 +404,21 @@ class SecretStore:
         """Call ``callback(secret)`` from a background thread whenever ``name`` gets a new current value."""
         self._check_name(name)
         return Watcher(self, name, callback, interval)
+
+    # -- secret references (secretkit.references) ----------------------------------------
+
+    def resolve(self, reference: str, *, refresh: bool = False) -> str:
+        """The text a reference names: ``"NAME"`` (a field secret gives its canonical JSON) or
+        ``"NAME#FIELD"``. ``InvalidArgumentError`` for a malformed reference (before any I/O)
+        or ``#FIELD`` on a secret without fields; ``NotFoundError`` for a missing secret or field."""
+        return _references.resolve(self, reference, refresh=refresh)
+
+    def refreshing(
+        self, reference: str, fn: Callable[[str], T], *, on: type[BaseException] | tuple[type[BaseException], ...]
+    ) -> T:
+        """``fn(value of reference)``; if it raises one of ``on`` (say, the database rejects a
+        rotated password), re-read the secret bypassing the cache and retry once with the new value."""
+        return _references.refreshing(self, reference, fn, on=on)
 
     # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
 
