@@ -483,6 +483,24 @@ def test_missing_stage_is_not_found(store: SecretStore) -> None:
         store.get(name, stage=Stage.PREVIOUS)
 
 
+def test_rotation_after_aws_left_pending_on_a_finished_version(env: Env, store: SecretStore) -> None:
+    """AWS's own rotation functions leave AWSPENDING on the version they made current; after a
+    later put it sits on AWSPREVIOUS. That is a finished rotation, not one in progress."""
+    name = unique("leftover")
+    v1 = store.put(name, "v1").version
+    raw = env.raw()
+    raw.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", MoveToVersionId=v1)
+    v2 = store.put(name, "v2").version
+    assert sorted(raw.describe_secret(SecretId=name)["VersionIdsToStages"][v1]) == ["AWSPENDING", "AWSPREVIOUS"]
+
+    result = store.rotate(name, generate=lambda current: "v3")
+
+    assert result is not None and store.get(name).text == "v3"
+    labels = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert labels[result.version] == ["AWSCURRENT"] and labels[v2] == ["AWSPREVIOUS"]
+    assert "AWSPENDING" not in {label for ls in labels.values() for label in ls}
+
+
 # -- names ----------------------------------------------------------------------------
 
 
