@@ -170,10 +170,13 @@ def aws_faithful_moto() -> Iterator[None]:
     """moto's Secrets Manager with AWS's behaviour where moto differs in ways that matter (see
     each patch's docstring: deleted secrets refuse writes; label moves are compare-and-set;
     moving AWSCURRENT moves what reads return; other labels survive a put). Applies to moto in
-    this process: ``moto.mock_aws()`` and a ``ThreadedMotoServer`` started here. Not re-entrant."""
+    this process: ``moto.mock_aws()`` and a ``ThreadedMotoServer`` started here; nested uses
+    undo their patches in reverse order."""
     originals = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in _PATCHES]
     for (owner, attr, make), (_, _, original) in zip(_PATCHES, originals):
-        setattr(owner, attr, make(original))
+        patched = make(original)
+        patched.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(owner, attr, patched)
     try:
         yield
     finally:

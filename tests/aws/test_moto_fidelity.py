@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -24,10 +24,31 @@ from tests.doubles.aws import make_client
 moto = pytest.importorskip("moto")
 
 
+@contextmanager
+def plain_moto() -> Iterator[None]:
+    """moto without the patches, even while another test's patched moto server is running
+    in this process (the patches are on moto's classes)."""
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    targets = [(SecretsManagerBackend, "put_secret_value"), (SecretsManagerBackend, "create_secret"),
+               (SecretsManagerBackend, "update_secret_version_stage"), (FakeSecret, "reset_default_version")]
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in targets]
+    for owner, attr, fn in saved:
+        while hasattr(fn, "__wrapped__"):
+            fn = fn.__wrapped__
+        setattr(owner, attr, fn)
+    try:
+        yield
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+
+
 @pytest.fixture(params=["plain", "faithful"])
 def faithful(request: pytest.FixtureRequest) -> Iterator[bool]:
     with ExitStack() as stack:
         stack.enter_context(fake_aws_env())
+        stack.enter_context(plain_moto())
         if request.param == "faithful":
             stack.enter_context(aws_faithful_moto())
         stack.enter_context(moto.mock_aws())

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from secretkit.drivers.base import Record
@@ -127,8 +128,14 @@ def decode_value(response: Mapping[str, Any]) -> Value:
 
 def stages(labels: Sequence[str] | None) -> frozenset[str]:
     """Native labels plus their portable spellings; our own transient write labels hidden."""
+    return _stages(tuple(labels or ()))
+
+
+@lru_cache(maxsize=256)
+def _stages(labels: tuple[str, ...]) -> frozenset[str]:
+    # Shared: every cached secret holds its stages, and nearly all hold {AWSCURRENT, current}.
     out: set[str] = set()
-    for label in labels or ():
+    for label in labels:
         if label.startswith(WRITE_LABEL_PREFIX):
             continue
         out.add(label)
@@ -146,7 +153,11 @@ def timestamp(value: Any) -> float:
 
 
 def as_datetime(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else None
+    """A timestamp in UTC: botocore gives each one its own ``tzlocal()`` object (hundreds of
+    bytes a cached secret); ``timezone.utc`` is one shared object."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def to_record(response: Mapping[str, Any]) -> Record:
