@@ -791,6 +791,17 @@ def test_import_secretkit_does_not_import_boto3() -> None:
     assert out.split() == ["False", "False"]
 
 
+def test_without_boto3_open_is_a_config_error_naming_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "import secretkit\n"
+        "try:\n    secretkit.open('aws-sm://?region=eu-west-1')\n"
+        "except secretkit.ConfigError as exc:\n    print(exc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'secretkit[aws]'" in out
+
+
 def test_capabilities(store: SecretStore) -> None:
     caps = store.capabilities
     assert (caps.remote, caps.versions, caps.compare_and_set, caps.create_only) == (True, True, True, True)

@@ -246,9 +246,12 @@ def powertools(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         (FIELDS, '{"password":"p@ss wörd","username":"app"}', FIELDS),
         (b'{"k": "v"}', b'{"k": "v"}', {"k": "v"}),
         (NON_UTF8, NON_UTF8, "UnicodeDecodeError"),
+        ({}, "{}", {}),
         ("", "\x00", "TransformParameterError"),
+        (b"", b"\x00", "TransformParameterError"),
     ],
-    ids=["text", "json-text", "unicode", "fields", "utf8-json-bytes", "non-utf8-bytes", "empty-text"],
+    ids=["text", "json-text", "unicode", "fields", "utf8-json-bytes", "non-utf8-bytes", "no-fields", "empty-text",
+         "empty-bytes"],
 )
 def test_powertools_get_secret_reads_what_secretkit_wrote(
     store: SecretStore, powertools: Any, value: Any, plain: Any, as_json: Any
