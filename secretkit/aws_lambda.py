@@ -17,9 +17,14 @@ user only writes how to install and check a credential::
 
 The steps (``docs/rotation.md`` has the table):
 
-* ``createSecret`` — generate the new value (``generate(current)``, default a strong
-  password) into the version AWS opened for this rotation, labelled ``AWSPENDING``. A re-run
-  finds the value already there and keeps it, so a retried rotation never applies two
+* ``createSecret`` — generate the new value into the version AWS opened for this rotation,
+  labelled ``AWSPENDING``, keeping the secret's shape as ``store.rotate`` does: with
+  ``field="password"`` only that field of a JSON secret (an RDS-style
+  ``{"username": ..., "password": ..., "port": 5432}``) changes and every other member keeps
+  its value and JSON type; ``generate(current)`` returns that field's new value (default a
+  strong password), or without ``field`` the whole new value. The default generator refuses a
+  secret of several fields without ``field`` (``InvalidArgumentError``, nothing written). A
+  re-run finds the value already there and keeps it, so a retried rotation never applies two
   different passwords.
 * ``setSecret`` — ``apply(pending)``.
 * ``testSecret`` — ``verify(pending)``; a failure raises ``RotationError`` and AWSCURRENT is
@@ -38,13 +43,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from secretkit.drivers.aws import decode_name, encode_value, to_record
-from secretkit.errors import NotFoundError
-from secretkit.errors import RotationError
-from secretkit.generate import generate_password
-from secretkit.rotation import Apply, Generate, Verify, run_user_step
-from secretkit.secret import Secret, Value
-from secretkit.store import SecretStore
+from secretkit.drivers.aws import stages
+from secretkit.drivers.aws.codec import encode_value, to_record
+from secretkit.drivers.base import sdk_client
+from secretkit.errors import NotFoundError, RotationError
+from secretkit.registry import open as open_store
+from secretkit.rotation import Apply, Generate, Verify, new_value, run_user_step
+from secretkit.seam import StoreSeam
+from secretkit.secret import Secret
 
 logger = logging.getLogger("secretkit.aws_lambda")
 
@@ -55,9 +61,11 @@ class RotationHandler:
     """A callable Lambda handler implementing Secrets Manager's rotation event protocol.
 
     ``store`` is an ``aws-sm://`` store (default: ``secretkit.open("aws-sm://")`` on first
-    use, with the Lambda's own region and role). ``generate(current)`` returns the new value
-    (str, bytes or a mapping); ``apply(pending)`` installs it in the target system and must
-    tolerate being repeated; ``verify(pending)`` raises or returns ``False`` if it does not work.
+    use, with the Lambda's own region and role). ``field`` names the field to rotate in a JSON
+    secret (the others are kept); ``generate(current)`` returns that field's new value, or
+    without ``field`` the whole new value (str, bytes or a mapping); default a strong password.
+    ``apply(pending)`` installs it in the target system and must tolerate being repeated;
+    ``verify(pending)`` raises or returns ``False`` if it does not work.
     """
 
     def __init__(
@@ -66,20 +74,18 @@ class RotationHandler:
         apply: Apply | None = None,
         verify: Verify | None = None,
         generate: Generate | None = None,
-        store: SecretStore | None = None,
+        field: str | None = None,
+        store: StoreSeam | None = None,
     ) -> None:
-        self.apply, self.verify = apply, verify
-        self.generate: Generate = generate or (lambda _current: generate_password())
+        self.apply, self.verify, self.generate, self.field = apply, verify, generate, field
         self._store = store
 
     @property
-    def store(self) -> SecretStore:
+    def store(self) -> StoreSeam:
         """The aws-sm store the handler works on (opened on first use)."""
         if self._store is None:
-            from secretkit.registry import open as open_store
-
             self._store = open_store("aws-sm://")
-        if self._store.backend != "aws-sm":
+        if self._store.backend != "aws-sm" or sdk_client(self._store.driver) is None:
             raise RotationError("the Lambda rotation handler needs an aws-sm:// store", step="setup",
                                 backend=self._store.backend)
         return self._store
@@ -96,7 +102,7 @@ class RotationHandler:
             logger.info("%s: version %s is already current; nothing to do", step, token)
             return
         if step == "createSecret":
-            rotation.create(self.generate)
+            rotation.create(self.generate, self.field)
         elif step == "setSecret":
             run_user_step("apply", self.apply, rotation.pending(), self.store.backend)
         elif step == "testSecret":
@@ -107,12 +113,16 @@ class RotationHandler:
 
 
 class _Rotation:
-    """One rotation event's view of the secret: AWS's SecretId (often an ARN) and the token."""
+    """One rotation event's view of the secret: AWS's SecretId (often an ARN) and the token.
 
-    def __init__(self, store: SecretStore, secret_id: str, token: str, rotation_token: Any) -> None:
+    Every AWS call goes through the store's seam (``call_driver``: audited, retried,
+    translated into portable errors) on the store's own boto3 client.
+    """
+
+    def __init__(self, store: StoreSeam, secret_id: str, token: str, rotation_token: Any) -> None:
         self.store, self.secret_id, self.token = store, secret_id, token
         self.rotation_token = rotation_token if isinstance(rotation_token, str) else None
-        self.driver: Any = store.driver
+        self.client: Any = sdk_client(store.driver)
         self.name = secret_id
         self.labels: dict[str, list[str]] = {}
 
@@ -124,7 +134,7 @@ class _Rotation:
 
     def open(self, step: str) -> bool:
         """AWS's preconditions; False when this token's version is already current (step done)."""
-        described = self._call("describe", lambda: self.driver.client.describe_secret(SecretId=self.secret_id))
+        described = self._call("describe", lambda: self.client.describe_secret(SecretId=self.secret_id))
         self.name = str(described.get("Name") or self.secret_id)
         if not described.get("RotationEnabled"):
             raise self._fail(step, "rotation is not enabled for this secret")
@@ -139,31 +149,29 @@ class _Rotation:
         return True
 
     def _read(self, **version: str) -> Secret:
-        record = self._call("read", lambda: to_record(self.driver.client.get_secret_value(SecretId=self.secret_id, **version)))
+        record = self._call("read", lambda: to_record(self.client.get_secret_value(SecretId=self.secret_id, **version)))
         return Secret(self.name, record.version, record.value, record.created_at, record.stages)
 
     def pending(self) -> Secret:
         return self._read(VersionId=self.token, VersionStage="AWSPENDING")
 
-    def create(self, generate: Generate) -> None:
+    def create(self, generate: Generate | None, field: str | None) -> None:
         current = self._read(VersionStage="AWSCURRENT")
         try:
             self.pending()
             return  # a re-run: keep the value an earlier attempt generated (it may be applied already)
         except NotFoundError:
             pass
-        value = self.store.prepare_value(self.name, generate(current))
+        value = self.store.prepare_value(self.name, new_value(current, generate, field))
         request: dict[str, Any] = {"SecretId": self.secret_id, "ClientRequestToken": self.token,
                                    "VersionStages": ["AWSPENDING"], **encode_value(value)}
         if self.rotation_token is not None:
             request["RotationToken"] = self.rotation_token
-        self._call("create", lambda: self.driver.client.put_secret_value(**request))
+        self._call("create", lambda: self.client.put_secret_value(**request))
 
     def finish(self) -> None:
         current = next((v for v, ls in self.labels.items() if "AWSCURRENT" in ls), None)
         if current is None:
             raise self._fail("finishSecret", "the secret has no AWSCURRENT version")
-        self._call("promote", lambda: self.driver.promote_secret_id(self.secret_id, self.token, if_current=current))
-        portable = decode_name(self.name)
-        if portable is not None:
-            self.store.invalidate(portable)  # this process's cache must not keep the old value
+        self._call("promote", lambda: stages.promote(self.client, self.secret_id, self.token, if_current=current))
+        self.store.invalidate(self.name)  # this process's cache must not keep the old value

@@ -28,7 +28,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "vault+http": ("secretkit.drivers.vault.driver:open_driver", "vault"),
     "vault+https": ("secretkit.drivers.vault.driver:open_driver", "vault"),
     "openbao": ("secretkit.drivers.vault.driver:open_driver", "vault"),
-    "aws-sm": ("secretkit.drivers.aws:open_driver", "aws"),
+    "aws-sm": ("secretkit.drivers.aws.driver:open_driver", "aws"),
     "gcp-sm": ("secretkit.drivers.gcp.driver:open_driver", "gcp"),
     "k8s": ("secretkit.drivers.kubernetes.driver:open_driver", "k8s"),
 }

@@ -18,7 +18,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 import secretkit
-from secretkit.drivers import aws
+from secretkit.drivers.aws import codec, errors
+from secretkit.drivers.aws.driver import AwsDriver
+from secretkit.drivers.base import BatchReader, NativeStages, SdkClient, ValueLimits, VersionProbe
 from secretkit.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -31,6 +33,7 @@ from secretkit.errors import (
     UnavailableError,
 )
 from secretkit.secret import Kind, Stage, Value
+from secretkit.testing.spy import CountingDriver
 from secretkit.store import SecretStore
 from tests.doubles.aws import (
     REGION,
@@ -118,7 +121,7 @@ def test_get_many_of_100_names_makes_5_batch_calls(env: Env, store: SecretStore,
     names = [f"{root}/s{i:03d}" for i in range(100)]
     raw = env.raw()
     for i, n in enumerate(names):
-        raw.create_secret(Name=aws.encode_name(n), SecretString=f"v{i}")
+        raw.create_secret(Name=n, SecretString=f"v{i}")
     counter.reset()
 
     result = store.get_many(names)
@@ -154,7 +157,7 @@ def test_current_version_reads_metadata_only(store: SecretStore, counter: CallCo
     v2 = store.put(name, "two").version
     counter.reset()
     driver = store.driver
-    assert isinstance(driver, aws.AwsDriver)
+    assert isinstance(driver, AwsDriver)
     assert driver.current_version(name) == v2 == store.get(name).version
     assert counter.calls == {"DescribeSecret": 1, "GetSecretValue": 1}
     store.delete(name)
@@ -480,38 +483,86 @@ def test_missing_stage_is_not_found(store: SecretStore) -> None:
         store.get(name, stage=Stage.PREVIOUS)
 
 
-# -- names -----------------------------------------------------------------------------
-
-
-def test_names_that_look_like_arn_suffixes_are_mapped_reversibly(env: Env, store: SecretStore) -> None:
-    root = unique("arnish")
-    tricky = f"{root}/api-secret"  # ends in '-' + 6 characters, like an ARN suffix
-    plain = f"{root}/api-key"
-    store.put(tricky, "t")
-    store.put(plain, "p")
+def test_rotation_after_aws_left_pending_on_a_finished_version(env: Env, store: SecretStore) -> None:
+    """AWS's own rotation functions leave AWSPENDING on the version they made current; after a
+    later put it sits on AWSPREVIOUS. That is a finished rotation, not one in progress."""
+    name = unique("leftover")
+    v1 = store.put(name, "v1").version
     raw = env.raw()
-    raw.create_secret(Name=f"{root}/foreign+name", SecretString="x")
-    raw.create_secret(Name=f"{root}/raw-abcdef", SecretString="x")  # not an image of a portable name
-    stored = sorted(s["Name"] for s in raw.list_secrets(Filters=[{"Key": "name", "Values": [root]}])["SecretList"])
-    assert f"{root}/api=secret" in stored and plain in stored
-    assert list(store.list(f"{root}/")) == sorted([tricky, plain])
-    assert list(store.list(f"{root}/api-s")) == [tricky]
-    assert store.get(tricky).text == "t"
+    raw.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", MoveToVersionId=v1)
+    v2 = store.put(name, "v2").version
+    assert sorted(raw.describe_secret(SecretId=name)["VersionIdsToStages"][v1]) == ["AWSPENDING", "AWSPREVIOUS"]
+
+    result = store.rotate(name, generate=lambda current: "v3")
+
+    assert result is not None and store.get(name).text == "v3"
+    labels = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert labels[result.version] == ["AWSCURRENT"] and labels[v2] == ["AWSPREVIOUS"]
+    assert "AWSPENDING" not in {label for ls in labels.values() for label in ls}
 
 
-@pytest.mark.parametrize(
-    ("portable", "stored"),
-    [("a/db-secret", "a/db=secret"), ("x-abcdef", "x=abcdef"), ("a--bcdef", "a=-bcdef"), ("db-password", "db-password"),
-     ("abcdef", "abcdef"), ("a/b", "a/b"), ("q-12345", "q-12345")],
-)
-def test_name_encoding_round_trips(portable: str, stored: str) -> None:
-    assert aws.encode_name(portable) == stored
-    assert aws.decode_name(stored) == portable
+# -- names ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("foreign", ["a=b", "x-abcdef", "a+b", "a@b", "x=abcdef=", "=abcdef", "a/=bcdefg", "/lead"])
-def test_foreign_aws_names_are_not_portable(foreign: str) -> None:
-    assert aws.decode_name(foreign) is None
+@pytest.mark.parametrize("leaf", ["prod/app-config", "rds/db-master"])
+def test_terraform_made_names_are_reached_unchanged(env: Env, store: SecretStore, leaf: str) -> None:
+    """A secret made by another tool under a name ending in '-' plus six characters (the shape
+    of an ARN suffix) is the secret secretkit reads, lists, writes and deletes: no second one."""
+    root = unique("tf")
+    name = f"{root}/{leaf}"
+    raw = env.raw()
+    raw.create_secret(Name=name, SecretString='{"username":"app","password":"from-terraform"}')
+
+    assert store.get(name)["password"] == "from-terraform"
+    assert list(store.list(f"{root}/")) == [name]
+    store.put(name, {"username": "app", "password": "from-secretkit"})
+    listed = [s["Name"] for s in raw.list_secrets(Filters=[{"Key": "name", "Values": [root]}])["SecretList"]]
+    assert listed == [name]  # the same secret, one more version
+    assert json.loads(raw.get_secret_value(SecretId=name)["SecretString"])["password"] == "from-secretkit"
+    assert len(all_versions(raw, name)) == 2
+    store.delete(name)
+    assert "DeletedDate" in raw.describe_secret(SecretId=name)
+    assert list(store.list(f"{root}/")) == []
+
+
+def test_every_name_aws_accepts_is_used_unchanged(env: Env, store: SecretStore) -> None:
+    root = unique("native")
+    names = [f"{root}/a+b=c@d", f"{root}/x-abcdef", f"{root}/.hidden_", f"{root}//double", f"{root}/trailing/",
+             f"{root}-" + "n" * (512 - len(root) - 1)]
+    for i, name in enumerate(names):
+        store.put(name, f"v{i}")
+    stored = {s["Name"] for s in env.raw().list_secrets(Filters=[{"Key": "name", "Values": [root]}])["SecretList"]}
+    assert stored == set(names)
+    assert list(store.list(root)) == sorted(names)
+    for i, name in enumerate(names):
+        assert env.raw().get_secret_value(SecretId=name)["SecretString"] == f"v{i}"
+        assert store.get(name).text == f"v{i}"
+    assert list(store.list(f"{root}/a+b=")) == [f"{root}/a+b=c@d"]
+
+
+@pytest.mark.parametrize("bad", ["a b", "ü-umlaut", "semi;colon", "bang!", "x" * 513, "tab\there", "a#b"])
+def test_names_aws_refuses_are_refused_before_io_with_its_rule(store: SecretStore, bad: str) -> None:
+    spy = CountingDriver(store.driver)
+    counted = SecretStore(spy, options=store.options)
+    for call in (lambda: counted.get(bad), lambda: counted.put(bad, "v"), lambda: counted.delete(bad),
+                 lambda: counted.versions(bad), lambda: counted.get_many([bad])[bad]):
+        with pytest.raises(InvalidArgumentError) as info:
+            call()
+        assert codec.NAME_RULE in str(info.value) or "control characters" in str(info.value)
+    assert spy.total == 0
+
+
+def test_name_rules_map_nothing() -> None:
+    for name in ("prod/app-config", "rds/db-master", "a+b=c@d", "x" * 512, "/lead", "a//b"):
+        assert codec.NAMES.storage_name(name) == name
+        assert not codec.NAMES.is_mapped(name)
+    assert codec.NAMES.mapped is None
+
+
+def test_list_with_a_prefix_no_aws_name_has_makes_no_call(store: SecretStore, counter: CallCounter) -> None:
+    assert list(store.list("no spaces in aws names")) == []
+    assert list(store.list("x" * 513)) == []
+    assert counter.total == 0
 
 
 def test_longest_portable_name_round_trips(store: SecretStore) -> None:
@@ -520,15 +571,6 @@ def test_longest_portable_name_round_trips(store: SecretStore) -> None:
     store.put(name, "long")
     assert store.get(name).text == "long"
     assert name in list(store.list("n"))
-
-
-def test_check_name_enforces_aws_limit_on_the_stored_form(store: SecretStore) -> None:
-    driver = store.driver
-    assert isinstance(driver, aws.AwsDriver)
-    driver.check_name("a" * 512)
-    driver.check_name("a" * 505 + "-bcdef1")
-    with pytest.raises(InvalidArgumentError, match="513"):
-        driver.check_name("a" * 513)
 
 
 # -- values ----------------------------------------------------------------------------
@@ -541,10 +583,11 @@ def test_check_name_enforces_aws_limit_on_the_stored_form(store: SecretStore) ->
         ({"user": "app", "password": "p"}, "SecretString", '{"password":"p","user":"app"}'),
         (b"\x00\xffbin", "SecretBinary", b"\x00\xffbin"),
         ("", "SecretString", "\x00"),
-        (b"", "SecretString", "\x00b"),
-        ('{"looks": "like fields"}', "SecretString", '\x00{"looks": "like fields"}'),
-        ("\x00starts with NUL", "SecretString", "\x00\x00starts with NUL"),
+        (b"", "SecretBinary", b"\x00"),
+        ('{"looks": "like fields"}', "SecretString", '{"looks": "like fields"}'),
+        ("\x00starts with NUL", "SecretString", "\x00starts with NUL"),
         ('{"port": 5432}', "SecretString", '{"port": 5432}'),
+        ("\x00b", "SecretString", "\x00b"),
         ("b", "SecretString", "b"),
     ],
 )
@@ -553,67 +596,104 @@ def test_stored_form_of_values(env: Env, store: SecretStore, value: Any, member:
     store.put(name, value)
     response = env.raw().get_secret_value(SecretId=name)
     assert response[member] == stored
+    assert ({"SecretString", "SecretBinary"} - {member}).isdisjoint(response)
     got = store.get(name)
-    assert got.value == Value.of(value)
+    if isinstance(value, str):
+        assert got.text == value and got.kind is Kind.TEXT
+    elif isinstance(value, bytes):
+        assert got.bytes == value and got.kind is Kind.BYTES
+    else:
+        assert got.fields == value and got.kind is Kind.TEXT  # AWS holds fields as JSON text
+
+
+@pytest.mark.parametrize("reserved", ["\x00", b"\x00"], ids=["nul-text", "nul-byte"])
+def test_the_empty_value_placeholder_is_refused_before_io(store: SecretStore, counter: CallCounter,
+                                                          reserved: str | bytes) -> None:
+    with pytest.raises(InvalidArgumentError, match="empty value"):
+        store.put(unique("nul"), reserved)
+    assert counter.total == 0
 
 
 @pytest.mark.parametrize(
-    ("raw_string", "kind", "expected"),
+    ("raw_string", "fields"),
     [
-        ('{"user": "a", "port": 5432}', Kind.TEXT, '{"user": "a", "port": 5432}'),
-        (' {"user": "a"}', Kind.FIELDS, {"user": "a"}),
-        ("[1, 2]", Kind.TEXT, "[1, 2]"),
-        ('"quoted"', Kind.TEXT, '"quoted"'),
-        ("{not json", Kind.TEXT, "{not json"),
+        ('{"username": "a", "port": 5432}', {"username": "a", "port": "5432"}),
+        (' {"user": "a"}', {"user": "a"}),
+        ('{"on": true, "n": null, "f": 1.5, "o": {"x": [1]}}', {"on": "true", "n": "null", "f": "1.5", "o": '{"x":[1]}'}),
+        ("[1, 2]", None),
+        ('"quoted"', None),
+        ("{not json", None),
     ],
 )
-def test_values_written_by_other_tools(env: Env, store: SecretStore, raw_string: str, kind: Kind, expected: Any) -> None:
+def test_values_written_by_other_tools(env: Env, store: SecretStore, raw_string: str, fields: Any) -> None:
     name = unique("foreign")
     env.raw().create_secret(Name=name, SecretString=raw_string)
     got = store.get(name)
-    assert got.kind is kind
-    assert (got.fields if kind is Kind.FIELDS else got.text) == expected
+    assert got.kind is Kind.TEXT
+    assert got.text == raw_string  # exactly as stored: the driver never re-interprets it
+    if fields is None:
+        with pytest.raises(InvalidArgumentError):
+            got.fields  # noqa: B018
+    else:
+        assert got.fields == fields
+        assert got[next(iter(fields))] == next(iter(fields.values()))
 
 
-def test_escaped_text_at_the_limit_fits_aws(env: Env, store: SecretStore) -> None:
-    text = '{"k": "' + "x" * (aws.MAX_VALUE_BYTES - 9) + '"}'
-    assert len(text.encode()) == aws.MAX_VALUE_BYTES
+def test_rds_style_json_reads_its_fields(env: Env, store: SecretStore) -> None:
+    name = unique("rds")
+    env.raw().create_secret(Name=name, SecretString='{"username":"a","port":5432}')
+    secret = store.get(name)
+    assert secret.fields == {"username": "a", "port": "5432"}
+    assert secret["port"] == "5432"
+
+
+def test_text_at_the_limit_is_stored_exactly(env: Env, store: SecretStore) -> None:
+    text = '{"k": "' + "x" * (codec.AWS_MAX_VALUE - 9) + '"}'
+    assert len(text.encode()) == codec.AWS_MAX_VALUE
     name = unique("limit")
     store.put(name, text)
     assert store.get(name).text == text
-    stored = env.raw().get_secret_value(SecretId=name)["SecretString"]
-    assert len(stored.encode()) == aws.AWS_MAX_VALUE
+    assert env.raw().get_secret_value(SecretId=name)["SecretString"] == text
 
 
 def test_check_value_measures_the_stored_form(store: SecretStore) -> None:
     driver = store.driver
-    assert isinstance(driver, aws.AwsDriver)
+    assert isinstance(driver, AwsDriver)
     driver.check_value("n", Value.of(b"x" * 65536))
     driver.check_value("n", Value.of("é" * 32768))
-    driver.check_value("n", Value.of("{" + "x" * 65535))  # not JSON: stored as is
-    fields_like = '{"k":"' + "x" * (65536 - 8) + '"}'  # 65536 bytes, stored with the NUL mark
-    for too_big in (b"x" * 65537, fields_like, "é" * 32768 + "x"):
+    driver.check_value("n", Value.of('{"k":"' + "x" * (65536 - 8) + '"}'))  # JSON text: stored as is
+    escaped = {"k": '"' * 40000}  # JSON escapes every quote: 80000 bytes stored
+    for too_big in (Value.of(b"x" * 65537), Value.of("é" * 32768 + "x"), Value.of(escaped)):
         with pytest.raises(InvalidArgumentError):
-            driver.check_value("n", Value.of(too_big))
+            driver.check_value("n", too_big)
+    with pytest.raises(InvalidArgumentError, match="not UTF-8"):
+        driver.check_value("n", Value.of({"k": b"\xff"}))
 
 
 @pytest.mark.parametrize(
     "value",
-    ["", "x", "\x00", "\x00b", "b", "{}", " {}", '{"a":"b"}', "{\"a\":1}", "null", '"s"', "\ud7ff text", "\n{\"a\":\"b\"}"],
+    ["", "x", "\x00b", "b", "{}", " {}", '{"a":"b"}', "{\"a\":1}", "null", '"s"', "\ud7ff text", "\n{\"a\":\"b\"}"],
 )
 def test_text_encoding_is_exact(value: str) -> None:
-    member = aws.encode_value(Value.of(value))
-    assert aws.decode_value(member) == Value.of(value)
+    member = codec.encode_value(Value.of(value))
+    assert member == {"SecretString": value or "\x00"}
+    assert codec.decode_value(member).text == value
 
 
-@pytest.mark.parametrize("value", [b"", b"\x00", b"\x00b", b"{}", bytes(range(256))])
+@pytest.mark.parametrize("value", [b"", b"\x00\x00", b"\x00b", b"{}", bytes(range(256))])
 def test_bytes_encoding_is_exact(value: bytes) -> None:
-    assert aws.decode_value(aws.encode_value(Value.of(value))) == Value.of(value)
+    member = codec.encode_value(Value.of(value))
+    assert member == {"SecretBinary": value or b"\x00"}
+    assert codec.decode_value(member) == Value.of(value)
 
 
-@pytest.mark.parametrize("fields", [{}, {"a": ""}, {"k": '{"nested":"x"}'}, {"ü": "\x00"}])
-def test_fields_encoding_is_exact(fields: dict[str, str]) -> None:
-    assert aws.decode_value(aws.encode_value(Value.of(fields))) == Value.of(fields)
+@pytest.mark.parametrize("fields", [{}, {"a": ""}, {"k": '{"nested":"x"}'}, {"ü": "\x00"}, {"b": b"utf8 octets"}])
+def test_fields_encoding_is_exact(fields: dict[str, Any]) -> None:
+    member = codec.encode_value(Value.of(fields))
+    assert set(member) == {"SecretString"}
+    expected = {k: v.decode() if isinstance(v, bytes) else v for k, v in fields.items()}
+    assert json.loads(member["SecretString"]) == expected
+    assert codec.decode_value(member).fields == expected
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -629,11 +709,11 @@ def test_classify_never_passes_values_on() -> None:
          "ResponseMetadata": {"HTTPStatusCode": 400}},
         "PutSecretValue",
     )
-    classified = aws.classify(validation)
+    classified = errors.classify(validation)
     assert classified is not None and sentinel not in classified.detail
     assert classified.code.value == "invalid_argument"
     param = ParamValidationError(report=f"Invalid type for parameter SecretString, value: {sentinel}, type: <class 'int'>")
-    classified = aws.classify(param)
+    classified = errors.classify(param)
     assert classified is not None and sentinel not in classified.detail and "SecretString" in classified.detail
 
 
@@ -653,7 +733,7 @@ def test_classify_botocore_families(exc: str, code: str) -> None:
 
     cls = getattr(bx, exc)
     instance = cls(endpoint_url="http://x") if "endpoint_url" in (cls.fmt or "") else cls()
-    classified = aws.classify(instance)
+    classified = errors.classify(instance)
     assert classified is not None and classified.code.value == code
 
 
@@ -665,15 +745,15 @@ def test_classify_botocore_families(exc: str, code: str) -> None:
      ("RequestTimeoutException", 400, "deadline_exceeded"), ("ExpiredTokenException", 400, "unauthenticated")],
 )
 def test_classify_client_error_codes(code: str, status: int, portable: str) -> None:
-    classified = aws.classify_code(code, "msg", status)
+    classified = errors.classify_code(code, "msg", status)
     assert classified.code.value == portable
 
 
 def test_marked_for_deletion_reads_as_not_found() -> None:
     for message in ("You can't perform this operation on the secret because it was marked for deletion.",
                     "You tried to perform the operation on a secret that's currently marked deleted."):
-        assert aws.classify_code("InvalidRequestException", message).code.value == "not_found"
-    assert aws.classify(ValueError("x")) is None
+        assert errors.classify_code("InvalidRequestException", message).code.value == "not_found"
+    assert errors.classify(ValueError("x")) is None
 
 
 # -- opening ---------------------------------------------------------------------------
@@ -711,9 +791,42 @@ def test_import_secretkit_does_not_import_boto3() -> None:
     assert out.split() == ["False", "False"]
 
 
+def test_without_boto3_open_is_a_config_error_naming_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "import secretkit\n"
+        "try:\n    secretkit.open('aws-sm://?region=eu-west-1')\n"
+        "except secretkit.ConfigError as exc:\n    print(exc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pip install 'secretkit[aws]'" in out
+
+
 def test_capabilities(store: SecretStore) -> None:
     caps = store.capabilities
-    assert (caps.versions, caps.compare_and_set, caps.create_only, caps.stages) == (True, True, True, True)
-    assert (caps.batch_read, caps.recoverable_delete, caps.idempotent_put) == (True, True, True)
-    assert caps.max_value_bytes == 65535
-    assert json.dumps(sorted(aws.NATIVE_STAGE.values())) == '["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"]'
+    assert (caps.remote, caps.versions, caps.compare_and_set, caps.create_only) == (True, True, True, True)
+    assert (caps.recoverable_delete, caps.idempotent_put, caps.max_value_bytes) == (True, True, 65536)
+    driver = store.driver
+    for protocol in (BatchReader, VersionProbe, NativeStages, ValueLimits, SdkClient):
+        assert isinstance(driver, protocol), protocol.__name__
+    assert store.stages == "native"
+    assert driver.sdk_loggers == ("botocore", "boto3", "urllib3")
+    assert json.dumps(sorted(codec.NATIVE_STAGE.values())) == '["AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"]'
+
+
+def test_the_package_layout() -> None:
+    """__init__ holds the docstring only; every module stays a readable size."""
+    import ast
+    from pathlib import Path
+
+    import secretkit.drivers.aws as package
+    from secretkit.registry import BUILTIN
+
+    assert BUILTIN["aws-sm"] == ("secretkit.drivers.aws.driver:open_driver", "aws")
+    root = Path(package.__file__).parent
+    body = ast.parse((root / "__init__.py").read_text()).body
+    assert len(body) == 1 and isinstance(body[0], ast.Expr)  # the docstring, no re-exports
+    assert "docs/backends/aws.md" in (package.__doc__ or "")
+    sizes = {p.name: len(p.read_text().splitlines()) for p in root.glob("*.py")}
+    assert set(sizes) == {"__init__.py", "codec.py", "errors.py", "stages.py", "driver.py"}
+    assert max(sizes.values()) <= 400, sizes

@@ -7,14 +7,17 @@ AWS makes after a failure.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 import secretkit
 from secretkit.aws_lambda import STEPS, RotationHandler
+from secretkit.errors import InvalidArgumentError
 from secretkit.rotation import RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
@@ -197,3 +200,44 @@ def test_raw_client_sees_aws_shapes(store: SecretStore) -> None:
     raw = make_client(None if store.client.meta.endpoint_url.startswith("https://") else store.client.meta.endpoint_url)
     got = raw.get_secret_value(SecretId=arn)
     assert got["VersionId"] == token and "AWSCURRENT" in got["VersionStages"]
+
+
+RDS_JSON = '{"engine":"postgres","host":"h","port":5432,"username":"app","password":"old"}'
+
+
+def start_raw(store: SecretStore, secret_string: str) -> tuple[str, str, str]:
+    """A secret written by another tool (raw boto3), then a rotation opened on it."""
+    name = f"lambda/rds-{uuid.uuid4().hex[:8]}"
+    store.client.create_secret(Name=name, SecretString=secret_string)
+    token = str(uuid.uuid4())
+    begin_aws_rotation(name, token)
+    return name, store.client.describe_secret(SecretId=name)["ARN"], token
+
+
+def test_field_rotation_keeps_the_shape_of_an_rds_secret(store: SecretStore) -> None:
+    name, arn, token = start_raw(store, RDS_JSON)
+    target = Target("old")
+
+    def apply(pending: Secret) -> None:
+        target.password = pending["password"]
+
+    handler = RotationHandler(field="password", apply=apply, verify=lambda p: target.password == p["password"],
+                              store=store)
+    for step in STEPS:
+        handler(event(arn, token, step))
+    raw = make_client(None if store.client.meta.endpoint_url.startswith("https://") else store.client.meta.endpoint_url)
+    now = json.loads(raw.get_secret_value(SecretId=name)["SecretString"])
+    assert now.pop("password") == target.password != "old"
+    assert now == {"engine": "postgres", "host": "h", "port": 5432, "username": "app"}  # port still a number
+    assert raw.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == RDS_JSON
+
+
+def test_default_generator_refuses_a_multi_field_secret_without_field(store: SecretStore) -> None:
+    name, arn, token = start_raw(store, RDS_JSON)
+    before = labels(store, name)
+    with pytest.raises(InvalidArgumentError, match="field="):
+        RotationHandler(store=store)(event(arn, token, "createSecret"))
+    assert labels(store, name) == before
+    with pytest.raises(ClientError):  # the pending version got no value
+        store.client.get_secret_value(SecretId=name, VersionId=token)
+    assert store.client.get_secret_value(SecretId=name)["SecretString"] == RDS_JSON

@@ -14,7 +14,8 @@ import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
 from secretkit.testing.rotation import RotationConformance
-from tests.doubles.aws import REGION, aws_faithful_moto, aws_http_endpoint, fake_aws_env
+from secretkit.testing.moto import REGION, aws_faithful_moto, fake_aws_env
+from tests.doubles.aws import aws_http_endpoint
 
 moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]  # the session fixture, shared with tests/aws

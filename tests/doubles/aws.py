@@ -1,26 +1,15 @@
 """AWS Secrets Manager doubles: moto in-process and over HTTP, plus botocore fault hooks.
 
 Everything here runs the real boto3/botocore code path; only the server is moto. Fake
-credentials are forced into the environment so that nothing can ever reach real AWS.
-
-moto 5 differs from AWS in ways that matter to the driver (backends.md §2.10); four of them
-are patched here to AWS's behaviour so the driver is tested against what AWS does:
-
-* PutSecretValue on a secret scheduled for deletion is refused with InvalidRequestException,
-  and so is CreateSecret over such a name (moto answers ResourceExistsException, which the
-  driver handles as well);
-* UpdateSecretVersionStage refuses to take any label (not only AWSCURRENT) from a version not
-  named in RemoveFromVersionId, and never attaches a label twice to one version;
-* UpdateSecretVersionStage moving AWSCURRENT really makes that version current: moto moves the
-  label but keeps reading (and later demoting) its old "default version", so GetSecretValue
-  and BatchGetSecretValue without a stage return the old value (moto 5.2.1).
+credentials are forced into the environment so that nothing can ever reach real AWS. moto is
+patched to AWS's behaviour where it differs in ways that matter (``aws_faithful_moto``, from
+the public ``secretkit.testing.moto``, which says what each patch fixes and why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import threading
 from collections import Counter
@@ -33,119 +22,29 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
-from secretkit.drivers.aws import AwsOptions, client_config
+from secretkit.drivers.aws.driver import AwsOptions, client_config
+from secretkit.testing.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env, moto_server
 
-REGION = "us-east-1"
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-            "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
-
-
-@contextlib.contextmanager
-def fake_aws_env() -> Iterator[None]:
-    """Fake credentials and region; any real AWS configuration is hidden for the duration."""
-    saved = {k: os.environ.get(k) for k in (*FAKE_ENV, *_CLEARED)}
-    os.environ.update(FAKE_ENV)
-    for key in _CLEARED:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def aws_faithful_moto() -> Iterator[None]:
-    """Patch moto's Secrets Manager backend where it accepts what AWS refuses (see module doc)."""
-    from moto.secretsmanager.exceptions import InvalidParameterException, InvalidRequestException
-    from moto.secretsmanager.models import SecretsManagerBackend
-
-    original_put = SecretsManagerBackend.put_secret_value
-    original_create = SecretsManagerBackend.create_secret
-
-    def put_secret_value(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
-        secret = self.secrets.get(secret_id)
-        if secret is not None and getattr(secret, "deleted_date", None):
-            raise InvalidRequestException(
-                "You can't perform this operation on the secret because it was marked for deletion."
-            )
-        return original_put(self, secret_id, *args, **kwargs)
-
-    def create_secret(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        secret = self.secrets.get(name)
-        if secret is not None and getattr(secret, "deleted_date", None):
-            raise InvalidRequestException(
-                "You can't create this secret because a secret with this name is already scheduled for deletion."
-            )
-        return original_create(self, name, *args, **kwargs)
-
-    def update_secret_version_stage(
-        self: Any, secret_id: str, version_stage: str, remove_from_version_id: str, move_to_version_id: str
-    ) -> Any:
-        secret = self.secrets.get(secret_id)
-        if secret is not None and move_to_version_id and not remove_from_version_id:
-            holders = [v for v, data in secret.versions.items() if version_stage in data["version_stages"]]
-            if move_to_version_id in holders:
-                return secret.arn, secret.name  # already there: AWS does not attach a label twice
-            if holders:
-                raise InvalidParameterException(
-                    f"The parameter RemoveFromVersionId can't be empty. Staging label {version_stage} is currently "
-                    f"attached to version {holders[0]}, so you must explicitly reference that version in "
-                    "RemoveFromVersionId."
-                )
-        result = original_stage(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
-        if version_stage == "AWSCURRENT" and move_to_version_id:
-            self.secrets[secret_id].set_default_version_id(move_to_version_id)
-        return result
-
-    original_stage = SecretsManagerBackend.update_secret_version_stage
-    patched = {
-        "put_secret_value": put_secret_value,
-        "create_secret": create_secret,
-        "update_secret_version_stage": update_secret_version_stage,
-    }
-    originals = {attr: getattr(SecretsManagerBackend, attr) for attr in patched}
-    for attr, fn in patched.items():
-        setattr(SecretsManagerBackend, attr, fn)
-    try:
-        yield
-    finally:
-        for attr, fn in originals.items():
-            setattr(SecretsManagerBackend, attr, fn)
+__all__ = [
+    "REGION",
+    "CallCounter",
+    "aws_faithful_moto",
+    "aws_http_endpoint",
+    "begin_aws_rotation",
+    "fake_aws_env",
+    "fail_before_send",
+    "free_port",
+    "lose_response",
+    "make_client",
+    "read_timeout",
+    "server_error",
+]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_http_server() -> Iterator[str]:
-    """A ThreadedMotoServer on a free loopback port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def make_client(endpoint_url: str | None = None) -> Any:
@@ -203,8 +102,7 @@ def acquire_http_endpoint() -> str:
     with _server_lock:
         if _server_state["users"] == 0:
             stack = contextlib.ExitStack()
-            stack.enter_context(aws_faithful_moto())
-            _server_state["url"] = stack.enter_context(moto_http_server())
+            _server_state["url"] = stack.enter_context(moto_server())
             _server_state["stack"] = stack
         _server_state["users"] += 1
         return str(_server_state["url"])
@@ -309,22 +207,6 @@ def read_timeout() -> AWSResponse:
 
 
 def begin_aws_rotation(name: str, token: str) -> None:
-    """What RotateSecret does on AWS before it invokes the rotation Lambda's first step.
-
-    AWS enables rotation and opens a version ``token`` labelled AWSPENDING with no value yet
-    (backends.md §2.7). moto can only run a rotation Lambda in Docker, so the tests invoke the
-    handler themselves and this sets up the server state AWS would have at that point.
-    """
-    import time
-
-    from moto.backends import get_backend
-    from moto.core import DEFAULT_ACCOUNT_ID
-
-    secret = get_backend("secretsmanager")[DEFAULT_ACCOUNT_ID][REGION].secrets[name]
-    secret.rotation_requested = secret.rotation_enabled = True  # moto reports rotation only once requested
-    secret.rotation_lambda_arn = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:rotate"
-    secret.auto_rotate_after_days = 30
-    for version in secret.versions.values():
-        if "AWSPENDING" in version["version_stages"]:
-            version["version_stages"].remove("AWSPENDING")
-    secret.versions[token] = {"createdate": int(time.time()), "version_id": token, "version_stages": ["AWSPENDING"]}
+    """What RotateSecret does on AWS before it invokes the rotation Lambda's first step (a
+    version ``token`` labelled AWSPENDING, no value yet); see ``secretkit.testing.moto``."""
+    begin_rotation(name, token)

@@ -1,0 +1,277 @@
+"""The aws-sm:// driver: each portable call as the Secrets Manager operations it becomes.
+
+| portable                          | Secrets Manager                                                  |
+|-----------------------------------|------------------------------------------------------------------|
+| read(name[, version/stage])       | GetSecretValue(VersionStage=AWSCURRENT / VersionId / the label)   |
+| read_many(names)                  | BatchGetSecretValue, 20 names a call                             |
+| current_version(name)             | DescribeSecret (VersionIdsToStages)                              |
+| versions(name)                    | ListSecretVersionIds(IncludeDeprecated)                          |
+| list(prefix)                      | ListSecrets with a ``name`` prefix filter                         |
+| write(...)                        | PutSecretValue(ClientRequestToken); CreateSecret when missing    |
+| write(create_only)                | CreateSecret                                                     |
+| write(if_version)                 | ``stages.compare_and_set`` (UpdateSecretVersionStage)             |
+| write_pending / promote / discard | ``stages`` (AWSPENDING / AWSCURRENT moves)                        |
+| delete(name[, purge])             | DeleteSecret (recovery window / ForceDeleteWithoutRecovery)      |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import botocore.exceptions as bx
+from botocore.config import Config
+from pydantic import BaseModel, ConfigDict, Field
+
+from secretkit.config import StoreURL, validate
+from secretkit.drivers.aws import codec, stages
+from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
+from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.errors import AlreadyExistsError, ConfigError, NotFoundError, SecretError, UnavailableError, error_for
+from secretkit.secret import Stage, Value, VersionInfo
+
+BACKEND = "aws-sm"
+BATCH_SIZE = 20
+
+
+class AwsOptions(BaseModel):
+    """Options of ``aws-sm://`` (URL query parameters or keyword arguments of ``open``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str | None = Field(None, description="AWS region; default: boto3's chain (AWS_REGION, profile)")
+    endpoint_url: str | None = Field(None, description="another endpoint, e.g. a VPC endpoint or a local double")
+    profile: str | None = Field(None, description="a named profile from ~/.aws/config")
+    recovery_window_days: int | None = Field(
+        None, ge=7, le=30, description="recovery window of delete() without purge; default AWS's 30 days"
+    )
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
+    read_timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
+
+
+CAPABILITIES = Capabilities(
+    remote=True,
+    versions=True,
+    compare_and_set=True,
+    create_only=True,
+    recoverable_delete=True,
+    idempotent_put=True,
+    max_value_bytes=codec.AWS_MAX_VALUE,
+)
+
+
+class AwsDriver:
+    """Translates the driver calls to Secrets Manager operations; one boto3 client, thread-safe.
+
+    Implements ``BatchReader``, ``VersionProbe``, ``NativeStages``, ``ValueLimits`` and
+    ``SdkClient`` (``client``) besides the required ``Driver`` calls.
+    """
+
+    backend = BACKEND
+    capabilities = CAPABILITIES
+    names = codec.NAMES
+    sdk_loggers = ("botocore", "boto3", "urllib3")
+
+    def __init__(self, client: Any, *, owned: bool, recovery_window_days: int | None = None) -> None:
+        self.client = client
+        self._owned = owned
+        self._recovery_window = recovery_window_days
+
+    def check_value(self, name: str, value: Value) -> None:
+        codec.check_value(value)
+
+    # -- reads -----------------------------------------------------------------------
+
+    def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
+        request: dict[str, Any] = {"SecretId": name}
+        if version is not None:
+            if not codec.is_version_id(version):
+                raise NotFoundError(f"version {version!r} not found")
+            request["VersionId"] = version
+        else:
+            # AWS reads AWSCURRENT by default anyway; naming it also reads the right version on
+            # moto, whose default version lags behind UpdateSecretVersionStage (users test with it).
+            request["VersionStage"] = codec.NATIVE_STAGE[stage or Stage.CURRENT]
+        return codec.to_record(self.client.get_secret_value(**request))
+
+    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
+        """BatchGetSecretValue, 20 names a call; names that fail get their own error."""
+        wanted = list(dict.fromkeys(names))
+        out: dict[str, Record | SecretError] = {}
+        for start in range(0, len(wanted), BATCH_SIZE):
+            chunk = wanted[start : start + BATCH_SIZE]
+            request: dict[str, Any] = {"SecretIdList": chunk}
+            while True:
+                response = self.client.batch_get_secret_value(**request)
+                for item in response.get("SecretValues", []):
+                    name = str(item.get("Name", ""))
+                    if name in chunk:
+                        try:
+                            out[name] = codec.to_record(item)
+                        except SecretError as exc:
+                            out[name] = exc
+                for failure in response.get("Errors", []):
+                    name = str(failure.get("SecretId", ""))
+                    if name in chunk and name not in out:
+                        classified = classify_code(str(failure.get("ErrorCode", "")), str(failure.get("Message", "")))
+                        out[name] = error_for(classified.code, classified.detail, name=name, backend=BACKEND)
+                token = response.get("NextToken")
+                if not token:
+                    break
+                request["NextToken"] = token
+        return out
+
+    def current_version(self, name: str) -> str:
+        """The AWSCURRENT version id from DescribeSecret (no value is fetched)."""
+        current = stages.holder(stages.labels(self.client, name), "AWSCURRENT")
+        if current is None:
+            raise NotFoundError("secret has no current version")
+        return current
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        entries: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"SecretId": name, "IncludeDeprecated": True}
+        while True:
+            response = self.client.list_secret_version_ids(**request)
+            entries.extend(response.get("Versions", []))
+            token = response.get("NextToken")
+            if not token:
+                break
+            request["NextToken"] = token
+        # Newest first by creation time; equal times (moto reports none) keep the reverse of
+        # the listing order, which is creation order on both AWS and moto.
+        entries.reverse()
+        entries.sort(key=lambda e: codec.timestamp(e.get("CreatedDate")), reverse=True)
+        return [
+            VersionInfo(name, str(e["VersionId"]), codec.as_datetime(e.get("CreatedDate")),
+                        codec.stages(e.get("VersionStages")))
+            for e in entries
+        ]
+
+    def list(self, prefix: str) -> list[str]:
+        if not codec.could_be_name_prefix(prefix):
+            return []
+        request: dict[str, Any] = {}
+        if prefix:  # ListSecrets' name filter is a case-sensitive prefix match
+            request["Filters"] = [{"Key": "name", "Values": [prefix]}]
+        found = []
+        for page in self.client.get_paginator("list_secrets").paginate(**request):
+            for entry in page.get("SecretList", []):
+                name = str(entry.get("Name", ""))
+                if not entry.get("DeletedDate") and name.startswith(prefix):
+                    found.append(name)
+        return found
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
+        member = codec.encode_value(value)
+        if create_only:
+            return self._create(name, member, token)
+        if if_version is not None:
+            stages.compare_and_set(self.client, name, member, token, if_version)
+            return VersionInfo(name, token, None, codec.stages(["AWSCURRENT"]))
+        return self._put(name, member, token)
+
+    def _put(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
+        """PutSecretValue; CreateSecret when there is no secret; a fresh secret over a deleted one."""
+        try:
+            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
+            return VersionInfo(name, str(response["VersionId"]), None, codec.stages(response.get("VersionStages")))
+        except bx.ClientError as exc:
+            if not is_gone(exc):
+                raise
+        try:
+            return self._create(name, member, token)
+        except AlreadyExistsError:
+            # Another writer created it between our two calls; add our version to theirs.
+            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
+            return VersionInfo(name, str(response["VersionId"]), None, codec.stages(response.get("VersionStages")))
+
+    def _create(self, name: str, member: dict[str, Any], token: str, *, purged: bool = False) -> VersionInfo:
+        """CreateSecret (atomic create-only). A name in its recovery window is purged first:
+        writing to a deleted name starts a new secret, never resurrecting the old versions."""
+        try:
+            response = self.client.create_secret(Name=name, ClientRequestToken=token, **member)
+            return VersionInfo(name, str(response.get("VersionId", token)), None, codec.stages(["AWSCURRENT"]))
+        except bx.ClientError as exc:
+            code = code_of(exc)
+            if code != "ResourceExistsException" and not is_marked_for_deletion(code, message_of(exc)):
+                raise
+        try:
+            description = self.client.describe_secret(SecretId=name)
+        except bx.ClientError as exc:
+            if code_of(exc) == "ResourceNotFoundException":  # purged meanwhile: let the store retry
+                raise UnavailableError("secret of this name was being deleted; retry") from exc
+            raise
+        found = (description.get("VersionIdsToStages") or {}).get(token)
+        if found is not None:  # our own earlier attempt created it (its response was lost)
+            return VersionInfo(name, token, None, codec.stages(found))
+        if not description.get("DeletedDate"):
+            raise AlreadyExistsError("secret already exists")
+        if purged:
+            # AWS deletes asynchronously; the name frees up shortly (put is retried, idempotently).
+            raise UnavailableError("the deleted secret of this name is still being purged; retry")
+        self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        return self._create(name, member, token, purged=True)
+
+    def delete(self, name: str, *, purge: bool) -> None:
+        if purge:
+            # ForceDeleteWithoutRecovery reports success for a missing secret; ask first.
+            self.client.describe_secret(SecretId=name)
+            self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+            return
+        request: dict[str, Any] = {"SecretId": name}
+        if self._recovery_window is not None:
+            request["RecoveryWindowInDays"] = self._recovery_window
+        self.client.delete_secret(**request)
+
+    # -- native stages (secretkit.stages drives them; the labels are AWS's own) -----------
+
+    def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
+        version, found = stages.write_pending(
+            self.client, name, codec.encode_value(value), codec.rotation_version_id(token), adopt=adopt
+        )
+        return VersionInfo(name, version, None, codec.stages(found))
+
+    def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
+        stages.promote(self.client, name, version, if_current=if_current)
+        return VersionInfo(name, version, None, codec.stages(["AWSCURRENT"]))
+
+    def discard_pending(self, name: str, version: str) -> None:
+        stages.unstage(self.client, name, version)
+
+    # -- errors, lifecycle -----------------------------------------------------------
+
+    def classify(self, exc: BaseException) -> Classified | None:
+        return classify(exc)
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
+
+
+def client_config(options: AwsOptions) -> Config:
+    """botocore settings: one attempt per call, because the store's RetryPolicy owns retries."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+    )
+
+
+def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> AwsDriver:
+    """Build the driver for ``aws-sm://?region=...``; ``client`` is a ready boto3 client."""
+    if url.host or url.path.strip("/"):
+        raise ConfigError("aws-sm:// takes no host or path; use aws-sm://?region=eu-west-1")
+    opts = validate(AwsOptions, options, what="aws-sm store")
+    if client is not None:
+        return AwsDriver(client, owned=False, recovery_window_days=opts.recovery_window_days)
+    try:
+        session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
+        made = session.client("secretsmanager", endpoint_url=opts.endpoint_url, config=client_config(opts))
+    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError, ValueError) as exc:
+        hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
+        raise ConfigError(f"cannot configure the AWS Secrets Manager client: {exc}{hint}") from exc
+    return AwsDriver(made, owned=True, recovery_window_days=opts.recovery_window_days)

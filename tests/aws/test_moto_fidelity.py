@@ -1,0 +1,164 @@
+"""secretkit.testing.moto: each patch changes moto where it differs from AWS, and only there.
+
+Every case runs twice, on plain moto and on ``aws_faithful_moto``: the plain run shows the
+difference is still there in the installed moto (if moto fixes one, its test here says so and
+the patch can go), the patched run shows AWS's behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from secretkit.testing.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env
+from tests.doubles.aws import make_client
+
+moto = pytest.importorskip("moto")
+
+
+@contextmanager
+def plain_moto() -> Iterator[None]:
+    """moto without the patches, even while another test's patched moto server is running
+    in this process (the patches are on moto's classes)."""
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    targets = [(SecretsManagerBackend, "put_secret_value"), (SecretsManagerBackend, "create_secret"),
+               (SecretsManagerBackend, "update_secret_version_stage"), (FakeSecret, "reset_default_version")]
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in targets]
+    for owner, attr, fn in saved:
+        while hasattr(fn, "__wrapped__"):
+            fn = fn.__wrapped__
+        setattr(owner, attr, fn)
+    try:
+        yield
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+
+
+@pytest.fixture(params=["plain", "faithful"])
+def faithful(request: pytest.FixtureRequest) -> Iterator[bool]:
+    with ExitStack() as stack:
+        stack.enter_context(fake_aws_env())
+        stack.enter_context(plain_moto())
+        if request.param == "faithful":
+            stack.enter_context(aws_faithful_moto())
+        stack.enter_context(moto.mock_aws())
+        yield request.param == "faithful"
+
+
+def code(exc: ClientError) -> str:
+    return str(exc.response["Error"]["Code"])
+
+
+def token() -> str:
+    return str(uuid.uuid4())
+
+
+def test_put_on_a_secret_scheduled_for_deletion(faithful: bool) -> None:
+    raw = make_client()
+    raw.create_secret(Name="doomed", SecretString="v1")
+    raw.delete_secret(SecretId="doomed")
+    if not faithful:
+        raw.put_secret_value(SecretId="doomed", SecretString="v2")  # moto: accepted
+        return
+    with pytest.raises(ClientError) as info:
+        raw.put_secret_value(SecretId="doomed", SecretString="v2")
+    assert code(info.value) == "InvalidRequestException" and "marked for deletion" in str(info.value)
+
+
+def test_create_over_a_name_scheduled_for_deletion(faithful: bool) -> None:
+    raw = make_client()
+    raw.create_secret(Name="doomed", SecretString="v1")
+    raw.delete_secret(SecretId="doomed")
+    with pytest.raises(ClientError) as info:
+        raw.create_secret(Name="doomed", SecretString="v2")
+    assert code(info.value) == ("InvalidRequestException" if faithful else "ResourceExistsException")
+
+
+def test_moving_a_held_label_needs_remove_from_version_id(faithful: bool) -> None:
+    raw = make_client()
+    raw.create_secret(Name="s", SecretString="v1")
+    first, second = token(), token()
+    raw.put_secret_value(SecretId="s", SecretString="p1", ClientRequestToken=first, VersionStages=["AWSPENDING"])
+    raw.put_secret_value(SecretId="s", SecretString="p2", ClientRequestToken=second, VersionStages=["mine"])
+    move = {"SecretId": "s", "VersionStage": "AWSPENDING", "MoveToVersionId": second}
+    if not faithful:
+        raw.update_secret_version_stage(**move)  # moto: both versions now hold AWSPENDING
+        stages = raw.describe_secret(SecretId="s")["VersionIdsToStages"]
+        assert "AWSPENDING" in stages[first] and "AWSPENDING" in stages[second]
+        return
+    with pytest.raises(ClientError) as info:
+        raw.update_secret_version_stage(**move)
+    assert code(info.value) == "InvalidParameterException"
+    raw.update_secret_version_stage(**move, RemoveFromVersionId=first)
+    stages = raw.describe_secret(SecretId="s")["VersionIdsToStages"]
+    assert "AWSPENDING" not in stages.get(first, []) and stages[second].count("AWSPENDING") == 1
+
+
+def test_moving_awscurrent_moves_what_reads_return(faithful: bool) -> None:
+    raw = make_client()
+    base = raw.create_secret(Name="s", SecretString="base", ClientRequestToken=token())["VersionId"]
+    new = token()
+    raw.put_secret_value(SecretId="s", SecretString="next", ClientRequestToken=new, VersionStages=["staged"])
+    raw.update_secret_version_stage(SecretId="s", VersionStage="AWSCURRENT", MoveToVersionId=new,
+                                    RemoveFromVersionId=base)
+    plain_read = raw.get_secret_value(SecretId="s")["SecretString"]
+    batch = raw.batch_get_secret_value(SecretIdList=["s"])["SecretValues"][0]["SecretString"]
+    assert raw.get_secret_value(SecretId="s", VersionStage="AWSCURRENT")["SecretString"] == "next"
+    assert (plain_read, batch) == (("next", "next") if faithful else ("base", "base"))
+
+
+def test_a_put_keeps_the_other_labels_of_the_version_it_leaves(faithful: bool) -> None:
+    raw = make_client()
+    first = raw.create_secret(Name="s", SecretString="v1", ClientRequestToken=token())["VersionId"]
+    raw.update_secret_version_stage(SecretId="s", VersionStage="AWSPENDING", MoveToVersionId=first)
+    raw.put_secret_value(SecretId="s", SecretString="v2")
+    stages: dict[str, Any] = raw.describe_secret(SecretId="s")["VersionIdsToStages"]
+    assert sorted(stages[first]) == (["AWSPENDING", "AWSPREVIOUS"] if faithful else ["AWSPREVIOUS"])
+
+
+def test_patches_are_undone_on_exit() -> None:
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    before = [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
+              SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
+    with aws_faithful_moto():
+        assert SecretsManagerBackend.put_secret_value is not before[0]
+    after = [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
+             SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
+    assert after == before
+
+
+def test_fake_aws_env_hides_real_configuration_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")
+    with fake_aws_env():
+        assert "AWS_PROFILE" not in os.environ
+        assert os.environ["AWS_ACCESS_KEY_ID"] == "testing" and os.environ["AWS_REGION"] == REGION
+    assert os.environ["AWS_PROFILE"] == "production" and os.environ["AWS_ACCESS_KEY_ID"] == "AKIAREAL"
+
+
+def test_begin_rotation_opens_a_pending_version_without_a_value(faithful: bool) -> None:
+    raw = make_client()
+    raw.create_secret(Name="s", SecretString="v1")
+    opened = token()
+    arn = begin_rotation("s", opened)
+    described = raw.describe_secret(SecretId=arn)
+    assert described["RotationEnabled"] and described["VersionIdsToStages"][opened] == ["AWSPENDING"]
+    with pytest.raises(ClientError):
+        raw.get_secret_value(SecretId="s", VersionStage="AWSPENDING")
+
+
+def test_import_secretkit_testing_does_not_import_moto() -> None:
+    code = "import sys, secretkit.testing, secretkit.testing.conformance; print('moto' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
