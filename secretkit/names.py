@@ -148,29 +148,3 @@ def hashed(readable: str, name: str, *, joiner: str = "-", digits: int = 8) -> s
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:digits]
     return f"{readable}{joiner}{digest}"
 
-
-# -- transitional: the reversible escape the cloud drivers used before native-first names -----
-# (removed once every driver holds names natively; new code must not use it)
-
-
-def check_name(name: object) -> str:
-    return check_portable(name)
-
-
-def escape(name: str, keep: Callable[[str], bool], marker: str) -> str:
-    return "".join(ch if ch != marker and keep(ch) else f"{marker}{ord(ch):02x}" for ch in name)
-
-
-def unescape(encoded: str, marker: str) -> str:
-    out, i = [], 0
-    while i < len(encoded):
-        if encoded[i] == marker:
-            pair = encoded[i + 1 : i + 3]
-            if len(pair) != 2 or not all(c in "0123456789abcdef" for c in pair):
-                raise ValueError(f"malformed escape in {encoded!r}")
-            out.append(chr(int(pair, 16)))
-            i += 3
-        else:
-            out.append(encoded[i])
-            i += 1
-    return "".join(out)

@@ -295,7 +295,8 @@ class SecretStore:
         except SecretError as exc:
             raise self._fill(exc, None) from None
         found = self._call("list", prefix or None, lambda: sorted(set(self._driver.list(prefix))))
-        hidden = self.pending_prefix
+        # only where rotation keeps pending values in companions: elsewhere such names are the user's
+        hidden = self.pending_prefix if self._stage_support == "emulated" else ""
         return iter([n for n in found if n.startswith(prefix) and not (hidden and n.startswith(hidden))])
 
     # -- writes ----------------------------------------------------------------------

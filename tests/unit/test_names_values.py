@@ -8,7 +8,6 @@ import pytest
 
 import secretkit
 from secretkit.names import check_portable as check_name
-from secretkit.names import escape, unescape
 from secretkit.secret import Kind, Secret, Value
 
 
@@ -21,18 +20,6 @@ def test_portable_names_accepted(name: str) -> None:
 def test_non_portable_names_rejected(name: object) -> None:
     with pytest.raises(secretkit.InvalidArgumentError):
         check_name(name)
-
-
-@pytest.mark.parametrize("name", ["payments/db-password", "A_b.c/d-e", "x__y/%41", "__"])
-def test_escape_is_reversible(name: str) -> None:
-    encoded = escape(name, lambda c: c.isalnum() or c == "-", "_")
-    assert all(c.isalnum() or c in "-_" for c in encoded)
-    assert unescape(encoded, "_") == name
-
-
-def test_unescape_rejects_malformed() -> None:
-    with pytest.raises(ValueError):
-        unescape("a_zz", "_")
 
 
 def test_value_of_rejects_non_string_fields_without_showing_them() -> None:
