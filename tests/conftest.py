@@ -22,6 +22,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(plugin, "secretkit-testing")
 
 
+@pytest.fixture(autouse=True)
+def _user_dirs_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the user's own config or data directory or keyring: file stores made
+    by tests (and the CLI's default store) keep their keys under tmp_path. Subprocesses inherit it."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+
 @pytest.fixture
 def memory_store() -> Iterator[SecretStore]:
     with secretkit.open("memory://") as store:
