@@ -413,6 +413,8 @@ class AsyncSecretStore:
         def job() -> T:
             if shared:
                 return fn()
+            if gave_up.is_set():  # cancelled while queued, before the pool dropped the job
+                raise asyncio.CancelledError()
             with _retry.abandon_when(gave_up):
                 return fn()
 
