@@ -12,7 +12,7 @@ Why it is shaped like this:
   bounded thread pool owned by the facade (``max_workers``). A cold read joins the cache's
   flight for its key (``Cache.join``): the first reader, task or thread, starts one load in
   the pool and every other reader of that key waits for it, tasks on an asyncio future that
-  the flight resolves through ``loop.call_soon_threadsafe`` when it settles. So N tasks and
+  the flight resolves through one ``loop.call_soon_threadsafe`` when it settles. So N tasks and
   M threads reading one cold name cost one backend read, and the loop keeps running.
 * A task that stops waiting (cancelled, or timed out by ``asyncio.timeout``/``wait_for``)
   leaves a shared load running for the others and the cache gets its complete answer or
@@ -115,7 +115,7 @@ class AsyncSecretStore:
         self._closed = False
         self._watches: weakref.WeakSet[AsyncWatch] = weakref.WeakSet()
         #: tasks of one loop waiting for one flight share one future (one wake-up per flight)
-        self._waits: dict[tuple[Flight, asyncio.AbstractEventLoop], asyncio.Future[None]] = {}
+        self._waits: dict[tuple[Flight, asyncio.AbstractEventLoop], list[asyncio.Future[None]]] = {}
         # The hit path reads these on every call: bind them once (the store never rebinds them).
         self._hit = store._hit
         self._hooks = store._hooks
@@ -223,20 +223,36 @@ class AsyncSecretStore:
         if refresh:  # a forced read queues behind the load in flight; others may join it
             return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age,
                                                       refresh=True), shared=True)
-        store._check_read(name, version, stage)
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
+            store._check_read(name, version, stage)
             raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=store.backend)
         key: Key = (name, version, stage)
         start = time.perf_counter()
         try:
-            flight, load = cache.join(key, max_age=max_age)
+            # a load in flight was started for a checked key: joining it needs no check
+            joined = cache.join(key, max_age=max_age, start=False)
+            if joined is None:
+                store._check_read(name, version, stage)
+                joined = cache.join(key, max_age=max_age)
         except CachedNotFoundError as exc:
             store._audit("get", name, exc.code.value, start, cache="hit")
             raise
-        if load is not None:
-            self._start_load(load)
-        if not flight.done.is_set():
-            await self._settled(flight)
+        assert joined is not None
+        flight, load = joined
+        if load is None:
+            if not flight.done.is_set():
+                await self._waiter(flight)
+        else:
+            # Hand the load to the pool once the loop has run what is ready now: a burst of
+            # cold reads is then registered (joined) before pool threads start competing for
+            # the GIL, so the loop does not stall behind them. If this task ends before that
+            # (cancelled, or its loop closed), the finally block hands it over at once.
+            handover = _Handover(self, load)
+            asyncio.get_running_loop().call_soon(handover)
+            try:
+                await self._waiter(flight)
+            finally:
+                handover()
         secret, how = flight.outcome()
         if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
             store._audit("get", name, "ok", start, cache=how, version=secret.version)
@@ -365,7 +381,26 @@ class AsyncSecretStore:
     # -- closing -----------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncSecretStore:
+        """Start the pool's threads now, from a helper thread: the first burst of cold reads
+        then does not stall the loop while threads are created one by one."""
+        await asyncio.to_thread(self._prestart)
         return self
+
+    def _prestart(self) -> None:
+        pool = self._executor()
+        count = self._max_workers
+        started = threading.Semaphore(0)
+        all_started = threading.Event()
+
+        def hold() -> None:  # each job keeps its thread busy, so every submit starts a new one
+            started.release()
+            all_started.wait(5)
+
+        for _ in range(count):
+            pool.submit(hold)
+        for _ in range(count):
+            started.acquire(timeout=5)
+        all_started.set()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -434,29 +469,48 @@ class AsyncSecretStore:
         except RuntimeError:  # closed meanwhile: the flight must still settle for its waiters
             threading.Thread(target=context.run, args=(load,), name="secretkit-aio-load", daemon=True).start()
 
-    async def _settled(self, flight: Flight) -> None:
-        """Wait, without blocking the loop, until ``flight`` has settled. Tasks of one loop share
-        one future per flight, shielded: a cancelled waiter does not cancel it for the others."""
+    def _waiter(self, flight: Flight) -> asyncio.Future[None]:
+        """A future of this loop done when ``flight`` has settled. The tasks of one loop waiting
+        for one flight get one wake-up from it (one ``call_soon_threadsafe``), and each waits
+        on a future of its own: a cancelled waiter cancels nobody else's wait."""
         loop = asyncio.get_running_loop()
         key = (flight, loop)
-        waiting = self._waits.get(key)
-        if waiting is None:
-            waiting = self._waits[key] = loop.create_future()
-            waits = self._waits
+        mine: asyncio.Future[None] = loop.create_future()
+        waiters = self._waits.get(key)
+        if waiters is not None:
+            waiters.append(mine)
+            return mine
+        self._waits[key] = [mine]
+        waits = self._waits
 
-            def resolve() -> None:
-                done = waits.pop(key, None)
-                if done is not None and not done.done():
-                    done.set_result(None)
+        def resolve() -> None:
+            for future in waits.pop(key, ()):
+                if not future.done():
+                    future.set_result(None)
 
-            def wake(_: Flight) -> None:
-                try:
-                    loop.call_soon_threadsafe(resolve)
-                except RuntimeError:  # the loop was closed: nobody is left to wake
-                    waits.pop(key, None)
+        def wake(_: Flight) -> None:
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # the loop was closed: nobody is left to wake
+                waits.pop(key, None)
 
-            flight.add_done_callback(wake)
-        await asyncio.shield(waiting)
+        flight.add_done_callback(wake)
+        return mine
+
+
+class _Handover:
+    """Submits a flight's load to the pool exactly once, whoever calls first."""
+
+    __slots__ = ("_load", "_store")
+
+    def __init__(self, store: AsyncSecretStore, load: Callable[[], None]) -> None:
+        self._store: AsyncSecretStore | None = store
+        self._load = load
+
+    def __call__(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store._start_load(self._load)
 
 
 def _in_worker(fn: Step | None, loop: asyncio.AbstractEventLoop, gave_up: threading.Event,

@@ -280,7 +280,8 @@ class Cache:
         self._run(key, flight, stale_ok=max_age is None and not refresh)
         return flight.outcome()
 
-    def join(self, key: Key, *, max_age: float | None = None) -> tuple[Flight, Callable[[], None] | None]:
+    def join(self, key: Key, *, max_age: float | None = None, start: bool = True,
+             ) -> tuple[Flight, Callable[[], None] | None] | None:
         """``fetch`` without waiting, for readers that must not block their thread (the async
         facade): the flight that answers ``key`` and, when this call started it, the load to
         run (on some other thread; it settles the flight). Wait for the flight with
@@ -288,19 +289,25 @@ class Cache:
         load running for everyone else who joined it, threads and tasks alike.
 
         A key the cache can answer comes back as an already settled flight and no load; a
-        negative entry raises its ``CachedNotFoundError`` here.
+        negative entry raises its ``CachedNotFoundError`` here. With ``start=False`` nothing is
+        started: None when there is neither an answer nor a load to join (so a caller can check
+        a key's name only when it is the one to start a load).
         """
-        found = self._cached(key, max_age)
-        if found is not None:
-            return Flight.answered(found, "hit"), None
+        flight = self._flights.get(key)
+        if flight is None:  # else join it: its answer is at least as fresh as any cached one
+            found = self._cached(key, max_age)
+            if found is not None:
+                return Flight.answered(found, "hit"), None
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    if not start:
+                        return None
+                    leader = self._flights[key] = _Flight(self._generation.get(key[0], 0))
+                    self.misses += 1
+                    return leader, lambda: self._run(key, leader, stale_ok=max_age is None)
         self.misses += 1
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, None
-            flight = self._start(key)
-        leader = flight
-        return flight, lambda: self._run(key, leader, stale_ok=max_age is None)
+        return flight, None
 
     def fetch_many(self, keys: Iterable[Key], load_many: BatchLoader) -> dict[Key, Secret | SecretError]:
         """Answer current-value ``keys``: hits from the cache; every other key joins the load in
