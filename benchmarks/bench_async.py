@@ -172,7 +172,7 @@ def cold_storm(rounds: int, latency: float) -> dict[str, Any]:
         for _ in range(rounds):
             with secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={endpoint}") as store:
                 reads = Reads(store.client)
-                async def one_round() -> dict[str, Any]:
+                async def one_round(store: Any = store, reads: Reads = reads) -> dict[str, Any]:
                     facade = await AsyncSecretStore(store).__aenter__()  # as `async with` at start-up
                     start = time.perf_counter()
                     await facade.get(names[0])  # connects; one round trip through the proxy

@@ -274,10 +274,12 @@ class AsyncSecretStore:
             except TypeError:
                 secret = None
             if secret is None:
-                store = self._store
-                return await self._call(lambda: store.get_many(wanted), shared=True)
+                break
             found[name] = secret
-        return BatchResult(found, {})
+        else:
+            return BatchResult(found, {})
+        store = self._store
+        return await self._call(lambda: store.get_many(wanted), shared=True)
 
     async def exists(self, name: str) -> bool:
         """True if the secret currently has a readable value."""

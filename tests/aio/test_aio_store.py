@@ -16,7 +16,6 @@ from secretkit.aio import AsyncSecretStore, open_async
 from secretkit.audit import AuditEvent
 from secretkit.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from secretkit.retry import RetryPolicy
-from secretkit.store import SecretStore
 from tests.aio.helpers import Ticker, cached_store, until
 
 
