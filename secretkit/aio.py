@@ -530,6 +530,8 @@ def _in_worker(fn: Step | None, loop: asyncio.AbstractEventLoop, gave_up: thread
             return result
         future = asyncio.run_coroutine_threadsafe(_awaited(result), loop)
         running.add(future)
+        if gave_up.is_set():  # the caller gave up before it could see this step
+            future.cancel()
         try:
             return future.result()
         except concurrent.futures.CancelledError:

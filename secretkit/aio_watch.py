@@ -21,15 +21,37 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from secretkit import retry as _retry
-from secretkit.drivers.base import ChangeStream, VersionProbe
+from secretkit.drivers.base import ChangeStream, Driver, VersionProbe
 from secretkit.errors import NotFoundError, SecretError
 from secretkit.secret import Secret
+from secretkit.store import SecretStore
 
-if TYPE_CHECKING:
-    from secretkit.aio import AsyncSecretStore
+T = TypeVar("T")
+
+
+class WatchedStore(Protocol):
+    """What a watch uses of ``AsyncSecretStore`` (named here so neither module imports the other)."""
+
+    @property
+    def store(self) -> SecretStore: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def driver(self) -> Driver: ...
+
+    def invalidate(self, name: str) -> None: ...
+
+    async def get(self, name: str, *, version: str | None = None, stage: str | None = None,
+                  max_age: float | None = None, refresh: bool = False) -> Secret: ...
+
+    async def _call(self, fn: Callable[[], T], *, shared: bool = False,
+                    gave_up: threading.Event | None = None) -> T: ...
 
 #: An item the stream thread hands to the loop: ("version", id or None) or ("poll", None).
 _Item = tuple[str, "str | None"]
@@ -44,7 +66,7 @@ class AsyncWatch:
     ``streaming`` says whether a change stream is followed; ``errors`` counts failed checks.
     """
 
-    def __init__(self, store: AsyncSecretStore, name: str, interval: float) -> None:
+    def __init__(self, store: WatchedStore, name: str, interval: float) -> None:
         self.store, self.name, self.interval = store, name, interval
         self.errors = 0
         #: values found and queued for the consumer so far
