@@ -64,7 +64,7 @@ _LAZY = {
 #: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
-    "aio", "aio_watch", "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "names", "redact", "registry",
+    "aio", "aio_pool", "aio_watch", "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "names", "redact", "registry",
     "retry", "rotation", "seam", "stages", "store", "testing", "watch",
 })
 

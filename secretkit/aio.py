@@ -25,28 +25,28 @@ Why it is shaped like this:
   I/O in them is fine) or async ones (awaited on the caller's event loop).
 * ``watch`` is an async iterator (``secretkit.aio_watch``): polling on the loop, or the
   driver's change stream followed by a thread where the backend has one (Kubernetes).
+
+The pool and the bridges between its threads and the event loops are ``secretkit.aio_pool``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
-import inspect
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from secretkit import retry as _retry
+from secretkit.aio_pool import Pool, Step, rotation_step
 from secretkit.aio_watch import AsyncWatch
 from secretkit.audit import AuditHook
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats, Flight, Key
+from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats, Key
 from secretkit.config import StoreOptions
 from secretkit.drivers.base import Capabilities, Driver
 from secretkit.errors import InvalidArgumentError, NotFoundError
@@ -59,9 +59,6 @@ __all__ = ["AsyncSecretStore", "AsyncWatch", "open_async"]
 
 T = TypeVar("T")
 _DEBUG = logging.DEBUG
-
-#: A rotation step: a plain callable, or one returning an awaitable (``async def``).
-Step = Callable[[Secret], Any]
 
 
 def default_max_workers() -> int:
@@ -88,11 +85,6 @@ def open_async(
     return facade
 
 
-class _GaveUp(BaseException):
-    """Ends a rotation in its worker thread after the awaiting task was cancelled. Not an
-    ``Exception``: the rotation's step wrapper must not turn it into a ``RotationError``."""
-
-
 class AsyncSecretStore:
     """Every ``SecretStore`` operation as a coroutine, over a sync store.
 
@@ -109,13 +101,8 @@ class AsyncSecretStore:
             raise InvalidArgumentError("max_workers is a whole number >= 1", backend=store.backend)
         self._store = store
         self._owns_store = False
-        self._max_workers = max_workers or default_max_workers()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._pool = Pool(max_workers or default_max_workers())
         self._watches: weakref.WeakSet[AsyncWatch] = weakref.WeakSet()
-        #: tasks of one loop waiting for one flight share one future (one wake-up per flight)
-        self._waits: dict[tuple[Flight, asyncio.AbstractEventLoop], list[asyncio.Future[None]]] = {}
         # The hit path reads these on every call: bind them once (the store never rebinds them).
         self._hit = store._hit
         self._hooks = store._hooks
@@ -130,7 +117,7 @@ class AsyncSecretStore:
     @property
     def max_workers(self) -> int:
         """Threads for backend calls (the bound of the pool)."""
-        return self._max_workers
+        return self._pool.max_workers
 
     @property
     def backend(self) -> str:
@@ -241,16 +228,16 @@ class AsyncSecretStore:
         flight, load = joined
         if load is None:
             if not flight.done.is_set():
-                await self._waiter(flight)
+                await self._pool.waiter(flight)
         else:
             # Hand the load to the pool once the loop has run what is ready now: a burst of
             # cold reads is then registered (joined) before pool threads start competing for
             # the GIL, so the loop does not stall behind them. If this task ends before that
             # (cancelled, or its loop closed), the finally block hands it over at once.
-            handover = _Handover(self, load)
+            handover = self._pool.handover(load)
             asyncio.get_running_loop().call_soon(handover)
             try:
-                await self._waiter(flight)
+                await self._pool.waiter(flight)
             finally:
                 handover()
         secret, how = flight.outcome()
@@ -352,7 +339,7 @@ class AsyncSecretStore:
         loop = asyncio.get_running_loop()
         gave_up = threading.Event()
         running: set[concurrent.futures.Future[Any]] = set()
-        steps = {step: _in_worker(fn, loop, gave_up, running)
+        steps = {step: rotation_step(fn, loop, gave_up, running)
                  for step, fn in (("generate", generate), ("apply", apply), ("verify", verify))}
         store = self._store
         try:
@@ -385,24 +372,8 @@ class AsyncSecretStore:
     async def __aenter__(self) -> AsyncSecretStore:
         """Start the pool's threads now, from a helper thread: the first burst of cold reads
         then does not stall the loop while threads are created one by one."""
-        await asyncio.to_thread(self._prestart)
+        await asyncio.to_thread(self._pool.prestart)
         return self
-
-    def _prestart(self) -> None:
-        pool = self._executor()
-        count = self._max_workers
-        started = threading.Semaphore(0)
-        all_started = threading.Event()
-
-        def hold() -> None:  # each job keeps its thread busy, so every submit starts a new one
-            started.release()
-            all_started.wait(5)
-
-        for _ in range(count):
-            pool.submit(hold)
-        for _ in range(count):
-            started.acquire(timeout=5)
-        all_started.set()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
@@ -416,131 +387,14 @@ class AsyncSecretStore:
 
     def _shutdown(self) -> None:
         """The blocking part of ``close`` (also for sync teardown, e.g. a pytest fixture)."""
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
         for watch in list(self._watches):
             watch.stop_soon()
-        if pool is not None:
-            pool.shutdown(wait=True)  # queued loads still run: threads may be waiting for them
+        self._pool.shutdown()
         if self._owns_store:
             self._store.close()
 
-    # -- running blocking work ---------------------------------------------------------
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        pool = self._pool
-        if pool is None:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("this AsyncSecretStore is closed")
-                if self._pool is None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(
-                        self._max_workers, thread_name_prefix="secretkit-aio")
-                pool = self._pool
-        return pool
+    # -- running blocking work (secretkit.aio_pool) --------------------------------------
 
     async def _call(self, fn: Callable[[], T], *, shared: bool = False, gave_up: threading.Event | None = None) -> T:
-        """Run blocking ``fn`` in the pool and await it. Unless ``shared`` (others may join the
-        load it starts), a cancelled caller abandons it: never started, or no further retry."""
-        loop = asyncio.get_running_loop()
-        gave_up = gave_up or threading.Event()
-        context = contextvars.copy_context()  # audit hooks see the caller's context variables
-
-        def job() -> T:
-            if shared:
-                return fn()
-            if gave_up.is_set():  # cancelled while queued, before the pool dropped the job
-                raise asyncio.CancelledError()
-            with _retry.abandon_when(gave_up):
-                return fn()
-
-        future = self._executor().submit(context.run, job)
-        try:
-            return await asyncio.wrap_future(future, loop=loop)
-        except asyncio.CancelledError:
-            if not shared:
-                gave_up.set()
-            raise
-
-    def _start_load(self, load: Callable[[], None]) -> None:
-        """Run a flight's load in the pool; it is never cancelled (other readers wait for it)."""
-        context = contextvars.copy_context()
-        try:
-            self._executor().submit(context.run, load)
-        except RuntimeError:  # closed meanwhile: the flight must still settle for its waiters
-            threading.Thread(target=context.run, args=(load,), name="secretkit-aio-load", daemon=True).start()
-
-    def _waiter(self, flight: Flight) -> asyncio.Future[None]:
-        """A future of this loop done when ``flight`` has settled. The tasks of one loop waiting
-        for one flight get one wake-up from it (one ``call_soon_threadsafe``), and each waits
-        on a future of its own: a cancelled waiter cancels nobody else's wait."""
-        loop = asyncio.get_running_loop()
-        key = (flight, loop)
-        mine: asyncio.Future[None] = loop.create_future()
-        waiters = self._waits.get(key)
-        if waiters is not None:
-            waiters.append(mine)
-            return mine
-        self._waits[key] = [mine]
-        waits = self._waits
-
-        def resolve() -> None:
-            for future in waits.pop(key, ()):
-                if not future.done():
-                    future.set_result(None)
-
-        def wake(_: Flight) -> None:
-            try:
-                loop.call_soon_threadsafe(resolve)
-            except RuntimeError:  # the loop was closed: nobody is left to wake
-                waits.pop(key, None)
-
-        flight.add_done_callback(wake)
-        return mine
-
-
-class _Handover:
-    """Submits a flight's load to the pool exactly once, whoever calls first."""
-
-    __slots__ = ("_load", "_store")
-
-    def __init__(self, store: AsyncSecretStore, load: Callable[[], None]) -> None:
-        self._store: AsyncSecretStore | None = store
-        self._load = load
-
-    def __call__(self) -> None:
-        store, self._store = self._store, None
-        if store is not None:
-            store._start_load(self._load)
-
-
-def _in_worker(fn: Step | None, loop: asyncio.AbstractEventLoop, gave_up: threading.Event,
-               running: set[concurrent.futures.Future[Any]]) -> Step | None:
-    """A rotation step for the worker thread: a plain ``fn`` is called there; an awaitable it
-    returns is awaited on ``loop``. After the caller gave up, no step starts."""
-    if fn is None:
-        return None
-
-    def step(secret: Secret) -> Any:
-        if gave_up.is_set():
-            raise _GaveUp()
-        result = fn(secret)
-        if not inspect.isawaitable(result):
-            return result
-        future = asyncio.run_coroutine_threadsafe(_awaited(result), loop)
-        running.add(future)
-        if gave_up.is_set():  # the caller gave up before it could see this step
-            future.cancel()
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            raise _GaveUp() from None
-        finally:
-            running.discard(future)
-
-    return step
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+        """Run blocking ``fn`` in the pool and await it; see ``Pool.call``."""
+        return await self._pool.call(fn, shared=shared, gave_up=gave_up)
