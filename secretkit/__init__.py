@@ -1,6 +1,7 @@
 """secretkit: one way to read, write, cache and rotate secrets, whatever stores them.
 
 ``store = secretkit.open(url)`` returns a ``SecretStore``; application code uses only that.
+Asyncio code uses ``secretkit.open_async(url)`` (an ``AsyncSecretStore`` over the same store).
 Names that pull in pydantic or tenacity load on first use, so ``import secretkit`` stays cheap
 and imports no cloud SDK.
 """
@@ -29,6 +30,7 @@ from secretkit.errors import (
 from secretkit.secret import BatchResult, Kind, Secret, Stage, VersionInfo
 
 if TYPE_CHECKING:
+    from secretkit.aio import AsyncSecretStore, open_async
     from secretkit.audit import AuditEvent
     from secretkit.cache import CachePolicy, CacheStats
     from secretkit.config import StoreOptions, default_url
@@ -45,6 +47,8 @@ _LAZY = {
     "register": "secretkit.registry",
     "schemes": "secretkit.registry",
     "SecretStore": "secretkit.store",
+    "open_async": "secretkit.aio",
+    "AsyncSecretStore": "secretkit.aio",
     "StoreOptions": "secretkit.config",
     "default_url": "secretkit.config",
     "RetryPolicy": "secretkit.retry",
@@ -60,8 +64,9 @@ _LAZY = {
 #: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
-    "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered", "names", "redact",
-    "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store", "testing", "watch",
+    "aio", "aio_pool", "aio_watch", "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered",
+    "names", "redact", "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store",
+    "testing", "watch",
 })
 
 
@@ -84,6 +89,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyExistsError",
+    "AsyncSecretStore",
     "AuditEvent",
     "AuthenticationError",
     "BatchResult",
@@ -114,6 +120,7 @@ __all__ = [
     "default_url",
     "install_redaction",
     "open",
+    "open_async",
     "register",
     "schemes",
 ]

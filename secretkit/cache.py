@@ -22,7 +22,9 @@ Why it is shaped like this:
 * Writes through the store invalidate every entry of the name and bump a per-name
   generation, so a load that started before the write cannot re-insert the old value.
 
-No thread-locals and no blocking on the hit path, so an async facade can share one cache.
+No thread-locals and no blocking on the hit path, so an async facade can share one cache:
+its tasks join the same flights as threads (``join``) and are called back when a load
+settles (``Flight.add_done_callback``) instead of blocking on it.
 """
 
 from __future__ import annotations
@@ -119,9 +121,13 @@ class Entry:
 
 
 class _Flight:
-    """One backend load of a key, which concurrent readers of that key wait for."""
+    """One backend load of a key, which concurrent readers of that key wait for.
 
-    __slots__ = ("done", "error", "generation", "how", "result")
+    A thread waits with ``outcome()``; a reader that must not block its thread (an asyncio
+    task) registers ``add_done_callback`` instead and reads ``outcome()`` once called back.
+    """
+
+    __slots__ = ("_callbacks", "done", "error", "generation", "how", "result")
 
     def __init__(self, generation: int) -> None:
         self.done = threading.Event()
@@ -129,6 +135,7 @@ class _Flight:
         self.result: Secret | None = None
         self.error: BaseException | None = None
         self.how = "miss"
+        self._callbacks: list[Callable[[_Flight], Any]] | None = []
 
     def outcome(self) -> tuple[Secret, str]:
         self.done.wait()
@@ -136,6 +143,45 @@ class _Flight:
             raise self.error
         assert self.result is not None
         return self.result, self.how
+
+    def add_done_callback(self, fn: Callable[[_Flight], Any]) -> None:
+        """Call ``fn(flight)`` once the load has settled: at once (in this thread) if it has,
+        else from the thread that settles it. ``fn`` must be quick and must not raise."""
+        callbacks = self._callbacks
+        if callbacks is not None:
+            with _CALLBACK_LOCK:
+                if self._callbacks is not None:
+                    self._callbacks.append(fn)
+                    return
+        fn(self)
+
+    def settle(self) -> None:
+        """Publish the outcome (``result`` or ``error`` is set): wake the waiting threads, then
+        run the done-callbacks."""
+        with _CALLBACK_LOCK:
+            callbacks, self._callbacks = self._callbacks, None
+            self.done.set()
+        for fn in callbacks or ():
+            try:
+                fn(self)
+            except BaseException:  # noqa: BLE001 - one waiter's callback must not starve the others
+                _log.debug("flight done-callback failed", exc_info=True)
+
+    @classmethod
+    def answered(cls, secret: Secret, how: str) -> _Flight:
+        """A flight that is already settled with ``secret`` (for a reader answered from the cache)."""
+        flight = cls(0)
+        flight.result, flight.how = secret, how
+        flight.settle()
+        return flight
+
+
+#: Flights are short-lived and callbacks are rare (only non-blocking readers add them): one
+#: lock for all of them is cheaper than one per flight.
+_CALLBACK_LOCK = threading.Lock()
+
+#: The public name of a load in flight (``Cache.join`` returns one).
+Flight = _Flight
 
 
 #: Reads a key from the backend (the store wraps retry, translation and audit around it).
@@ -234,6 +280,35 @@ class Cache:
         self._run(key, flight, stale_ok=max_age is None and not refresh)
         return flight.outcome()
 
+    def join(self, key: Key, *, max_age: float | None = None, start: bool = True,
+             ) -> tuple[Flight, Callable[[], None] | None] | None:
+        """``fetch`` without waiting, for readers that must not block their thread (the async
+        facade): the flight that answers ``key`` and, when this call started it, the load to
+        run (on some other thread; it settles the flight). Wait for the flight with
+        ``add_done_callback``, then read ``outcome()``. A reader that stops waiting leaves the
+        load running for everyone else who joined it, threads and tasks alike.
+
+        A key the cache can answer comes back as an already settled flight and no load; a
+        negative entry raises its ``CachedNotFoundError`` here. With ``start=False`` nothing is
+        started: None when there is neither an answer nor a load to join (so a caller can check
+        a key's name only when it is the one to start a load).
+        """
+        flight = self._flights.get(key)
+        if flight is None:  # else join it: its answer is at least as fresh as any cached one
+            found = self._cached(key, max_age)
+            if found is not None:
+                return Flight.answered(found, "hit"), None
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    if not start:
+                        return None
+                    leader = self._flights[key] = _Flight(self._generation.get(key[0], 0))
+                    self.misses += 1
+                    return leader, lambda: self._run(key, leader, stale_ok=max_age is None)
+        self.misses += 1
+        return flight, None
+
     def fetch_many(self, keys: Iterable[Key], load_many: BatchLoader) -> dict[Key, Secret | SecretError]:
         """Answer current-value ``keys``: hits from the cache; every other key joins the load in
         flight for it or is loaded in ONE ``load_many`` call. Per-key failures are returned.
@@ -290,7 +365,7 @@ class Cache:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-        flight.done.set()
+        flight.settle()
 
     def _run(self, key: Key, flight: _Flight, *, stale_ok: bool, background: bool = False) -> None:
         """Load ``key`` for ``flight`` (its leader or the background worker) and publish the outcome."""

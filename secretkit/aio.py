@@ -1,0 +1,400 @@
+"""AsyncSecretStore: the portable store for asyncio code, without blocking the event loop.
+
+It is a facade over a ``SecretStore``, not a second store: the same driver, the same cache,
+the same single-flight and the same audit stream serve sync threads and async tasks at once.
+
+Why it is shaped like this:
+
+* A cache hit is answered on the event loop with the store's own hit path (one dict lookup,
+  no lock, no thread hop), so ``await store.get(name)`` on a hit costs about what a sync hit
+  costs plus one coroutine.
+* Everything that can block (an SDK call, a driver's lock, a retry's backoff) runs in a
+  bounded thread pool owned by the facade (``max_workers``). A cold read joins the cache's
+  flight for its key (``Cache.join``): the first reader, task or thread, starts one load in
+  the pool and every other reader of that key waits for it, tasks on an asyncio future that
+  the flight resolves through one ``loop.call_soon_threadsafe`` when it settles. So N tasks and
+  M threads reading one cold name cost one backend read, and the loop keeps running.
+* A task that stops waiting (cancelled, or timed out by ``asyncio.timeout``/``wait_for``)
+  leaves a shared load running for the others and the cache gets its complete answer or
+  nothing. An operation only that task asked for (a put, a delete, a read without cache) is
+  abandoned: if it has not started it never runs, and if it is running it makes no further
+  retry (``retry.abandon_when``). A cancelled ``put`` may still have landed; the cache entry
+  of the name is dropped either way and the put is never retried.
+* Rotation runs the sync protocol (``secretkit.rotation``) in the pool; ``generate``,
+  ``apply`` and ``verify`` may be plain callables (called in the worker thread, so blocking
+  I/O in them is fine) or async ones (awaited on the caller's event loop).
+* ``watch`` is an async iterator (``secretkit.aio_watch``): polling on the loop, or the
+  driver's change stream followed by a thread where the backend has one (Kubernetes).
+
+The pool and the bridges between its threads and the event loops are ``secretkit.aio_pool``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from secretkit.aio_pool import Pool, Step, rotation_step
+from secretkit.aio_watch import AsyncWatch
+from secretkit.audit import AuditHook
+from secretkit.audit import logger as _audit_logger
+from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats, Key
+from secretkit.config import StoreOptions
+from secretkit.drivers.base import Capabilities, Driver
+from secretkit.errors import InvalidArgumentError, NotFoundError
+from secretkit.names import NameRules
+from secretkit.rotation import RotationResult
+from secretkit.secret import BatchResult, Secret, SecretInput, VersionInfo
+from secretkit.store import SecretStore
+
+__all__ = ["AsyncSecretStore", "AsyncWatch", "open_async"]
+
+T = TypeVar("T")
+_DEBUG = logging.DEBUG
+
+
+def default_max_workers() -> int:
+    """The pool size when ``max_workers`` is not given: what ``ThreadPoolExecutor`` picks."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def open_async(
+    url: str | None = None,
+    *,
+    max_workers: int | None = None,
+    client: Any = None,
+    config: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> AsyncSecretStore:
+    """Open the store a URL names, for asyncio code: ``secretkit.open`` with the same
+    arguments and options, plus ``max_workers`` (threads for backend calls). The store it
+    opens belongs to the returned facade and is closed with it."""
+    from secretkit.registry import open as open_store
+
+    store = open_store(url, client=client, config=config, **options)
+    facade = AsyncSecretStore(store, max_workers=max_workers)
+    facade._owns_store = True
+    return facade
+
+
+class AsyncSecretStore:
+    """Every ``SecretStore`` operation as a coroutine, over a sync store.
+
+    ``AsyncSecretStore(store)`` wraps a store the application already has (closing the
+    facade then leaves that store open); ``secretkit.open_async(url)`` opens one it owns.
+    Use it from any number of tasks (and event loops); ``async with`` closes it.
+    """
+
+    def __init__(self, store: SecretStore, *, max_workers: int | None = None) -> None:
+        if not isinstance(store, SecretStore):
+            raise TypeError(f"AsyncSecretStore wraps a SecretStore, not {type(store).__name__}")
+        if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
+                                        or max_workers < 1):
+            raise InvalidArgumentError("max_workers is a whole number >= 1", backend=store.backend)
+        self._store = store
+        self._owns_store = False
+        self._pool = Pool(max_workers or default_max_workers())
+        self._watches: weakref.WeakSet[AsyncWatch] = weakref.WeakSet()
+        # The hit path reads these on every call: bind them once (the store never rebinds them).
+        self._hit = store._hit
+        self._hooks = store._hooks
+
+    # -- what the sync store knows (no I/O) ------------------------------------------------
+
+    @property
+    def store(self) -> SecretStore:
+        """The sync store below (same cache, single-flight and audit hooks)."""
+        return self._store
+
+    @property
+    def max_workers(self) -> int:
+        """Threads for backend calls (the bound of the pool)."""
+        return self._pool.max_workers
+
+    @property
+    def backend(self) -> str:
+        return self._store.backend
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    @property
+    def options(self) -> StoreOptions:
+        return self._store.options
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._store.capabilities
+
+    @property
+    def stages(self) -> str | None:
+        return self._store.stages
+
+    @property
+    def names(self) -> NameRules:
+        return self._store.names
+
+    @property
+    def pending_prefix(self) -> str:
+        return self._store.pending_prefix
+
+    @property
+    def driver(self) -> Driver:
+        return self._store.driver
+
+    @property
+    def client(self) -> Any:
+        return self._store.client
+
+    @property
+    def cache_policy(self) -> CachePolicy | None:
+        return self._store.cache_policy
+
+    def cache_stats(self) -> CacheStats:
+        return self._store.cache_stats()
+
+    def add_audit_hook(self, hook: AuditHook) -> None:
+        """Call ``hook(AuditEvent)`` after every operation, from whichever thread ran it
+        (the event loop's for cache hits, a pool thread for backend calls)."""
+        self._store.add_audit_hook(hook)
+
+    def remove_audit_hook(self, hook: AuditHook) -> None:
+        self._store.remove_audit_hook(hook)
+
+    def invalidate(self, name: str) -> None:
+        """Forget everything cached about ``name`` (never blocks on I/O)."""
+        self._store.invalidate(name)
+
+    def __repr__(self) -> str:
+        return f"AsyncSecretStore(backend={self.backend!r}, url={self.url!r})"
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        stage: str | None = None,
+        max_age: float | None = None,
+        refresh: bool = False,
+    ) -> Secret:
+        """``SecretStore.get`` as a coroutine: a hit is answered on the loop, a miss joins the
+        load in flight for the key (or starts it in the pool)."""
+        if not refresh:
+            try:
+                secret = self._hit((name, version, stage), max_age)
+            except TypeError:  # an unhashable name or a bad max_age: the slow path explains
+                secret = None
+            if secret is not None:
+                if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
+                    self._store._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+                return secret
+        return await self._miss(name, version, stage, max_age, refresh)
+
+    async def _miss(self, name: str, version: str | None, stage: str | None, max_age: float | None,
+                    refresh: bool) -> Secret:
+        store = self._store
+        cache = store._cache
+        if cache is None:  # nothing to share: the read is this task's alone
+            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age))
+        if refresh:  # a forced read queues behind the load in flight; others may join it
+            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age,
+                                                      refresh=True), shared=True)
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
+            store._check_read(name, version, stage)
+            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=store.backend)
+        key: Key = (name, version, stage)
+        start = time.perf_counter()
+        try:
+            # a load in flight was started for a checked key: joining it needs no check
+            joined = cache.join(key, max_age=max_age, start=False)
+            if joined is None:
+                store._check_read(name, version, stage)
+                joined = cache.join(key, max_age=max_age)
+        except CachedNotFoundError as exc:
+            store._audit("get", name, exc.code.value, start, cache="hit")
+            raise
+        assert joined is not None
+        flight, load = joined
+        if load is None:
+            if not flight.done.is_set():
+                await self._pool.waiter(flight)
+        else:
+            # Hand the load to the pool once the loop has run what is ready now: a burst of
+            # cold reads is then registered (joined) before pool threads start competing for
+            # the GIL, so the loop does not stall behind them. If this task ends before that
+            # (cancelled, or its loop closed), the finally block hands it over at once.
+            handover = self._pool.handover(load)
+            asyncio.get_running_loop().call_soon(handover)
+            try:
+                await self._pool.waiter(flight)
+            finally:
+                handover()
+        secret, how = flight.outcome()
+        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
+            store._audit("get", name, "ok", start, cache=how, version=secret.version)
+        return secret
+
+    async def refresh(self, name: str) -> Secret:
+        """Read the current value from the backend, bypassing the cache, and cache it."""
+        return await self.get(name, refresh=True)
+
+    async def get_many(self, names: Iterable[str]) -> BatchResult:
+        """``SecretStore.get_many`` as a coroutine: answered on the loop when every name is a
+        cache hit, else in the pool (one batch call for the names no load is running for)."""
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, Secret] = {}
+        hit = self._hit
+        for name in wanted:
+            try:
+                secret = hit((name, None, None), None)
+            except TypeError:
+                secret = None
+            if secret is None:
+                break
+            found[name] = secret
+        else:
+            return BatchResult(found, {})
+        store = self._store
+        return await self._call(lambda: store.get_many(wanted), shared=True)
+
+    async def exists(self, name: str) -> bool:
+        """True if the secret currently has a readable value."""
+        try:
+            await self.get(name)
+        except NotFoundError:
+            return False
+        return True
+
+    async def versions(self, name: str) -> list[VersionInfo]:
+        """The secret's versions, newest first (``NotSupportedError`` on stores without history)."""
+        store = self._store
+        return await self._call(lambda: store.versions(name))
+
+    async def list(self, prefix: str = "") -> AsyncIterator[str]:
+        """``async for name in store.list(prefix)``: names starting with ``prefix``, sorted.
+        The backend is listed when iteration starts; an invalid prefix raises there."""
+        store = self._store
+        names = await self._call(lambda: list(store.list(prefix)))
+        for name in names:
+            yield name
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def put(
+        self, name: str, value: SecretInput, *, if_version: str | None = None, create_only: bool = False
+    ) -> VersionInfo:
+        """``SecretStore.put`` as a coroutine. Cancelled while it runs, the put may still have
+        landed (it was sent); it is never retried, and the name's cache entry is dropped."""
+        store = self._store
+        try:
+            return await self._call(lambda: store.put(name, value, if_version=if_version, create_only=create_only))
+        except asyncio.CancelledError:
+            self._forget(name)
+            raise
+
+    async def delete(self, name: str, *, purge: bool = False, missing_ok: bool = False) -> None:
+        """``SecretStore.delete`` as a coroutine (cancelled, it may have landed, like ``put``)."""
+        store = self._store
+        try:
+            await self._call(lambda: store.delete(name, purge=purge, missing_ok=missing_ok))
+        except asyncio.CancelledError:
+            self._forget(name)
+            raise
+
+    def _forget(self, name: str) -> None:
+        try:
+            self._store.invalidate(name)
+        except TypeError:  # an unhashable name never reached the cache
+            pass
+
+    # -- rotation and watching ---------------------------------------------------------
+
+    async def rotate(
+        self,
+        name: str,
+        *,
+        generate: Step | None = None,
+        apply: Step | None = None,
+        verify: Step | None = None,
+        token: str | None = None,
+        resume: bool = False,
+        if_older_than: timedelta | None = None,
+        field: str | None = None,
+    ) -> RotationResult | None:
+        """``SecretStore.rotate`` as a coroutine. ``generate``, ``apply`` and ``verify`` may be
+        async (awaited on this loop) or plain (called in a pool thread). Cancelled, the rotation
+        stops before its next step and is left as a crash leaves it: the current value
+        untouched or already promoted, resumable with ``resume=True`` or ``discard_pending``."""
+        loop = asyncio.get_running_loop()
+        gave_up = threading.Event()
+        running: set[concurrent.futures.Future[Any]] = set()
+        steps = {step: rotation_step(fn, loop, gave_up, running)
+                 for step, fn in (("generate", generate), ("apply", apply), ("verify", verify))}
+        store = self._store
+        try:
+            return await self._call(
+                lambda: store.rotate(name, token=token, resume=resume, if_older_than=if_older_than, field=field,
+                                     **steps),
+                gave_up=gave_up,
+            )
+        except asyncio.CancelledError:
+            for future in list(running):
+                future.cancel()
+            raise
+
+    async def discard_pending(self, name: str) -> str | None:
+        """Abandon an unfinished rotation; returns the pending version dropped, if any."""
+        store = self._store
+        return await self._call(lambda: store.discard_pending(name))
+
+    def watch(self, name: str, *, interval: float = 30.0) -> AsyncWatch:
+        """``async for secret in store.watch(name)``: each new current value of ``name`` after
+        the watch starts (at ``async with`` or the first iteration); see ``AsyncWatch``."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise InvalidArgumentError("interval is a number of seconds > 0", name=name, backend=self.backend)
+        watch = AsyncWatch(self, name, float(interval))
+        self._watches.add(watch)
+        return watch
+
+    # -- closing -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncSecretStore:
+        """Start the pool's threads now, from a helper thread: the first burst of cold reads
+        then does not stall the loop while threads are created one by one."""
+        await asyncio.to_thread(self._pool.prestart)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the watches, let started backend calls finish (off the loop), and close the
+        store if this facade opened it (``open_async``); a store it was given stays open."""
+        for watch in list(self._watches):
+            await watch.aclose()
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        """The blocking part of ``close`` (also for sync teardown, e.g. a pytest fixture)."""
+        for watch in list(self._watches):
+            watch.stop_soon()
+        self._pool.shutdown()
+        if self._owns_store:
+            self._store.close()
+
+    # -- running blocking work (secretkit.aio_pool) --------------------------------------
+
+    async def _call(self, fn: Callable[[], T], *, shared: bool = False, gave_up: threading.Event | None = None) -> T:
+        """Run blocking ``fn`` in the pool and await it; see ``Pool.call``."""
+        return await self._pool.call(fn, shared=shared, gave_up=gave_up)
