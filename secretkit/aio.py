@@ -45,8 +45,7 @@ from typing import Any, TypeVar
 from secretkit.aio_pool import Pool, Step, rotation_step
 from secretkit.aio_watch import AsyncWatch
 from secretkit.audit import AuditHook
-from secretkit.audit import logger as _audit_logger
-from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats, Key
+from secretkit.cache import CachePolicy, CacheStats
 from secretkit.config import StoreOptions
 from secretkit.drivers.base import Capabilities, Driver
 from secretkit.errors import InvalidArgumentError, NotFoundError
@@ -58,7 +57,6 @@ from secretkit.store import SecretStore
 __all__ = ["AsyncSecretStore", "AsyncWatch", "open_async"]
 
 T = TypeVar("T")
-_DEBUG = logging.DEBUG
 
 
 def default_max_workers() -> int:
@@ -103,9 +101,7 @@ class AsyncSecretStore:
         self._owns_store = False
         self._pool = Pool(max_workers or default_max_workers())
         self._watches: weakref.WeakSet[AsyncWatch] = weakref.WeakSet()
-        # The hit path reads these on every call: bind them once (the store never rebinds them).
-        self._hit = store._hit
-        self._hooks = store._hooks
+        self._cached = store.cached  # the hit path: bound once
 
     # -- what the sync store knows (no I/O) ------------------------------------------------
 
@@ -191,40 +187,21 @@ class AsyncSecretStore:
         """``SecretStore.get`` as a coroutine: a hit is answered on the loop, a miss joins the
         load in flight for the key (or starts it in the pool)."""
         if not refresh:
-            try:
-                secret = self._hit((name, version, stage), max_age)
-            except TypeError:  # an unhashable name or a bad max_age: the slow path explains
-                secret = None
+            secret = self._cached(name, version=version, stage=stage, max_age=max_age)
             if secret is not None:
-                if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
-                    self._store._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
                 return secret
         return await self._miss(name, version, stage, max_age, refresh)
 
     async def _miss(self, name: str, version: str | None, stage: str | None, max_age: float | None,
                     refresh: bool) -> Secret:
         store = self._store
-        cache = store._cache
-        if cache is None:  # nothing to share: the read is this task's alone
-            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age))
         if refresh:  # a forced read queues behind the load in flight; others may join it
             return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age,
                                                       refresh=True), shared=True)
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
-            store._check_read(name, version, stage)
-            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=store.backend)
-        key: Key = (name, version, stage)
         start = time.perf_counter()
-        try:
-            # a load in flight was started for a checked key: joining it needs no check
-            joined = cache.join(key, max_age=max_age, start=False)
-            if joined is None:
-                store._check_read(name, version, stage)
-                joined = cache.join(key, max_age=max_age)
-        except CachedNotFoundError as exc:
-            store._audit("get", name, exc.code.value, start, cache="hit")
-            raise
-        assert joined is not None
+        joined = store.join(name, version=version, stage=stage, max_age=max_age)
+        if joined is None:  # no cache, nothing to share: the read is this task's alone
+            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age))
         flight, load = joined
         if load is None:
             if not flight.done.is_set():
@@ -240,10 +217,7 @@ class AsyncSecretStore:
                 await self._pool.waiter(flight)
             finally:
                 handover()
-        secret, how = flight.outcome()
-        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
-            store._audit("get", name, "ok", start, cache=how, version=secret.version)
-        return secret
+        return store.settled(name, flight, start)
 
     async def refresh(self, name: str) -> Secret:
         """Read the current value from the backend, bypassing the cache, and cache it."""
@@ -254,12 +228,9 @@ class AsyncSecretStore:
         cache hit, else in the pool (one batch call for the names no load is running for)."""
         wanted = list(dict.fromkeys(names))
         found: dict[str, Secret] = {}
-        hit = self._hit
+        cached = self._cached
         for name in wanted:
-            try:
-                secret = hit((name, None, None), None)
-            except TypeError:
-                secret = None
+            secret = cached(name)
             if secret is None:
                 break
             found[name] = secret

@@ -21,7 +21,7 @@ from secretkit import rotation as _rotation
 from secretkit import stages as _stages
 from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Key, default_policy
+from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Flight, Key, default_policy
 from secretkit.config import StoreOptions, redact_url
 from secretkit.drivers.base import (
     BatchReader,
@@ -420,6 +420,58 @@ class SecretStore:
         """``fn(value of reference)``; if it raises one of ``on`` (say, the database rejects a
         rotated password), re-read the secret bypassing the cache and retry once with the new value."""
         return _references.refreshing(self, reference, fn, on=on)
+
+    # -- non-blocking reads, for facades that must not wait in their thread (secretkit.aio) --
+
+    def cached(
+        self, name: str, *, version: str | None = None, stage: str | None = None, max_age: float | None = None
+    ) -> Secret | None:
+        """The cached answer of this read if it may be served now, else None: no I/O, no lock,
+        never blocks (audited as a hit, as ``get`` audits one)."""
+        try:
+            secret = self._hit((name, version, stage), max_age)
+        except TypeError:  # an unhashable name or a bad max_age: not a hit
+            return None
+        if secret is not None and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
+            self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+        return secret
+
+    def join(
+        self, name: str, *, version: str | None = None, stage: str | None = None, max_age: float | None = None
+    ) -> tuple[Flight, Callable[[], None] | None] | None:
+        """Join the load that answers this read, or register one, without waiting: returns the
+        flight and, when this caller registered it, the load to run in some thread (it settles
+        the flight for every reader, threads and tasks alike). None when the store does not
+        cache (the caller then simply runs ``get`` in a thread). A bad read raises
+        ``InvalidArgumentError`` and a negative cache entry its ``NotFoundError``, before any I/O.
+        Read the answer with ``settled`` once the flight is done."""
+        cache = self._cache
+        if cache is None:
+            return None
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
+            self._check_read(name, version, stage)
+            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
+        key: Key = (name, version, stage)
+        start = time.perf_counter()
+        try:
+            # a load already in flight was started for a checked key: joining it needs no check
+            joined = cache.join(key, max_age=max_age, start=False)
+            if joined is None:
+                self._check_read(name, version, stage)
+                joined = cache.join(key, max_age=max_age)
+        except CachedNotFoundError as exc:
+            self._audit("get", name, exc.code.value, start, cache="hit")
+            raise
+        assert joined is not None
+        return joined
+
+    def settled(self, name: str, flight: Flight, start: float) -> Secret:
+        """The answer of a done flight from ``join`` (or its error), audited as ``get`` audits
+        a read served by the cache; ``start`` is the caller's ``time.perf_counter()``."""
+        secret, how = flight.outcome()
+        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
+            self._audit("get", name, "ok", start, cache=how, version=secret.version)
+        return secret
 
     # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
 

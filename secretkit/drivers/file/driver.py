@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Classified, Record
 from secretkit.drivers.file.disk import (
     check_trusted,
     fsync_dir,
