@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 import secretkit
 from secretkit.drivers.aws.codec import NAME_RULE
