@@ -114,9 +114,9 @@ class NameRules:
         return self.storage_name(name) != name
 
 
-@lru_cache(maxsize=4096)
 def _storage_name(rules: NameRules, name: str) -> str:
-    # Cached: every store call checks its name, and the mappings are pure functions.
+    # Not memoised: a check runs on misses and writes only (never on cache hits), and a memo
+    # would cost every cached secret more memory than the regex costs time.
     if rules.native(name):
         return name
     if rules.mapped is not None and is_portable(name):

@@ -302,13 +302,17 @@ class Secret:
     pick up data.
     """
 
-    __slots__ = ("created_at", "name", "stages", "value", "version")
+    # The value's shape and data are kept here directly rather than in a Value object: a cache
+    # holds many secrets, and one object less per secret is a tenth of a cached 1 KB secret.
+    __slots__ = ("_data", "created_at", "kind", "name", "stages", "version")
 
     name: str
     version: str
-    value: Value
+    kind: Kind
+    """The shape the backend holds the value in (see ``Kind``)."""
     created_at: datetime | None
     stages: frozenset[str]
+    _data: str | builtins.bytes | Mapping[str, FieldValue]
 
     def __init__(
         self, name: str, version: str, value: Value, created_at: datetime | None = None,
@@ -317,7 +321,8 @@ class Secret:
         setter = object.__setattr__
         setter(self, "name", name)
         setter(self, "version", version)
-        setter(self, "value", value)
+        setter(self, "kind", value.kind)
+        setter(self, "_data", value.raw)
         setter(self, "created_at", created_at)
         setter(self, "stages", stages)
 
@@ -325,9 +330,9 @@ class Secret:
         raise AttributeError("Secret is immutable")
 
     @property
-    def kind(self) -> Kind:
-        """The shape the backend holds the value in (see ``Kind``)."""
-        return self.value.kind
+    def value(self) -> Value:
+        """The value as the backend holds it (``.raw``), with every view."""
+        return Value(self.kind, self._data)
 
     @property
     def text(self) -> str:
@@ -377,8 +382,7 @@ class Secret:
             return default
 
     def _has_octet_field(self, field_name: str) -> bool:
-        data = self.value.raw
-        return isinstance(data, Mapping) and field_name in data
+        return isinstance(self._data, Mapping) and field_name in self._data
 
     def _named(self, exc: SecretError) -> SecretError:
         exc.name = exc.name or self.name

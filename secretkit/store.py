@@ -21,7 +21,19 @@ from secretkit import rotation as _rotation
 from secretkit import stages as _stages
 from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, CacheStats, Clock, Flight, Key, default_policy
+from secretkit.cache import (
+    Cache,
+    CachedNotFoundError,
+    CachePolicy,
+    CacheStats,
+    Clock,
+    Flight,
+    Key,
+    default_policy,
+    key_of,
+    name_of,
+    parts_of,
+)
 from secretkit.config import StoreOptions, redact_url
 from secretkit.drivers.base import (
     BatchReader,
@@ -163,7 +175,7 @@ class SecretStore:
         # The hit path: no lock, no validation (only validated keys are ever cached).
         if not refresh:
             try:
-                secret = self._hit((name, version, stage), max_age)
+                secret = self._hit(name if version is None and stage is None else (name, version, stage), max_age)
             except TypeError:  # an unhashable name or a bad max_age: the slow path explains
                 secret = None
             if secret is not None:
@@ -180,7 +192,7 @@ class SecretStore:
         self._check_read(name, version, stage)
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
             raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
-        key: Key = (name, version, stage)
+        key = key_of(name, version, stage)
         if self._cache is None:
             return self._load(key)
         start = time.perf_counter()
@@ -195,7 +207,7 @@ class SecretStore:
 
     def _load(self, key: Key) -> Secret:
         """Read one key from the backend (audited, retried, translated)."""
-        name, version, stage = key
+        name, version, stage = parts_of(key)
         cached = "miss" if self._cache is not None else None
         driver = self._driver
         if stage == Stage.PENDING and self._stage_support == "emulated":
@@ -222,16 +234,17 @@ class SecretStore:
             return out
         if not keys:
             return {}
-        names = [key[0] for key in keys]
+        names = [name_of(key) for key in keys]
         cached = "miss" if self._cache is not None else None
         results = self._call("get_many", None, lambda: driver.read_many(names), cache=cached)
         answers: dict[Key, Secret | SecretError] = {}
         for key in keys:
-            outcome = results.get(key[0])
+            name = name_of(key)
+            outcome = results.get(name)
             if isinstance(outcome, Record):
-                answers[key] = _secret(key[0], outcome)
+                answers[key] = _secret(name, outcome)
             else:
-                answers[key] = self._fill(outcome or NotFoundError("secret not found"), key[0])
+                answers[key] = self._fill(outcome or NotFoundError("secret not found"), name)
         return answers
 
     def _probe(self) -> Callable[[str], str] | None:
@@ -258,14 +271,15 @@ class SecretStore:
         for name in dict.fromkeys(names):
             try:
                 self._check_name(name)
-                keys.append((name, None, None))
+                keys.append(name)
             except SecretError as exc:
                 errors[name] = exc
         if self._cache is not None:
             outcomes = self._cache.fetch_many(keys, self._load_many)
         else:
             outcomes = self._load_many(keys)
-        for (name, _, _), outcome in outcomes.items():
+        for key, outcome in outcomes.items():
+            name = name_of(key)
             if isinstance(outcome, Secret):
                 found[name] = outcome
             else:
@@ -429,7 +443,7 @@ class SecretStore:
         """The cached answer of this read if it may be served now, else None: no I/O, no lock,
         never blocks (audited as a hit, as ``get`` audits one)."""
         try:
-            secret = self._hit((name, version, stage), max_age)
+            secret = self._hit(key_of(name, version, stage), max_age)
         except TypeError:  # an unhashable name or a bad max_age: not a hit
             return None
         if secret is not None and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
@@ -451,7 +465,7 @@ class SecretStore:
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
             self._check_read(name, version, stage)
             raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
-        key: Key = (name, version, stage)
+        key = key_of(name, version, stage)
         start = time.perf_counter()
         try:
             # a load already in flight was started for a checked key: joining it needs no check

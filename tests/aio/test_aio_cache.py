@@ -10,11 +10,11 @@ from secretkit.cache import Cache, CachedNotFoundError, CachePolicy, Flight, Key
 from secretkit.errors import NotFoundError
 from secretkit.secret import Secret, Value
 
-KEY: Key = ("db/password", None, None)
+KEY: Key = "db/password"
 
 
 def secret(text: str = "v", version: str = "1") -> Secret:
-    return Secret(KEY[0], version, Value.of(text))
+    return Secret(KEY, version, Value.of(text))
 
 
 def test_done_callbacks_run_once_settled_from_the_settling_thread_or_at_once() -> None:
@@ -59,7 +59,7 @@ def test_a_write_during_a_joined_load_keeps_the_old_value_out_but_wakes_the_wait
     flight.add_done_callback(lambda f: woken.set())
     runner = threading.Thread(target=load)
     runner.start()
-    cache.invalidate(KEY[0])  # a put landed meanwhile
+    cache.invalidate(KEY)  # a put landed meanwhile
     gate.set()
     runner.join()
     assert woken.is_set() and cache.stats().size == 0
@@ -67,6 +67,6 @@ def test_a_write_during_a_joined_load_keeps_the_old_value_out_but_wakes_the_wait
 
 def test_join_raises_a_cached_not_found() -> None:
     cache = Cache(CachePolicy(jitter=0, negative_ttl=30), lambda key: secret())
-    cache.insert(KEY, NotFoundError("secret not found", name=KEY[0]), 0, cache.clock(), ttl=30)
+    cache.insert(KEY, NotFoundError("secret not found", name=KEY), 0, cache.clock(), ttl=30)
     with pytest.raises(CachedNotFoundError):
         cache.join(KEY)
