@@ -15,6 +15,7 @@ import argparse
 import gc
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,10 +49,10 @@ def fake_aws_env() -> None:
 class Backend:
     """A boto3 client on moto that counts calls by operation and may add latency to each."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, endpoint_url: str | None = None) -> None:
         import boto3
 
-        self.client = boto3.client("secretsmanager", region_name=REGION)
+        self.client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint_url)
         self.latency = latency
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -252,48 +253,47 @@ def batch_warm(names: list[str]) -> tuple[int, int]:
 
 
 def memory_per_entry(names: list[str]) -> dict[str, float]:
-    """Bytes retained per cached 1 KB secret (tracemalloc), beside the peers."""
+    """Bytes retained per cached 1 KB secret (tracemalloc), beside the peers.
+
+    Marginal cost: each contender is made and warmed with a few names first (its fixed cost:
+    client models, a cache's worker thread), then the memory retained by caching the rest is
+    divided by their number. The same for every contender.
+    """
+    warm, measured = names[:5], names[5:]
+    with moto_process() as endpoint:  # the server's own allocations stay out of the traced process
+        seeding = Backend(endpoint_url=endpoint)
+        for n in names:
+            seeding.client.create_secret(Name=n, SecretString=VALUE)
+        return _memory_per_entry(Backend(endpoint_url=endpoint), warm, measured)
+
+
+def _memory_per_entry(backend: Backend, warm: list[str], measured: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
 
-    def measure(label: str, fill: Callable[[], Any]) -> None:
+    def measure(label: str, make: Callable[[], Any], fill: Callable[[Any, str], Any]) -> None:
+        holder = make()
+        for n in warm:
+            fill(holder, n)
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        keep = fill()
+        for n in measured:
+            fill(holder, n)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        out[label] = (after - before) / len(names)
-        del keep
+        out[label] = (after - before) / len(measured)
+        del holder
 
-    backend = Backend()
-
-    def ours() -> Any:
-        store = secretkit_store(backend)
-        for n in names:
-            store.get(n)
-        return store
-
-    def powertools() -> Any:
-        provider = powertools_provider(backend)
-        for n in names:
-            provider.get(n)
-        return provider
-
-    def peer_cache() -> Any:
-        cache = secret_cache(backend)
-        for n in names:
-            cache.get_secret_string(n)
-        return cache
-
-    def plain() -> Any:
-        return {n: backend.client.get_secret_value(SecretId=n)["SecretString"] for n in names}
-
-    for label, fill in (("dict of values", plain), ("secretkit", ours), ("Powertools SecretsProvider", powertools),
-                        ("SecretCache", peer_cache)):
-        for n in names[:3]:  # warm up one-time allocations (clients' lazily built models)
-            backend.client.get_secret_value(SecretId=n)
-        measure(label, fill)
+    plain: dict[str, Any] = {}
+    for label, make, fill in (
+        ("dict of values", lambda: plain,
+         lambda d, n: d.__setitem__(n, backend.client.get_secret_value(SecretId=n)["SecretString"])),
+        ("secretkit", lambda: secretkit_store(backend), lambda store, n: store.get(n)),
+        ("Powertools SecretsProvider", lambda: powertools_provider(backend), lambda p, n: p.get(n)),
+        ("SecretCache", lambda: secret_cache(backend), lambda c, n: c.get_secret_string(n)),
+    ):
+        measure(label, make, fill)
     return out
 
 
@@ -319,6 +319,32 @@ def cloud_sdks_after_import() -> list[str]:
 
 
 # -- the run -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto's server in a process of its own, on a free loopback port; yields its endpoint."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @contextmanager
@@ -366,7 +392,7 @@ def main() -> int:
         expiry = median_of(rounds, lambda: expiry_under_readers("secretkit"))
         expiry_peer = median_of(rounds, lambda: expiry_under_readers("SecretCache"))
         batch = batch_warm(keys)
-        memory = memory_per_entry(keys)
+    memory = memory_per_entry([f"bench/mem-{i:03d}" for i in range(305)])
     imports = {
         "secretkit": median_of(rounds, lambda: import_ms("import secretkit")),
         "boto3": median_of(rounds, lambda: import_ms("import boto3")),

@@ -4,7 +4,7 @@ One ``Cache`` belongs to one ``SecretStore`` and behaves the same whatever the d
 
 Why it is shaped like this:
 
-* A hit must be cheap and never wait: ``hit()`` reads an immutable ``Entry`` from a dict
+* A hit must be cheap and never wait: ``hit()`` reads an entry from a dict
   without a lock and checks it against ``clock()``. Only misses, inserts and invalidation
   take the lock.
 * A hot entry should never expire under its readers: after ``refresh_ahead`` of its TTL, the
@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,18 +121,22 @@ class CachedNotFoundError(NotFoundError):
     """A ``NotFoundError`` answered from a negative cache entry (``negative_ttl``), not the backend."""
 
 
-class Entry:
-    """One cached answer; immutable once made, so readers need no lock.
+class Negative:
+    """A cached "not found" (``negative_ttl``)."""
 
-    Only what the hit path reads is stored (a cache holds many entries): when the value was
-    fetched and when its refresh is due. Expiry and the stale limit follow from those and the
-    policy (``Cache.expires``), since every entry's lifetime is ``refresh_ahead`` of its TTL.
-    """
+    __slots__ = ("_refresh_at", "error")
 
-    __slots__ = ("fetched", "refresh_at", "value")
+    def __init__(self, error: NotFoundError, refresh_at: float) -> None:
+        self.error, self._refresh_at = error, refresh_at
 
-    def __init__(self, value: Secret | NotFoundError, fetched: float, refresh_at: float) -> None:
-        self.value, self.fetched, self.refresh_at = value, fetched, refresh_at
+
+#: A cached answer: the ``Secret`` itself, or a ``Negative``. The cache keeps only what the hit
+#: path reads (it holds many entries): the answer and when its refresh is due, which it sets on
+#: the Secret (``Secret._refresh_at``, a slot kept for this) instead of wrapping it in one more
+#: object. When it was fetched, when it expires and how long it may be served stale follow from
+#: that, the policy and the key's TTL (``Cache.fetched``, ``Cache.expires``). Entries are never
+#: changed once in the dict (a refresh inserts anew), so readers need no lock.
+Entry = Union[Secret, Negative]
 
 
 class _Flight:
@@ -213,18 +216,15 @@ class Cache:
 
     def __init__(
         self, policy: CachePolicy, load: Loader, probe: Probe | None = None, *,
-        clock: Clock | None = None, rand: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.policy = policy
         self.clock: Clock = clock or time.monotonic
         self._load_key = load
         self._probe = probe
-        self._rand = rand or random.random
         # A plain dict keeps insertion order, and costs less per entry than an OrderedDict;
         # recency is kept by re-inserting a hit key once eviction is near (track_recency).
         self.entries: dict[Key, Entry] = {}
-        # an entry's lifetime is (refresh_at - fetched) / refresh_ahead: see Entry
-        self._lifetime_factor = 1.0 / policy.refresh_ahead
         self._lock = threading.Lock()
         self._flights: dict[Key, _Flight] = {}
         self._generation: dict[str, int] = {}
@@ -256,20 +256,19 @@ class Cache:
                 entry = entries[key]
             except KeyError:
                 return None
+            if entry.__class__ is not secret_class:
+                return None
             now = clock()
-            value = entry.value
-            if value.__class__ is not secret_class:
-                return None
-            if now < entry.refresh_at and max_age is None:
+            if now < entry._refresh_at and max_age is None:
                 pass  # the common case, in one comparison: refresh_at never lies past expiry
-            elif now >= cache.expires(entry) or (max_age is not None and now - entry.fetched > max_age):
+            elif now >= cache.expires(key, entry) or (max_age is not None and now - cache.fetched(key, entry) > max_age):
                 return None
-            elif now >= entry.refresh_at:
+            elif now >= entry._refresh_at:
                 cache._refresh_ahead(key, entry)
             if cache.track_recency:
                 cache._touch(key, entry)
             cache.hits += 1
-            return value  # its class was checked above
+            return entry  # its class was checked above
 
         return hit
 
@@ -365,10 +364,10 @@ class Cache:
         if secret is not None:
             return secret
         entry = self.entries.get(key)
-        if entry is not None and isinstance(entry.value, NotFoundError) and self.clock() < self.expires(entry):
+        if isinstance(entry, Negative) and self.clock() < self.expires(key, entry):
             self.hits += 1
-            value = entry.value
-            raise CachedNotFoundError(value.message, name=value.name, backend=value.backend)
+            error = entry.error
+            raise CachedNotFoundError(error.message, name=error.name, backend=error.backend)
         return None
 
     # -- loads -------------------------------------------------------------------------
@@ -442,10 +441,10 @@ class Cache:
         current = version is None and stage in (None, Stage.CURRENT)
         if (
             self.policy.check_version and self._probe is not None and current
-            and old is not None and isinstance(old.value, Secret)
-            and self._probe(name) == old.value.version
+            and isinstance(old, Secret)
+            and self._probe(name) == old.version
         ):
-            return old.value  # unchanged on the backend: keep the value, skip reading it
+            return old  # unchanged on the backend: keep the value, skip reading it
         return self._load_key(key)
 
     def _refresh_ahead(self, key: Key, entry: Entry) -> None:
@@ -462,17 +461,18 @@ class Cache:
 
     # -- writes to the cache -------------------------------------------------------------
 
-    def insert(self, key: Key, value: Secret | NotFoundError, generation: int, started: float, ttl: float | None = None) -> None:
+    def insert(self, key: Key, value: Secret | NotFoundError, generation: int, started: float) -> None:
         """Cache ``value`` read since ``started``, unless ``key``'s name was written meanwhile."""
-        if ttl is None:
-            ttl = self.policy.ttl * (1.0 - self._rand() * self.policy.jitter)
-            refresh_at = started + ttl * self.policy.refresh_ahead
-        else:  # negative entries: no refresh-ahead, never served stale; they expire at refresh_at
-            refresh_at = started + ttl
-        entry = Entry(value, started, refresh_at)
+        entry: Entry
         with self._lock:
             if self._closed or self._generation.get(name_of(key), 0) != generation:
                 return
+            if isinstance(value, Secret):
+                # set under the lock: a Secret kept as unchanged (check_version) is re-inserted
+                object.__setattr__(value, "_refresh_at", started + self.ttl(key) * self.policy.refresh_ahead)
+                entry = value
+            else:  # negative entries: no refresh-ahead, never served stale; they expire at refresh_at
+                entry = Negative(value, started + self.policy.negative_ttl)
             self.entries.pop(key, None)  # re-inserted last: the most recently used
             self.entries[key] = entry
             while len(self.entries) > self.policy.max_entries:
@@ -483,15 +483,30 @@ class Cache:
             if self.policy.refresh_ahead < 1:
                 self._ensure_worker()  # start it here, on a path that already waited for the backend
 
-    def expires(self, entry: Entry) -> float:
-        """When ``entry`` stops being served (a negative entry: at its refresh time)."""
-        if entry.value.__class__ is not Secret:
-            return entry.refresh_at
-        return entry.fetched + (entry.refresh_at - entry.fetched) * self._lifetime_factor
+    def ttl(self, key: Key) -> float:
+        """The lifetime of ``key``'s entries: ``ttl`` shortened by a fraction in ``[0, jitter]``.
 
-    def stale_until(self, entry: Entry) -> float:
+        The fraction comes from the key's hash, which Python salts per process: keys of one
+        process, and one key in different processes of a fleet, expire at different times,
+        while an entry needs no field of its own to remember its lifetime.
+        """
+        return self.policy.ttl * (1.0 - self.policy.jitter * ((hash(key) & 0xFFFF) / 0x10000))
+
+    def fetched(self, key: Key, entry: Entry) -> float:
+        """When ``entry`` was read (the start of the load that made it)."""
+        if entry.__class__ is not Secret:
+            return entry._refresh_at - self.policy.negative_ttl
+        return entry._refresh_at - self.ttl(key) * self.policy.refresh_ahead
+
+    def expires(self, key: Key, entry: Entry) -> float:
+        """When ``entry`` stops being served (a negative entry: at its refresh time)."""
+        if entry.__class__ is not Secret:
+            return entry._refresh_at
+        return self.fetched(key, entry) + self.ttl(key)
+
+    def stale_until(self, key: Key, entry: Entry) -> float:
         """Until when ``entry`` may be served on transient errors past its expiry."""
-        return self.expires(entry) + self.policy.max_stale
+        return self.expires(key, entry) + self.policy.max_stale
 
     def _touch(self, key: Key, entry: Entry) -> None:
         """Mark ``key`` most recently used (a plain dict: move it to the end), unless it changed."""
@@ -509,13 +524,13 @@ class Cache:
         if isinstance(exc, NotFoundError):
             self._forget(key, generation)
             if self.policy.negative_ttl > 0:
-                self.insert(key, exc, generation, started, ttl=self.policy.negative_ttl)
+                self.insert(key, exc, generation, started)
         elif not exc.transient:
             self._forget(key, generation)  # never serve data a denied caller may no longer see
-        elif stale_ok and old is not None and isinstance(old.value, Secret) and self.clock() < self.stale_until(old):
+        elif stale_ok and isinstance(old, Secret) and self.clock() < self.stale_until(key, old):
             if count:
                 self.stale_served += 1
-            return old.value
+            return old
         return None
 
     def _forget(self, key: Key, generation: int) -> None:

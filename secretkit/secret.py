@@ -20,7 +20,7 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Union
@@ -304,15 +304,16 @@ class Secret:
 
     # The value's shape and data are kept here directly rather than in a Value object: a cache
     # holds many secrets, and one object less per secret is a tenth of a cached 1 KB secret.
-    __slots__ = ("_data", "created_at", "kind", "name", "stages", "version")
+    # ``_refresh_at`` belongs to the cache of the store that read this secret (secretkit/cache.py):
+    # a slot here saves wrapping each cached secret in one more object.
+    __slots__ = ("_created", "_data", "_refresh_at", "name", "stages", "version")
 
     name: str
     version: str
-    kind: Kind
-    """The shape the backend holds the value in (see ``Kind``)."""
-    created_at: datetime | None
     stages: frozenset[str]
     _data: str | builtins.bytes | Mapping[str, FieldValue]
+    _created: float | None
+    _refresh_at: float
 
     def __init__(
         self, name: str, version: str, value: Value, created_at: datetime | None = None,
@@ -321,13 +322,25 @@ class Secret:
         setter = object.__setattr__
         setter(self, "name", name)
         setter(self, "version", version)
-        setter(self, "kind", value.kind)
         setter(self, "_data", value.raw)
-        setter(self, "created_at", created_at)
+        # a timestamp is a third of a datetime's size, and a cache holds many secrets
+        setter(self, "_created", None if created_at is None else (
+            created_at if created_at.tzinfo is not None else created_at.replace(tzinfo=timezone.utc)).timestamp())
         setter(self, "stages", stages)
 
     def __setattr__(self, attr: str, value: object) -> None:
         raise AttributeError("Secret is immutable")
+
+    @property
+    def kind(self) -> Kind:
+        """The shape the backend holds the value in (see ``Kind``)."""
+        data = self._data
+        return Kind.TEXT if isinstance(data, str) else Kind.BYTES if isinstance(data, builtins.bytes) else Kind.FIELDS
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When this version was created (UTC), where the backend says."""
+        return None if self._created is None else datetime.fromtimestamp(self._created, timezone.utc)
 
     @property
     def value(self) -> Value:

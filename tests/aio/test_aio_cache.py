@@ -67,6 +67,6 @@ def test_a_write_during_a_joined_load_keeps_the_old_value_out_but_wakes_the_wait
 
 def test_join_raises_a_cached_not_found() -> None:
     cache = Cache(CachePolicy(jitter=0, negative_ttl=30), lambda key: secret())
-    cache.insert(KEY, NotFoundError("secret not found", name=KEY), 0, cache.clock(), ttl=30)
+    cache.insert(KEY, NotFoundError("secret not found", name=KEY), 0, cache.clock())
     with pytest.raises(CachedNotFoundError):
         cache.join(KEY)

@@ -127,7 +127,7 @@ def test_ttl_jitter_shortens_each_entry_within_bounds() -> None:
         e.store.get(n)
     cache = e.store._cache
     assert cache is not None
-    lifetimes = [cache.expires(cache.entries[n]) - cache.entries[n].fetched for n in names]
+    lifetimes = [cache.expires(n, cache.entries[n]) - cache.fetched(n, cache.entries[n]) for n in names]
     assert all(50 <= t <= 100 for t in lifetimes)
     assert max(lifetimes) - min(lifetimes) > 10  # really spread, not lockstep
     e.clock.advance(49.9)
