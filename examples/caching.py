@@ -1,6 +1,7 @@
 """Caching: a hot secret read from memory, with a refresh, a per-call max_age and statistics.
 
-Run: python3 examples/caching.py   (uses memory://, where caching is opt-in)
+Run: python3 examples/caching.py   ($SECRETKIT_URL, else the built-in default store; the cache is
+turned on here, as local stores do not cache by default)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from secretkit import CachePolicy
 
 
 def main() -> None:
-    with secretkit.open("memory://", cache=CachePolicy(ttl=60, negative_ttl=5)) as store:
+    with secretkit.open(cache=CachePolicy(ttl=60, negative_ttl=5)) as store:
         store.put("payments/db-password", "s3cret")
         for _ in range(1000):
             store.get("payments/db-password")  # one backend read, then hits

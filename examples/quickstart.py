@@ -11,7 +11,7 @@ import secretkit
 
 
 def main() -> None:
-    store = secretkit.open(secretkit.default_url())
+    store = secretkit.open()  # $SECRETKIT_URL, else the encrypted file store in your data directory
     print(f"store: {store.url} ({store.backend})")
 
     # Text, bytes and field mappings all round-trip exactly.

@@ -1,6 +1,6 @@
 """Rotate a database password without ever losing a working credential.
 
-Runs against $SECRETKIT_URL if set, else an in-memory store; the "database" is a stand-in
+Runs against $SECRETKIT_URL if set, else the built-in default store; the "database" is a stand-in
 that accepts the old and the new password while clients move over (dual credentials)::
 
     python examples/rotation.py
@@ -29,7 +29,7 @@ class Database:
 
 
 def main() -> None:
-    store = secretkit.open(os.environ.get("SECRETKIT_URL", "memory://"))
+    store = secretkit.open()  # $SECRETKIT_URL, else the encrypted file store in your data directory
     name = "examples/db-password"
     store.put(name, "initial-password")
     db = Database("initial-password")

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
-from secretkit.config import StoreURL, load_config_file, split_options
+from secretkit.config import StoreURL, default_url, load_config_file, split_options
 from secretkit.errors import ConfigError
 from secretkit.store import SecretStore
 
@@ -99,12 +99,9 @@ def open(
         file_options = load_config_file(config)
         file_url = file_options.pop("url", None)
         url = url or file_url
-    url = url or os.environ.get("SECRETKIT_URL")
-    if not url:
-        raise ConfigError(
-            "no store URL: call secretkit.open(url) or set SECRETKIT_URL "
-            "(e.g. memory://, file:///path/to/store, vault://host:8200/secret, aws-sm://?region=eu-west-1)"
-        )
+    # One rule everywhere (open, the CLI, the examples): $SECRETKIT_URL, else the encrypted file
+    # store in the user's data directory.
+    url = url or default_url()
     if not isinstance(url, str):
         return _open_layered(url, client=client, options={**_flatten(file_options), **options})
     parsed, params = StoreURL.parse(url)

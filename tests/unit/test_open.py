@@ -13,10 +13,15 @@ import secretkit
 from secretkit.config import redact_url
 
 
-def test_open_without_url_or_env_explains(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_without_url_or_env_is_the_default_file_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The same rule as the CLI's: $SECRETKIT_URL, else the encrypted store in the data directory."""
     monkeypatch.delenv("SECRETKIT_URL", raising=False)
-    with pytest.raises(secretkit.ConfigError, match="SECRETKIT_URL"):
-        secretkit.open()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with secretkit.open() as store:
+        assert store.backend == "file"
+        assert store.url == secretkit.default_url() == (tmp_path / "data" / "secretkit" / "store").as_uri()
+        store.put("a", "1")
+    assert secretkit.open().get("a").text == "1"
 
 
 def test_open_uses_env(monkeypatch: pytest.MonkeyPatch) -> None:
