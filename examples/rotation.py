@@ -8,7 +8,6 @@ that accepts the old and the new password while clients move over (dual credenti
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import secretkit
