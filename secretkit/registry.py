@@ -22,7 +22,7 @@ ENTRY_POINT_GROUP = "secretkit.drivers"
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "memory": ("secretkit.drivers.memory:open_driver", None),
     "file": ("secretkit.drivers.file.driver:open_driver", None),
-    "files": ("secretkit.drivers.files:open_driver", None),
+    "files": ("secretkit.drivers.files.driver:open_driver", None),
     "env": ("secretkit.drivers.env:open_driver", None),
     "vault": ("secretkit.drivers.vault.driver:open_driver", "vault"),
     "vault+http": ("secretkit.drivers.vault.driver:open_driver", "vault"),
@@ -98,10 +98,13 @@ def open(
     if config is not None:
         file_options = load_config_file(config)
         file_url = file_options.pop("url", None)
-        url = url or file_url
+        url = file_url if url is None else url
     # One rule everywhere (open, the CLI, the examples): $SECRETKIT_URL, else the encrypted file
     # store in the user's data directory.
-    url = url or default_url()
+    if url is None:
+        url = default_url()
+    if isinstance(url, str) and not url.strip():
+        raise ConfigError("a store URL must not be empty (omit it for $SECRETKIT_URL or the default store)")
     if not isinstance(url, str):
         return _open_layered(url, client=client, options={**_flatten(file_options), **options})
     parsed, params = StoreURL.parse(url)

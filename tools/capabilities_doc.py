@@ -29,7 +29,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "capabilities.md"
 BACKENDS = {
     "memory": "secretkit.drivers.memory:MemoryDriver",
     "file": "secretkit.drivers.file.driver:FileDriver",
-    "files": "secretkit.drivers.files:FilesDriver",
+    "files": "secretkit.drivers.files.driver:FilesDriver",
     "env": "secretkit.drivers.env:EnvDriver",
     "vault KV v2": "secretkit.drivers.vault.driver:KV2Driver",
     "vault KV v1": "secretkit.drivers.vault.kv1:KV1Driver",

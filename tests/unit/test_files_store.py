@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import secretkit
-from secretkit.drivers.files import FilesDriver
+from secretkit.drivers.files.driver import FilesDriver
 from secretkit.secret import Kind, Secret
 from secretkit.store import SecretStore
 from secretkit.testing.kubelet import STEPS, KubeletVolume
@@ -173,7 +173,7 @@ def test_a_swap_during_a_read_restarts_it(root: Path) -> None:
     store = files(root)
     driver = store.driver
     assert isinstance(driver, FilesDriver)
-    original = driver._read_file
+    original = driver._tree._read_file
     swapped: list[bool] = []
 
     def swap_once(*args: Any, **kwargs: Any) -> Any:
@@ -183,7 +183,7 @@ def test_a_swap_during_a_read_restarts_it(root: Path) -> None:
             volume.update(generation_payload(2))  # lands between the first and second file read
         return result
 
-    driver._read_file = swap_once  # type: ignore[method-assign]
+    driver._tree._read_file = swap_once  # type: ignore[method-assign]
     assert generation_of(store.get("app").fields) == 2
     assert swapped == [True]
 
