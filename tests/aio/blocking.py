@@ -5,8 +5,8 @@
 conformance case exercises the async path (hits on the loop, misses through the pool and the
 flight callbacks, rotation in the pool, the async watch) while the suite stays written once.
 
-To put another backend through it (the lead adds OpenBao, GCP and Kubernetes this way once
-their conformance modules have settled), reuse that module's store fixture::
+To put another backend through it (test_aio_conformance_remote.py does so for OpenBao, GCP and
+Kubernetes), reuse that backend's conformance store fixture::
 
     from tests.aio.blocking import ThroughAsync, ThroughAsyncRotation, through_async
 
