@@ -320,16 +320,17 @@ class AttemptRunner:
     with no end runs on the calling thread, with no hop. An attempt still queued at its end
     never starts; one still running is abandoned (``DeadlineExceededError``) and finishes in
     the background, ended by its SDK timeouts (``request_timeout`` fits them into the attempt)
-    or by ``request_timeout`` refusing to start another request. At most ``max_abandoned``
-    abandoned attempts run at once: while that many are stuck, ``run`` refuses to start another
-    (``UnavailableError``, transient, so the retry policy backs off), which bounds the threads
-    and sockets a backend that never answers can hold. Workers end after ``IDLE_SECONDS`` without work. They are
-    daemon threads: one stuck on a dead server never holds up interpreter exit.
+    or by ``request_timeout`` refusing to start another request. While ``max_abandoned``
+    abandoned attempts are still running, ``run`` starts no further one (``UnavailableError``,
+    transient, so the retry policy backs off): a backend that never answers holds at most that
+    many threads and sockets beyond the calls in flight when it stopped answering. Workers end
+    after ``IDLE_SECONDS`` without work. They are daemon threads: one stuck on a dead server
+    never holds up interpreter exit.
     """
 
-    def __init__(self, name: str = "secretkit", *, max_abandoned: int = MAX_ABANDONED) -> None:
+    def __init__(self, name: str = "secretkit", *, max_abandoned: int | None = None) -> None:
         self.name = name
-        self.max_abandoned = max_abandoned
+        self.max_abandoned = MAX_ABANDONED if max_abandoned is None else max_abandoned
         self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], Any]]]
         self._jobs = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
