@@ -20,7 +20,7 @@ per-request SDK timeout that fits in what is left.
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import contextvars
 import queue
 import threading
@@ -308,45 +308,41 @@ def _consume(task: Any) -> None:
 
 #: Seconds a worker thread waits for another attempt before it ends.
 IDLE_SECONDS = 30.0
-#: Abandoned attempts still running, per runner, beyond which no further one is started.
+#: Abandoned attempts still running, per runner (per store), beyond which no further one is started.
 MAX_ABANDONED = 16
+#: The name of every worker thread.
+WORKER_NAME = "secretkit-attempt"
 
 
 class AttemptRunner:
-    """Runs attempts in daemon worker threads, so the caller stops waiting at the attempt's end.
+    """Runs attempts in worker threads, so the caller stops waiting at the attempt's end.
 
     ``run(fn)`` hands ``fn`` (with the caller's context: its end time, its audit context) to an
     idle worker, or a new one, and waits until the attempt's end (``time_left()``); an attempt
     with no end runs on the calling thread, with no hop. An attempt still queued at its end
     never starts; one still running is abandoned (``DeadlineExceededError``) and finishes in
     the background, ended by its SDK timeouts (``request_timeout`` fits them into the attempt)
-    or by ``request_timeout`` refusing to start another request. While ``max_abandoned``
-    abandoned attempts are still running, ``run`` starts no further one (``UnavailableError``,
-    transient, so the retry policy backs off): a backend that never answers holds at most that
-    many threads and sockets beyond the calls in flight when it stopped answering. Workers end
-    after ``IDLE_SECONDS`` without work. They are daemon threads: one stuck on a dead server
-    never holds up interpreter exit.
+    or by ``request_timeout`` refusing to start another request. While ``max_abandoned`` of
+    this runner's abandoned attempts are still running, ``run`` starts no further one
+    (``UnavailableError``, transient, so the retry policy backs off): a backend that never
+    answers holds at most that many threads and sockets beyond the calls in flight when it
+    stopped answering.
+
+    The worker threads are shared by every runner of the process (so idle ones do not pile up
+    with the stores opened), started only when none is idle, and end after ``IDLE_SECONDS``
+    without work. They are daemon threads: one stuck on a dead server never holds up
+    interpreter exit.
     """
 
-    def __init__(self, name: str = "secretkit", *, max_abandoned: int | None = None) -> None:
-        self.name = name
+    def __init__(self, *, max_abandoned: int | None = None) -> None:
         self.max_abandoned = MAX_ABANDONED if max_abandoned is None else max_abandoned
-        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[[], Any]]]
-        self._jobs = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._abandoned = 0
-        self._workers = 0
 
     @property
     def abandoned(self) -> int:
-        """Abandoned attempts still running."""
+        """This runner's abandoned attempts still running."""
         return self._abandoned
-
-    @property
-    def workers(self) -> int:
-        """Worker threads alive (busy, idle or abandoned)."""
-        return self._workers
 
     def run(self, fn: Callable[[], T]) -> T:
         left = time_left()
@@ -358,59 +354,107 @@ class AttemptRunner:
             raise UnavailableError(
                 f"{self._abandoned} earlier calls to this backend are still unanswered; not starting another"
             )
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((future, contextvars.copy_context(), fn))
-        if not self._idle.acquire(blocking=False):  # no idle worker will take it: start one
-            self._start_worker()
-        done, _ = concurrent.futures.wait((future,), timeout=left)
-        if not done:
-            if future.cancel():
+        job = _Job(fn, contextvars.copy_context(), self)
+        _WORKERS.submit(job)
+        if not job.done.acquire(timeout=left):
+            if job.started.acquire(blocking=False):  # still queued: it never starts now
                 raise DeadlineExceededError(f"no worker was free within the attempt's {left:.3g} s")
-            if not future.done():  # running: abandon it (if it ends meanwhile, _settled runs at once)
-                with self._lock:
-                    self._abandoned += 1
-                future.add_done_callback(self._settled)
+            if job.settled.acquire(blocking=False):  # still running: abandoned
+                self._count_abandoned(+1)
                 raise DeadlineExceededError(
                     f"no answer within the attempt's {left:.3g} s (abandoned; a write may still land)"
                 )
-        return future.result()
+            job.done.acquire()  # it finished at the last moment: its outcome stands
+        if job.error is not None:
+            error, job.error = job.error, None
+            raise error
+        return job.result  # type: ignore[no-any-return]
 
-    def _settled(self, _: concurrent.futures.Future[Any]) -> None:
+    def _count_abandoned(self, change: int) -> None:
         with self._lock:
-            self._abandoned -= 1
+            self._abandoned += change
 
-    def _start_worker(self) -> None:
-        with self._lock:
-            self._workers += 1
+
+class _Workers:
+    """The process's worker threads and their queue of jobs.
+
+    Every hand-over decision is an atomic deque operation or a non-blocking lock acquire, so a
+    caller and a worker never wait for each other (each such wait costs a context switch)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._idle: collections.deque[None] = collections.deque()  # a token per idle, unpromised worker
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def submit(self, job: _Job) -> None:
+        self._jobs.put(job)
         try:
-            threading.Thread(target=self._work, name=f"{self.name}-attempt", daemon=True).start()
+            self._idle.pop()  # an idle worker will take it
+        except IndexError:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            self.count += 1
+        try:
+            threading.Thread(target=self._work, name=WORKER_NAME, daemon=True).start()
         except BaseException:
             with self._lock:
-                self._workers -= 1
+                self.count -= 1
             raise
 
     def _work(self) -> None:
         try:
             while True:
                 try:
-                    future, context, fn = self._jobs.get(timeout=IDLE_SECONDS)
+                    job = self._jobs.get(timeout=IDLE_SECONDS)
                 except queue.Empty:
-                    if self._idle.acquire(blocking=False):  # retire, unless a caller counts on us
-                        return
-                    continue
-                if future.set_running_or_notify_cancel():
-                    _settle(future, context, fn)
-                del future, context, fn  # nothing of a finished job stays referenced from here
-                self._idle.release()
+                    try:
+                        self._idle.pop()  # retire, unless a caller counts on an idle worker
+                    except IndexError:
+                        continue
+                    return
+                if job.started.acquire(blocking=False):  # else its caller gave up while it was queued
+                    job.run()
+                    if not job.settled.acquire(blocking=False):  # its caller gave up on it meanwhile
+                        job.owner._count_abandoned(-1)
+                    self._idle.append(None)  # idle before its caller wakes: the next call finds this worker
+                    job.done.release()
+                else:
+                    self._idle.append(None)
+                del job  # nothing of a finished job stays referenced from here
         finally:
             with self._lock:
-                self._workers -= 1
+                self.count -= 1
 
 
-def _settle(future: concurrent.futures.Future[T], context: contextvars.Context, fn: Callable[[], T]) -> None:
-    try:
-        result = context.run(fn)
-    except BaseException as exc:  # whatever it is, it belongs to the caller (as in ThreadPoolExecutor)
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
+_WORKERS = _Workers()
+
+
+class _Job:
+    """One attempt handed to a worker: the call, its context and its outcome. ``started`` and
+    ``settled`` are taken (never waited for) by whichever of the worker and the caller gets
+    there first: the worker to start it, or the caller to cancel it; the worker to finish it,
+    or the caller to abandon it. ``done`` is released when it finished."""
+
+    __slots__ = ("context", "done", "error", "fn", "owner", "result", "settled", "started")
+
+    def __init__(self, fn: Callable[[], Any], context: contextvars.Context, owner: AttemptRunner) -> None:
+        self.fn: Callable[[], Any] | None = fn
+        self.context = context
+        self.owner = owner
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started = threading.Lock()
+        self.settled = threading.Lock()
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def run(self) -> None:
+        fn, self.fn = self.fn, None
+        assert fn is not None
+        try:
+            self.result = self.context.run(fn)
+        except BaseException as exc:  # whatever it is, it belongs to the caller (as in ThreadPoolExecutor)
+            self.error = exc

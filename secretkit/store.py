@@ -593,7 +593,7 @@ class SecretStore:
             with _RUNNER_LOCK:
                 runner = self._runner
                 if runner is None:
-                    runner = self._runner = _retry.AttemptRunner(f"secretkit-{self.backend}")
+                    runner = self._runner = _retry.AttemptRunner()
         return runner
 
     def _call(

@@ -1,5 +1,6 @@
-"""Every Python block of the pages on mounted files, the environment and layered stores runs as
-written (each in a fresh interpreter, with no SECRETKIT_* variables and a temporary home)."""
+"""Every Python block of the pages on mounted files, the environment, layered stores and
+deadlines runs as written (each in a fresh interpreter, with no SECRETKIT_* variables and a
+temporary home)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["docs/backends/files.md", "docs/backends/env.md", "docs/layered.md"]
+PAGES = ["docs/backends/files.md", "docs/backends/env.md", "docs/layered.md", "docs/reliability.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
