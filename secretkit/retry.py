@@ -10,9 +10,8 @@ attempt starts and a backoff in progress ends at once.
 Time limits. Each attempt runs with an end time (``time_left()`` inside it): the earlier of
 ``attempt_timeout`` from its start and the call's ``deadline``. No backoff sleeps past the
 deadline: a wait takes at most half of the time left, so the last attempt gets the rest and
-is cut off at the deadline. A call made inside another's
-attempt (a driver call inside an async facade's attempt) never outlives that attempt. SDK
-timeouts are per socket read, so a server that answers a byte at a time never trips them:
+is cut off at the deadline. A call made inside another's attempt (a driver call inside an
+async facade's attempt) never outlives that attempt. SDK timeouts are per socket read, so a server that answers a byte at a time never trips them:
 ``AttemptRunner`` runs an attempt in a worker thread and stops waiting for it at its end
 (``SecretStore`` does that for remote backends), and ``request_timeout`` gives a driver the
 per-request SDK timeout that fits in what is left.
@@ -131,8 +130,8 @@ def _end_of_attempt(policy: RetryPolicy, call_end: float | None) -> float | None
     return end if call_end is None else min(end, call_end)
 
 
-def _no_time(what: str) -> DeadlineExceededError:
-    return DeadlineExceededError(f"the deadline passed before the {what} could start")
+def _no_time() -> DeadlineExceededError:
+    return DeadlineExceededError("the deadline passed before the attempt could start")
 
 
 #: Seconds an attempt needs at least: a retry that would get less before the deadline is not made.
@@ -191,7 +190,7 @@ def call(policy: RetryPolicy, fn: Callable[[], T], *, retry: bool = True, sleep:
     def run_attempt() -> T:
         ends = _end_of_attempt(policy, end)
         if ends is not None and ends <= time.monotonic():
-            raise _no_time("attempt")
+            raise _no_time()
         token = _attempt_end.set(ends)
         try:
             return fn()
@@ -256,7 +255,7 @@ async def call_async(
             return await fn()
         left = ends - time.monotonic()
         if left <= 0:
-            raise _no_time("attempt")
+            raise _no_time()
         token = _attempt_end.set(ends)
         try:
             task = asyncio.ensure_future(fn())  # the task copies the context: it sees the end
@@ -349,7 +348,7 @@ class AttemptRunner:
         if left is None:
             return fn()
         if left <= 0:
-            raise _no_time("attempt")
+            raise _no_time()
         if self._abandoned >= self.max_abandoned:
             raise UnavailableError(
                 f"{self._abandoned} earlier calls to this backend are still unanswered; not starting another"
@@ -456,5 +455,5 @@ class _Job:
         assert fn is not None
         try:
             self.result = self.context.run(fn)
-        except BaseException as exc:  # whatever it is, it belongs to the caller (as in ThreadPoolExecutor)
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, it belongs to the caller
             self.error = exc
