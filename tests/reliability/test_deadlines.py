@@ -386,6 +386,20 @@ def test_get_put_and_list_end_within_the_deadline_against_a_slow_drip(backend: s
             silent.stop()
 
 
+def test_the_async_facade_ends_within_the_deadline_too(drip: SlowDrip) -> None:
+    async def main() -> tuple[float, BaseException | None]:
+        async with secretkit.open_async("k8s://reliability", host=drip.url, token="test-token", timeout=2,
+                                        retry=QUICK, cache=NO_CACHE) as store:
+            began = time.monotonic()
+            try:
+                await store.get(_unique("slow"))
+            except BaseException as exc:  # noqa: BLE001 - the outcome is what the test inspects
+                return time.monotonic() - began, exc
+            return time.monotonic() - began, None
+
+    _assert_ended_in_time(asyncio.run(main()), 1.5, "k8s, async")
+
+
 def test_the_issue_reproduction_ends_within_the_deadline_on_every_backend(drip: SlowDrip, h2drip: SlowDrip) -> None:
     """2 s SDK timeouts and a 5 s deadline: before, still running after 60 s (gRPC: 6.4 s)."""
     stores = {backend: open_remote(backend, _target(backend, drip, h2drip), ISSUE) for backend in BACKENDS}
