@@ -85,7 +85,7 @@ def _remote_store(policy: RetryPolicy, *, idempotent_put: bool = False, cache: C
     inner.capabilities = dataclasses.replace(inner.capabilities, remote=remote, idempotent_put=idempotent_put)
     driver = FaultyDriver(inner)
     options = StoreOptions(retry=policy, cache=cache or NO_CACHE)
-    return SecretStore(driver, options=options), driver  # type: ignore[arg-type]
+    return SecretStore(driver, options=options), driver
 
 
 def _seed(driver: FaultyDriver, name: str, text: str) -> None:
