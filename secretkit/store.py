@@ -9,6 +9,7 @@ translate calls.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +55,7 @@ from secretkit.watch import Watcher
 
 T = TypeVar("T")
 _DEBUG = logging.DEBUG
+_RUNNER_LOCK = threading.Lock()
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
@@ -576,9 +578,12 @@ class SecretStore:
         value (``Classified.cause_safe``) or the call carries a value (``sensitive``: a write),
         whose SDK and driver frames hold it in their locals: then the error is raised afresh,
         with no chain and a traceback that starts in the store, where values are wrapped.
+
+        On a remote backend the call runs where its caller can stop waiting for it at the end of
+        the attempt (``DeadlineExceededError``; see ``retry.AttemptRunner``); a local one runs here.
         """
         try:
-            return fn()
+            return self._attempts().run(fn) if self._driver.capabilities.remote else fn()
         except SecretError as exc:
             error = self._fill(exc, name)
             if not sensitive:
@@ -593,11 +598,24 @@ class SecretStore:
         error.__cause__ = error.__context__ = None
         raise error.with_traceback(None)
 
+    #: Runs this store's remote attempts (``retry.AttemptRunner``); made on the first remote call.
+    _runner: _retry.AttemptRunner | None = None
+
+    def _attempts(self) -> _retry.AttemptRunner:
+        runner = self._runner
+        if runner is None:
+            with _RUNNER_LOCK:
+                runner = self._runner
+                if runner is None:
+                    runner = self._runner = _retry.AttemptRunner()
+        return runner
+
     def _call(
         self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None,
         sensitive: bool = False,
     ) -> T:
-        """One audited, retried, translated driver call (``sensitive``: it carries a value)."""
+        """One audited, retried, translated driver call (``sensitive``: it carries a value), each
+        attempt and the whole call within the retry policy's ``attempt_timeout`` and ``deadline``."""
         start = time.perf_counter()
         attempts = 1
         try:

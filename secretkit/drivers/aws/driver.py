@@ -29,6 +29,7 @@ from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
 from secretkit.drivers.base import Capabilities, Classified, Record
 from secretkit.errors import AlreadyExistsError, ConfigError, NotFoundError, SecretError, UnavailableError, error_for
+from secretkit.retry import request_timeout
 from secretkit.secret import Stage, Value, VersionInfo
 
 BACKEND = "aws-sm"
@@ -253,12 +254,23 @@ class AwsDriver:
 
 
 def client_config(options: AwsOptions) -> Config:
-    """botocore settings: one attempt per call, because the store's RetryPolicy owns retries."""
+    """botocore settings: one attempt per call, because the store's RetryPolicy owns retries.
+
+    botocore fixes its timeouts per client, and they bound each socket read, not a call: the
+    store bounds each attempt as a whole (``RetryPolicy.attempt_timeout`` and ``deadline``), and
+    ``refuse_late_requests`` keeps an attempt the store gave up on from sending another request.
+    """
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=options.connect_timeout,
         read_timeout=options.read_timeout,
     )
+
+
+def refuse_late_requests(request: Any = None, **_: Any) -> None:
+    """botocore ``before-send`` handler: ``DeadlineExceededError`` instead of a request once the
+    store's attempt is out of time (an abandoned attempt of a multi-request call stops there)."""
+    request_timeout(None)  # raises once the running attempt's time is spent
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> AwsDriver:
@@ -271,6 +283,7 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
     try:
         session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
         made = session.client("secretsmanager", endpoint_url=opts.endpoint_url, config=client_config(opts))
+        made.meta.events.register("before-send.secrets-manager", refuse_late_requests)
     except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError, ValueError) as exc:
         hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
         raise ConfigError(f"cannot configure the AWS Secrets Manager client: {exc}{hint}") from exc

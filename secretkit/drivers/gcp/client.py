@@ -39,7 +39,11 @@ class GcpOptions(BaseModel):
     endpoint: str | None = Field(None, description="API endpoint host[:port] (default: Google's, regional if location)")
     insecure: bool = Field(False, description="plaintext and anonymous credentials; only for local test servers")
     transport: Literal["grpc", "rest"] = "grpc"
-    timeout: float = Field(30.0, gt=0, description="seconds per API call")
+    timeout: float = Field(
+        30.0, gt=0,
+        description="seconds per API call (gRPC: the call's deadline; REST: per socket read); also capped by the "
+        "store's retry policy",
+    )
 
     @field_validator("replication")
     @classmethod

@@ -12,8 +12,10 @@
 | list                    | ListSecrets with a ``name:`` filter; annotation → the name as written |
 | versions                | ListSecretVersions                                                  |
 
-Every call carries ``retry=None`` and the store's timeout: the store's RetryPolicy is the only
-retry layer. ``pending`` lives with the store (a companion secret while a rotation runs);
+Every call carries ``retry=None`` (the store's RetryPolicy is the only retry layer) and a
+timeout: the ``timeout`` option capped at what is left of the store's attempt. Over gRPC that
+is a deadline for the whole call; over REST it bounds each socket read, and the store bounds
+the whole attempt. ``pending`` lives with the store (a companion secret while a rotation runs);
 ``previous`` is GCP's own history (``History``).
 """
 
@@ -41,6 +43,7 @@ from secretkit.errors import (
     NotFoundError,
     NotSupportedError,
 )
+from secretkit.retry import request_timeout
 from secretkit.secret import Stage, Value, VersionInfo
 
 _STATES = {
@@ -88,7 +91,12 @@ class GcpDriver:
         self._owns_client = owns_client
 
     def _rpc(self, method: str, **request: Any) -> Any:
-        return getattr(self.client, method)(request=request, retry=None, timeout=self._timeout)
+        return getattr(self.client, method)(request=request, retry=None, timeout=self._call_timeout())
+
+    def _call_timeout(self) -> float:
+        """The ``timeout`` option, capped at what is left of the store's attempt (and refusing to
+        start a call once the store has given up on the attempt)."""
+        return request_timeout(self._timeout)
 
     def _secret(self, name: str) -> str:
         """The resource name of an existing secret: a name GCP cannot hold names none, so it is
@@ -161,7 +169,7 @@ class GcpDriver:
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
         pager = self.client.list_secret_versions(
-            request={"parent": self._secret(name), "page_size": 1000}, retry=None, timeout=self._timeout
+            request={"parent": self._secret(name), "page_size": 1000}, retry=None, timeout=self._call_timeout()
         )
         found = sorted(pager, key=lambda v: int(_last(v.name)), reverse=True)
         # Ids are sequential per secret: the newest is GCP's latest, the one before it was latest
@@ -178,7 +186,7 @@ class GcpDriver:
         wanted = codec.list_filter(prefix)
         if wanted:  # narrows the listing on the server; the exact prefix is checked here
             request["filter"] = wanted
-        for secret in self.client.list_secrets(request=request, retry=None, timeout=self._timeout):
+        for secret in self.client.list_secrets(request=request, retry=None, timeout=self._call_timeout()):
             name = codec.listed_name(_last(secret.name), secret.annotations)
             if name.startswith(prefix):
                 yield name

@@ -12,6 +12,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from secretkit.drivers.kubernetes.errors import is_status
+from secretkit.retry import request_timeout
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -37,9 +38,15 @@ class SecretsApi:
         self.timeout = timeout
         self.field_manager = field_manager
 
+    def _timeout(self) -> float:
+        """This request's timeout: the option, capped at what is left of the store's attempt (the
+        client's timeouts are per socket read; the store bounds the whole attempt, and this ends
+        a request it has given up on as soon as the client can, and sends no further one)."""
+        return request_timeout(self.timeout)
+
     def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         return parse(self.core.read_namespaced_secret(
-            name, namespace or self.namespace, _preload_content=False, _request_timeout=self.timeout))
+            name, namespace or self.namespace, _preload_content=False, _request_timeout=self._timeout()))
 
     def find(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object, or None if there is none (404)."""
@@ -53,7 +60,7 @@ class SecretsApi:
     def create(self, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         return parse(self.core.create_namespaced_secret(
             namespace or self.namespace, body, field_manager=self.field_manager,
-            _preload_content=False, _request_timeout=self.timeout))
+            _preload_content=False, _request_timeout=self._timeout()))
 
     def patch(self, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         """A strategic merge patch: maps merge key by key, ``None`` deletes a key and
@@ -61,18 +68,18 @@ class SecretsApi:
         body is a precondition (409 Conflict when stale)."""
         return parse(self.core.patch_namespaced_secret(
             name, namespace or self.namespace, body, field_manager=self.field_manager,
-            _content_type=STRATEGIC_MERGE, _preload_content=False, _request_timeout=self.timeout))
+            _content_type=STRATEGIC_MERGE, _preload_content=False, _request_timeout=self._timeout()))
 
     def replace(self, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         return parse(self.core.replace_namespaced_secret(
             name, namespace or self.namespace, body, field_manager=self.field_manager,
-            _preload_content=False, _request_timeout=self.timeout))
+            _preload_content=False, _request_timeout=self._timeout()))
 
     def delete(self, name: str, namespace: str | None = None, *, resource_version: str | None = None) -> None:
         """Delete; with ``resource_version`` only that state of the object (409 otherwise)."""
         body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         parse(self.core.delete_namespaced_secret(
-            name, namespace or self.namespace, body=body, _preload_content=False, _request_timeout=self.timeout))
+            name, namespace or self.namespace, body=body, _preload_content=False, _request_timeout=self._timeout()))
 
     def delete_if_there(self, name: str, namespace: str | None = None, *, resource_version: str | None = None) -> bool:
         """Delete; False when it is already gone (or, with ``resource_version``, was replaced)."""
@@ -86,7 +93,7 @@ class SecretsApi:
 
     def list_page(self, *, label_selector: str | None = None, field_selector: str | None = None,
                   limit: int | None = None, cont: str | None = None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.timeout}
+        kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": self._timeout()}
         if label_selector:
             kwargs["label_selector"] = label_selector
         if field_selector:

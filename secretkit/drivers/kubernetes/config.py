@@ -36,7 +36,9 @@ class KubernetesOptions(BaseModel):
         None, description="namespace of rotation's pending companion Secrets (default: the store's namespace)"
     )
     page_size: int = Field(500, ge=1, description="objects per list page (limit/continue)")
-    timeout: float = Field(30.0, gt=0, description="seconds per API request")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds per socket read of an API request (also capped by the store's retry policy)"
+    )
     field_manager: str = Field("secretkit", min_length=1, max_length=128)
     watch_timeout: int = Field(
         5, ge=1, le=600, description="seconds one watch request stays open (bounds how long stopping a watch takes)"

@@ -18,6 +18,7 @@ from urllib3.util.retry import Retry
 from secretkit.config import StoreURL
 from secretkit.drivers.vault.options import VaultOptions
 from secretkit.errors import ConfigError
+from secretkit.retry import request_timeout
 
 
 def server_address(url: StoreURL, opts: VaultOptions) -> str:
@@ -36,7 +37,14 @@ def server_address(url: StoreURL, opts: VaultOptions) -> str:
 
 
 class StatusAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
-    """hvac's JSON adapter, but its exceptions also carry the HTTP status (for 412, 423, ...)."""
+    """hvac's JSON adapter, but its exceptions also carry the HTTP status (for 412, 423, ...),
+    and each request's timeout is the ``timeout`` option capped at what is left of the store's
+    attempt (requests' timeouts are per socket read: the store bounds the whole attempt; this
+    ends a request it has given up on as soon as the SDK can, and sends no further one)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["timeout"] = request_timeout(kwargs.get("timeout", self._kwargs.get("timeout")))
+        return super().request(*args, **kwargs)
 
     def _raise_for_error(self, method: str, url: str, response: Any) -> None:
         try:

@@ -28,7 +28,9 @@ class VaultOptions(BaseModel):
     namespace: str | None = Field(None, description="Enterprise/OpenBao namespace (default VAULT_NAMESPACE)")
     kv_version: Literal["auto", "1", "2"] = Field("auto", description="KV engine version; auto asks the server")
     mount: str | None = Field(None, description="KV mount path, when kv_version is given and the mount is nested")
-    timeout: float = Field(30.0, gt=0, description="seconds per HTTP request")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds per socket read of an HTTP request (also capped by the store's retry policy)"
+    )
     auth: AuthMethod = Field("token", description="token, approle, kubernetes or userpass")
     auth_mount: str | None = Field(None, description="auth method mount path (default: the method's name)")
     token: SecretStr | None = Field(None, description="token (default VAULT_TOKEN, then ~/.vault-token)")
