@@ -16,7 +16,10 @@ every driver). This module is all a new backend's author needs to read:
 * ``DriverFactory`` — how ``secretkit.open`` builds a driver from a URL and options.
 
 Drivers turn their SDK's own retries off (or pin them to one attempt): the store's
-``RetryPolicy`` is the only retry layer, so attempts never multiply.
+``RetryPolicy`` is the only retry layer, so attempts never multiply. The store ends every remote
+call at its attempt's end and deadline; a driver passes ``secretkit.retry.request_timeout(option)``
+as each SDK request's timeout, so the requests of an abandoned attempt end too (and none starts
+once the attempt's time is spent).
 """
 
 from __future__ import annotations

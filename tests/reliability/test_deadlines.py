@@ -454,3 +454,13 @@ def test_a_burst_of_stuck_calls_leaves_bounded_threads_and_sockets(monkeypatch: 
         time.sleep(0.05)
     for store in stores.values():
         store.close()
+
+
+def test_opening_vault_with_kv_detection_is_bounded_by_its_timeout() -> None:
+    """``kv_version=auto`` (the default) asks the server at open: a server that drips its answer
+    must not hold ``secretkit.open`` past the driver's ``timeout``."""
+    with SlowDrip(interval=1.5) as server:
+        start = time.monotonic()
+        with pytest.raises(secretkit.SecretError):
+            secretkit.open(f"vault+http://{server.address}/secret", token="test-token", timeout=2)
+        assert time.monotonic() - start < 3.0

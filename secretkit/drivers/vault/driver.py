@@ -24,6 +24,7 @@ from typing import Any
 import hvac.exceptions as hx
 from hvac import utils
 
+from secretkit import retry
 from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import Capabilities, Record
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
@@ -42,6 +43,7 @@ from secretkit.errors import (
     SecretError,
     error_for,
 )
+from secretkit.retry import RetryPolicy
 from secretkit.secret import Stage, Value, VersionInfo
 
 KV2_CAPABILITIES = Capabilities(
@@ -259,7 +261,12 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
     keeper = TokenKeeper(client, creds, renew_fraction=opts.renew_fraction)
     if opts.kv_version == "auto":
         try:
-            mount, prefix, version = detect_mount(client, keeper.run, path)
+            # Opening asks the server once: bound it like any store call (the SDK's timeout is
+            # per socket read, so a server that answers a byte at a time would hold it forever).
+            limit = RetryPolicy(max_attempts=1, deadline=opts.timeout)
+            mount, prefix, version = retry.call(
+                limit, lambda: retry.AttemptRunner().run(lambda: detect_mount(client, keeper.run, path))
+            )[0]
         except SecretError:
             raise
         except Exception as exc:
