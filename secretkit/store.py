@@ -55,6 +55,10 @@ from secretkit.watch import Watcher
 
 T = TypeVar("T")
 _DEBUG = logging.DEBUG
+# logging's own per-level answers for the audit logger (emptied whenever a level changes): on the
+# hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
+# a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
+_DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
 _RUNNER_LOCK = threading.Lock()
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
@@ -181,10 +185,14 @@ class SecretStore:
             except TypeError:  # an unhashable name or a bad max_age: the slow path explains
                 secret = None
             if secret is not None:
-                if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
-                    self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+                if self._hooks or _DEBUG_CACHE.get(_DEBUG) is not False:
+                    self._audit_hit(name, secret)
                 return secret
         return self._get(name, version, stage, max_age, refresh)
+
+    def _audit_hit(self, name: str, secret: Secret) -> None:
+        if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
+            self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
 
     def refresh(self, name: str) -> Secret:
         """Read the current value from the backend, bypassing the cache, and cache it."""
@@ -448,8 +456,8 @@ class SecretStore:
             secret = self._hit(key_of(name, version, stage), max_age)
         except TypeError:  # an unhashable name or a bad max_age: not a hit
             return None
-        if secret is not None and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
-            self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+        if secret is not None and (self._hooks or _DEBUG_CACHE.get(_DEBUG) is not False):
+            self._audit_hit(name, secret)
         return secret
 
     def join(
