@@ -83,7 +83,23 @@ class StoreFixtures:
         return SecretStore(spy, options=store.options), spy
 
 
-class StoreConformance(StoreFixtures):
+class _EveryStore(StoreFixtures):
+    """Checks that hold for read-only stores too (both suites inherit them)."""
+
+    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
+        events: list[AuditEvent] = []
+        store.add_audit_hook(events.append)
+        try:
+            with pytest.raises(NotFoundError):
+                store.get(new_name("audit-missing"))
+        finally:
+            store.remove_audit_hook(events.append)
+        assert events[-1].operation == "get"
+        assert events[-1].outcome == "not_found"
+        assert events[-1].duration >= 0
+
+
+class StoreConformance(_EveryStore):
     """The portable contract. Subclasses provide the ``store`` fixture."""
 
     # -- values ------------------------------------------------------------------------
@@ -443,20 +459,7 @@ class StoreConformance(StoreFixtures):
         assert all(e.backend == store.backend for e in events)
         assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
 
-    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
-        events: list[AuditEvent] = []
-        store.add_audit_hook(events.append)
-        try:
-            with pytest.raises(NotFoundError):
-                store.get(new_name("audit-missing"))
-        finally:
-            store.remove_audit_hook(events.append)
-        assert events[-1].operation == "get"
-        assert events[-1].outcome == "not_found"
-        assert events[-1].duration >= 0
-
-
-class ReadOnlyStoreConformance(StoreFixtures):
+class ReadOnlyStoreConformance(_EveryStore):
     """The read side of the portable contract, for stores secretkit cannot write through.
 
     Subclasses provide ``store`` and ``seed`` fixtures (``seed(name, value)`` makes ``value``
@@ -691,16 +694,6 @@ class ReadOnlyStoreConformance(StoreFixtures):
         assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
         assert all(e.backend == store.backend for e in events)
 
-    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
-        events: list[AuditEvent] = []
-        store.add_audit_hook(events.append)
-        try:
-            with pytest.raises(NotFoundError):
-                store.get(new_name("auditmissing"))
-        finally:
-            store.remove_audit_hook(events.append)
-        assert events[-1].operation == "get"
-        assert events[-1].outcome == "not_found"
 
 
 def _rejected_without_io(suite: StoreFixtures, store: SecretStore, bad: object) -> str:
