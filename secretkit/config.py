@@ -107,11 +107,6 @@ def _redact_param(key: str, value: str) -> str:
     return f"{key}={value}"
 
 
-def redact_value(value: Any) -> Any:
-    """An option value as safe to show: URL-like strings pass through ``redact_url``."""
-    return redact_url(value) if isinstance(value, str) and ("://" in value or "@" in value) else value
-
-
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     """``{"retry.max_attempts": "3"}`` → ``{"retry": {"max_attempts": "3"}}``."""
     out: dict[str, Any] = {}

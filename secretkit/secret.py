@@ -239,9 +239,6 @@ class Value:
             total += len(key.encode("utf-8")) + length + 6  # quotes, colon, comma
         return total
 
-    def to_bytes(self) -> builtins.bytes:
-        return self.bytes
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Value):
             return NotImplemented

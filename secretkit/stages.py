@@ -31,9 +31,6 @@ from secretkit.secret import Kind, Secret, Stage, Value
 
 StageSupport = Literal["native", "emulated"]
 
-#: The default place of emulated pending values (``StoreOptions.pending_prefix``).
-DEFAULT_PENDING_PREFIX = "secretkit-pending/"
-
 
 def support(driver: object, create_only: bool) -> StageSupport | None:
     """How a driver's backend keeps stages (see the module docstring); None: it has none."""
