@@ -32,36 +32,18 @@ sys.path.insert(0, str(ROOT))  # measure this checkout, installed or not
 
 import secretkit  # noqa: E402
 from secretkit.secret import Secret  # noqa: E402
-from secretkit.testing.kubelet import KubeletVolume  # noqa: E402
-
-
-def payload(gen: int) -> dict[str, str]:
-    data = {"user": f"user-{gen}", "password": f"pw-{gen}", "big": f"{gen}:" + "x" * 65536}
-    if gen % 2:
-        data["extra"] = f"extra-{gen}"
-    return data
-
-
-def generation_of(fields: Any) -> int:
-    gens = {int(v.split("-")[-1]) for k, v in fields.items() if k != "big"} | {int(fields["big"].split(":")[0])}
-    if len(gens) != 1 or ("extra" in fields) != bool(next(iter(gens)) % 2):
-        raise AssertionError(f"mixed generations {sorted(gens)} with keys {sorted(fields)}")
-    return next(iter(gens))
-
-
-def _writer(path: Path, swaps: int, reads_between: int, reads: Any) -> None:
-    volume = KubeletVolume(path)
-    for gen in range(1, swaps + 1):
-        deadline = time.monotonic() + 60
-        while reads.value < gen * reads_between and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        volume.update(payload(gen))
+from secretkit.testing.kubelet import (  # noqa: E402
+    KubeletVolume,
+    generation_of,
+    generation_payload,
+    swap_while_reading,
+)
 
 
 def race(swaps: int, reads_between: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        KubeletVolume(root / "app", payload(0))
+        KubeletVolume(root / "app", generation_payload(0))
         store = secretkit.open(f"files://{root}")
         context = multiprocessing.get_context("fork")
         reads = context.Value("q", 0, lock=False)
@@ -95,7 +77,7 @@ def race(swaps: int, reads_between: int) -> dict[str, Any]:
             threading.Thread(target=reader, args=(lambda: int(store.get("app/password").text.split("-")[1]),)),
             threading.Thread(target=reader, args=(listing,)),
         ]
-        writer = context.Process(target=_writer, args=(root / "app", swaps, reads_between, reads))
+        writer = context.Process(target=swap_while_reading, args=(root / "app", swaps, reads_between, reads))
         start = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -111,7 +93,7 @@ def latency(samples: int, poll_interval: float, inotify: bool) -> list[float]:
     """Seconds from each ``..data`` rename to the watch callback that reports it."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        volume = KubeletVolume(root / "app", payload(0))
+        volume = KubeletVolume(root / "app", generation_payload(0))
         store = secretkit.open(f"files://{root}?poll_interval={poll_interval}&inotify={str(inotify).lower()}")
         swapped_at: dict[int, float] = {}
         reported_at: dict[int, float] = {}
@@ -132,7 +114,7 @@ def latency(samples: int, poll_interval: float, inotify: bool) -> list[float]:
                     if step == "data-link-created":
                         swapped_at[gen] = time.monotonic()
 
-                volume.update(payload(gen), between=stamp)
+                volume.update(generation_payload(gen), between=stamp)
                 if not reported.wait(poll_interval * 5 + 5):
                     raise SystemExit(f"swap {gen} was not reported")
         return [reported_at[gen] - swapped_at[gen] for gen in range(1, samples + 1) if gen in reported_at]

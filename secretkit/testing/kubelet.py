@@ -30,9 +30,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = "..data"
 NEW_DATA_DIR = "..data_tmp"
@@ -139,4 +141,41 @@ def _clean(key: str) -> str:
     return key
 
 
-__all__ = ["DATA_DIR", "STEPS", "KubeletVolume"]
+# -- racing readers against updates ----------------------------------------------------------
+
+
+def generation_payload(gen: int) -> dict[str, str]:
+    """A payload every value of which carries its generation; odd generations have one key
+    more, so a read that mixed two generations shows either two markers or the wrong keys."""
+    payload = {"user": f"user-{gen}", "password": f"pw-{gen}", "big": f"{gen}:" + "x" * 65536}
+    if gen % 2:
+        payload["extra"] = f"extra-{gen}"
+    return payload
+
+
+def generation_of(fields: Mapping[str, str]) -> int:
+    """The one generation a read of a ``generation_payload`` volume belongs to; ``AssertionError``
+    for a mix."""
+    gens = {int(value.split("-")[-1]) for key, value in fields.items() if key != "big"}
+    gens.add(int(fields["big"].split(":")[0]))
+    if len(gens) != 1:
+        raise AssertionError(f"mixed generations {sorted(gens)}")
+    (gen,) = gens
+    if ("extra" in fields) != bool(gen % 2):
+        raise AssertionError(f"keys of another generation: {sorted(fields)}")
+    return gen
+
+
+def swap_while_reading(path: Path, swaps: int, reads_between: int, reads: Any) -> None:
+    """Run ``swaps`` kubelet updates of the volume at ``path`` (generations 1..swaps), each once
+    the readers have counted ``reads_between`` more reads in ``reads`` (a shared
+    ``multiprocessing.Value``). Meant for another process, so swaps race the readers for real."""
+    volume = KubeletVolume(path)
+    for gen in range(1, swaps + 1):
+        deadline = time.monotonic() + 60
+        while reads.value < gen * reads_between and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        volume.update(generation_payload(gen))
+
+
+__all__ = ["DATA_DIR", "STEPS", "KubeletVolume", "generation_of", "generation_payload", "swap_while_reading"]

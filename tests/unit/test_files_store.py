@@ -19,7 +19,7 @@ import secretkit
 from secretkit.drivers.files.driver import FilesDriver
 from secretkit.secret import Kind, Secret
 from secretkit.store import SecretStore
-from secretkit.testing.kubelet import STEPS, KubeletVolume
+from secretkit.testing.kubelet import STEPS, KubeletVolume, generation_of, generation_payload, swap_while_reading
 
 CONTENT = "content-marker-3b9f"
 
@@ -33,25 +33,6 @@ def root(tmp_path: Path) -> Path:
 
 def files(root: Path, query: str = "") -> SecretStore:
     return secretkit.open(f"files://{root}{query}")
-
-
-def generation_payload(gen: int) -> dict[str, str]:
-    """Every value carries its generation; odd generations have one key more, so a read that
-    mixed two generations shows either two markers or the wrong set of keys."""
-    payload = {"user": f"user-{gen}", "password": f"pw-{gen}", "big": f"{gen}:" + "x" * 65536}
-    if gen % 2:
-        payload["extra"] = f"extra-{gen}"
-    return payload
-
-
-def generation_of(fields: dict[str, str] | Any) -> int:
-    """The one generation a field secret belongs to; raises AssertionError for a mix."""
-    gens = {int(value.split("-")[-1]) for key, value in fields.items() if key != "big"}
-    gens.add(int(fields["big"].split(":")[0]))
-    assert len(gens) == 1, f"mixed generations {sorted(gens)}"
-    (gen,) = gens
-    assert ("extra" in fields) == bool(gen % 2), f"keys of another generation: {sorted(fields)}"
-    return gen
 
 
 # -- Docker / Compose: flat files -----------------------------------------------------------
@@ -197,7 +178,7 @@ def test_readers_racing_fifty_swaps_always_get_one_generation(root: Path, capsys
     store = files(root)
     context = multiprocessing.get_context("fork")
     reads = context.Value("q", 0, lock=False)
-    writer = context.Process(target=_kubelet_writer, args=(root / "app", swaps, reads_between_swaps, reads))
+    writer = context.Process(target=swap_while_reading, args=(root / "app", swaps, reads_between_swaps, reads))
     results: dict[str, list[Any]] = {"inconsistent": [], "errors": [], "regressions": []}
     done = threading.Event()
 
@@ -245,16 +226,6 @@ def test_readers_racing_fifty_swaps_always_get_one_generation(root: Path, capsys
               f"regressions {len(results['regressions'])}")
     assert reads.value >= swaps * reads_between_swaps
     assert results == {"inconsistent": [], "errors": [], "regressions": []}
-
-
-def _kubelet_writer(path: Path, swaps: int, reads_between: int, reads: Any) -> None:
-    """In another process: each swap waits for the readers to make ``reads_between`` more reads."""
-    volume = KubeletVolume(path)
-    for gen in range(1, swaps + 1):
-        deadline = time.monotonic() + 60
-        while reads.value < gen * reads_between and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        volume.update(generation_payload(gen))
 
 
 # -- limits, permissions, symlinks -------------------------------------------------------------
