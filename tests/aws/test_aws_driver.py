@@ -33,9 +33,10 @@ from secretkit.errors import (
     UnavailableError,
 )
 from secretkit.secret import Kind, Stage, Value
-from secretkit.testing.spy import CountingDriver
 from secretkit.store import SecretStore
+from secretkit.testing.spy import CountingDriver
 from tests.doubles.aws import (
+    BACKENDS,
     REGION,
     CallCounter,
     aws_faithful_moto,
@@ -45,6 +46,7 @@ from tests.doubles.aws import (
     free_port,
     lose_response,
     make_client,
+    moto_backend,
     read_timeout,
     server_error,
 )
@@ -73,15 +75,10 @@ class Env:
         return make_client(self.endpoint)
 
 
-@pytest.fixture(params=["in-process", "http"])
+@pytest.fixture(params=BACKENDS)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    if request.param == "in-process":
-        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
-            yield Env(None)
-    else:
-        endpoint = request.getfixturevalue("aws_http_endpoint")
-        with fake_aws_env():
-            yield Env(endpoint)
+    with moto_backend(request) as endpoint:
+        yield Env(endpoint)
 
 
 @pytest.fixture

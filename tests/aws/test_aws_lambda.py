@@ -22,26 +22,23 @@ from secretkit.rotation import RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from tests.doubles.aws import (
+    BACKENDS,
     REGION,
-    aws_faithful_moto,
     aws_http_endpoint,
     begin_aws_rotation,
-    fake_aws_env,
     make_client,
+    moto_backend,
 )
 
 moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]
 
 
-@pytest.fixture(params=["in-process", "http"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest) -> Iterator[SecretStore]:
-    if request.param == "in-process":
-        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws(), secretkit.open(f"aws-sm://?region={REGION}") as s:
-            yield s
-    else:
-        endpoint = request.getfixturevalue("aws_http_endpoint")
-        with fake_aws_env(), secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={endpoint}") as s:
+    with moto_backend(request) as endpoint:
+        extra = f"&endpoint_url={endpoint}" if endpoint else ""
+        with secretkit.open(f"aws-sm://?region={REGION}{extra}") as s:
             yield s
 
 

@@ -134,6 +134,25 @@ class _Raw:
         yield self._body
 
 
+#: ``@pytest.fixture(params=BACKENDS)``: every AWS test runs on moto in-process and over HTTP.
+BACKENDS = ["in-process", "http"]
+
+
+@contextlib.contextmanager
+def moto_backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The moto backend ``request.param`` names (see ``BACKENDS``), under fake credentials:
+    yields None in-process (patched to AWS's behaviour), or the shared HTTP server's endpoint."""
+    if request.param == "in-process":
+        import moto
+
+        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
+            yield None
+    else:
+        endpoint = request.getfixturevalue("aws_http_endpoint")
+        with fake_aws_env():
+            yield endpoint
+
+
 def error_response(code: str, status: int, message: str = "injected") -> AWSResponse:
     """An awsJson1_1 error response as Secrets Manager sends it."""
     body = json.dumps({"__type": code, "Message": message}).encode()

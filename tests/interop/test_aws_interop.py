@@ -26,7 +26,14 @@ from secretkit.errors import InvalidArgumentError
 from secretkit.secret import Stage
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
-from tests.doubles.aws import REGION, CallCounter, aws_faithful_moto, aws_http_endpoint, fake_aws_env, make_client
+from tests.doubles.aws import (
+    BACKENDS,
+    REGION,
+    CallCounter,
+    aws_http_endpoint,
+    make_client,
+    moto_backend,
+)
 
 moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]
@@ -50,15 +57,10 @@ class Env:
         return make_client(self.endpoint)
 
 
-@pytest.fixture(params=["in-process", "http"])
+@pytest.fixture(params=BACKENDS)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    if request.param == "in-process":
-        with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
-            yield Env(None)
-    else:
-        endpoint = request.getfixturevalue("aws_http_endpoint")
-        with fake_aws_env():
-            yield Env(endpoint)
+    with moto_backend(request) as endpoint:
+        yield Env(endpoint)
 
 
 @pytest.fixture
