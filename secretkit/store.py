@@ -9,7 +9,6 @@ translate calls.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +58,6 @@ _DEBUG = logging.DEBUG
 # hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
 # a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
 _DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
-_RUNNER_LOCK = threading.Lock()
 _STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
@@ -82,6 +80,9 @@ class SecretStore:
         self.options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
         self._hooks: list[AuditHook] = []
+        # runs remote attempts where the caller can stop waiting at the attempt's end (cheap to make:
+        # its worker threads are shared by every store and started only when needed)
+        self._runner = _retry.AttemptRunner()
         self._names: NameRules = name_rules(driver)
         self._stage_support = _stages.support(driver, driver.capabilities.create_only)
         # SDKs below may print values at DEBUG; mask their loggers before the first call.
@@ -591,7 +592,7 @@ class SecretStore:
         the attempt (``DeadlineExceededError``; see ``retry.AttemptRunner``); a local one runs here.
         """
         try:
-            return self._attempts().run(fn) if self._driver.capabilities.remote else fn()
+            return self._runner.run(fn) if self._driver.capabilities.remote else fn()
         except SecretError as exc:
             error = self._fill(exc, name)
             if not sensitive:
@@ -605,18 +606,6 @@ class SecretStore:
                 raise error from exc
         error.__cause__ = error.__context__ = None
         raise error.with_traceback(None)
-
-    #: Runs this store's remote attempts (``retry.AttemptRunner``); made on the first remote call.
-    _runner: _retry.AttemptRunner | None = None
-
-    def _attempts(self) -> _retry.AttemptRunner:
-        runner = self._runner
-        if runner is None:
-            with _RUNNER_LOCK:
-                runner = self._runner
-                if runner is None:
-                    runner = self._runner = _retry.AttemptRunner()
-        return runner
 
     def _call(
         self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None,
