@@ -1,0 +1,234 @@
+"""Stores across ``os.fork()``: what gunicorn ``--preload``, Celery's prefork pool, uWSGI and
+``multiprocessing`` (fork start method) do to an application that opened its stores first.
+
+Only the forking thread exists in the child, so every thread pool, load in flight and lock a
+store had is reset there (``secretkit.forking``); the cache contents are kept. Each test runs
+its check in a forked child that reports through a pipe; the parent waits with a timeout, so
+a child that hangs fails the test instead of hanging the suite. Remote stores use a short
+``deadline``: a first call that waits for a worker thread the child does not have fails by
+that deadline, well within the parent's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import gc
+import json
+import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import secretkit
+from secretkit import CachePolicy, RetryPolicy, Secret, SecretStore
+from secretkit.config import StoreOptions
+from secretkit.drivers.file import disk
+from secretkit.drivers.files.inotify import Inotify
+from secretkit.drivers.memory import MemoryDriver
+from secretkit.secret import Value
+from secretkit.testing.faulty import FaultyDriver
+from tests.doubles import k8s_api
+from tests.doubles.aws import REGION, aws_http_endpoint, fake_aws_env
+
+__all__ = ["aws_http_endpoint"]
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+#: Seconds the parent waits for a child's report: far above what a working child needs.
+CHILD_TIMEOUT = 15.0
+#: A remote call's whole budget: a child waiting for a thread it does not have fails by then.
+DEADLINE = RetryPolicy(deadline=5)
+
+
+def in_child(body: Callable[[], Any], *, timeout: float = CHILD_TIMEOUT) -> Any:
+    """Run ``body`` in a forked child and return what it returned (JSON-able). An exception
+    in the child fails the test with its type and message; a child still silent after
+    ``timeout`` seconds is killed and fails the test as hung."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running the parent's cleanup (pytest's)
+        status = 0
+        try:
+            os.close(read_end)
+            try:
+                report = {"ok": body()}
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                report = {"error": f"{type(exc).__name__}: {exc}"}
+            os.write(write_end, json.dumps(report).encode())
+        except BaseException:  # noqa: BLE001 - nothing may escape the child
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        chunks: list[bytes] = []
+        end = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([read_end], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail(f"the forked child hung: no report within {timeout} s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    assert chunks, "the forked child died without a report"
+    report = json.loads(b"".join(chunks))
+    assert "error" not in report, f"in the forked child: {report['error']}"
+    return report["ok"]
+
+
+def _name() -> str:
+    return f"fork-{uuid.uuid4().hex[:8]}"
+
+
+# -- remote stores: the process-wide attempt workers ---------------------------------------
+
+
+@pytest.fixture
+def aws_url(aws_http_endpoint: str) -> Iterator[str]:
+    """aws-sm on moto over HTTP: every call goes through the store's attempt workers."""
+    with fake_aws_env():
+        yield f"aws-sm://?region={REGION}&endpoint_url={aws_http_endpoint}"
+
+
+def test_a_remote_store_opened_before_the_fork_answers_its_first_read_in_the_child(aws_url: str) -> None:
+    with secretkit.open(aws_url, retry=DEADLINE, cache=False) as store:
+        name = _name()
+        store.put(name, "s3cr3t")
+        assert store.get(name).text == "s3cr3t"  # the parent's attempt workers are idle now
+
+        # the call must not wait for the parent's threads: it would fail at the 5 s deadline
+        assert in_child(lambda: store.get(name).text) == "s3cr3t"
+        assert store.get(name).text == "s3cr3t"  # the parent is unaffected
+
+
+def test_a_remote_store_opened_after_the_fork_answers_in_the_child(aws_url: str) -> None:
+    with secretkit.open(aws_url, retry=DEADLINE) as store:
+        name = _name()
+        store.put(name, "opened-later")  # the workers every store of the process shares are warm
+
+        def child() -> str:
+            with secretkit.open(aws_url, retry=DEADLINE) as fresh:
+                return fresh.get(name).text
+
+        assert in_child(child) == "opened-later"
+
+
+def test_the_async_facade_that_ran_calls_before_the_fork_answers_in_the_child(aws_url: str) -> None:
+    facade = secretkit.open_async(aws_url, retry=DEADLINE)
+    name, cold = _name(), _name()
+
+    async def before() -> str:
+        await facade.put(name, "one")
+        await facade.put(cold, "two")
+        return (await facade.get(name)).text  # the facade's pool threads exist and are idle
+
+    assert asyncio.run(before()) == "one"
+
+    async def cold_read() -> list[str]:
+        hit = await facade.get(name)  # the cache contents survive the fork
+        miss = await asyncio.wait_for(facade.get(cold), 10)  # a cold read goes to the pool
+        return [hit.text, miss.text]
+
+    try:
+        assert in_child(lambda: asyncio.run(cold_read())) == ["one", "two"]
+    finally:
+        facade._shutdown()
+
+
+_POOL_STORE: SecretStore | None = None
+
+
+def test_a_multiprocessing_fork_pool_reads_through_a_store_opened_in_the_parent(aws_url: str) -> None:
+    global _POOL_STORE
+    with secretkit.open(aws_url, retry=DEADLINE) as store:
+        name = _name()
+        store.put(name, "pooled")
+        assert store.get(name, refresh=True).text == "pooled"
+        _POOL_STORE = store
+        try:
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                results = [pool.apply_async(_read_in_pool, (name,)) for _ in range(4)]
+                assert [r.get(timeout=CHILD_TIMEOUT) for r in results] == ["pooled"] * 4
+        finally:
+            _POOL_STORE = None
+
+
+def _read_in_pool(name: str) -> str:
+    assert _POOL_STORE is not None
+    return _POOL_STORE.get(name, refresh=True).text
+
+
+# -- the cache: loads in flight and the refresh worker --------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_refresh_ahead_in_flight_at_the_fork_does_not_block_the_child() -> None:
+    """The parent's refresh worker is inside the backend read when the process forks: in the
+    child that worker does not exist, so its load must not be waited for."""
+    inner = MemoryDriver()
+    driver = FaultyDriver(inner)
+    clock = Clock()
+    policy = CachePolicy(ttl=10, jitter=0, refresh_ahead=0.5, check_version=False)
+    store = SecretStore(driver, options=StoreOptions(cache=policy), clock=clock)
+    store.put("db", "v1")
+    assert store.get("db").text == "v1"
+    gate = driver.gate("read")
+    clock.now = 6  # past refresh-ahead (5 s), before expiry (10 s)
+    assert store.get("db").text == "v1"  # a hit that hands one refresh to the worker
+    assert driver.entered["read"].wait(5)  # ... which now waits inside the backend read
+
+    def child() -> list[str]:
+        gate.set()  # this process's copy of the gate: its own reads pass
+        answers = [store.get("db").text]  # still a hit: the cache contents were kept
+        answers.append(store.get("db", refresh=True).text)  # queues behind no load of the parent's
+        clock.now = 100  # expired: a miss, which must not join the parent's load
+        answers.append(store.get("db").text)
+        inner.write("db", Value.of("v2"), if_version=None, create_only=False, token="t2")
+        clock.now = 106  # past refresh-ahead again: the child's own refresh worker picks up v2
+        store.get("db")
+        until = time.monotonic() + 5
+        while store.get("db").text != "v2" and time.monotonic() < until:
+            time.sleep(0.01)
+        answers.append(store.get("db").text)
+        return answers
+
+    try:
+        assert in_child(child) == ["v1", "v1", "v1", "v2"]
+    finally:
+        gate.set()
+        store.close()
+
+
+# -- the hooks hold stores weakly ----------------------------------------------------------
+
+
+def test_fork_hooks_do_not_keep_stores_alive() -> None:
+    store = secretkit.open("memory://", cache=True)
+    facade = secretkit.AsyncSecretStore(store)
+    refs = [weakref.ref(store), weakref.ref(facade)]
+    store.close()
+    del store, facade
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
