@@ -221,6 +221,114 @@ def test_a_refresh_ahead_in_flight_at_the_fork_does_not_block_the_child() -> Non
         store.close()
 
 
+# -- watchers -------------------------------------------------------------------------------
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def __call__(self, secret: Secret) -> None:
+        self.values.append(secret.text)
+
+    def wait_for(self, value: str, timeout: float = 8) -> bool:
+        until = time.monotonic() + timeout
+        while value not in self.values and time.monotonic() < until:
+            time.sleep(0.01)
+        return value in self.values
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[k8s_api.FakeKubeAPI]:
+    with k8s_api.FakeKubeAPI() as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "files", "k8s"])
+def watched(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SecretStore, Callable[[str], None]]]:
+    """A store and a way to change its secret ``db`` (by the backend's own means): polling
+    (memory), inotify (files://), the API server's watch stream (k8s)."""
+    if request.param == "memory":
+        with secretkit.open("memory://") as store:
+            store.put("db", "first")
+            yield store, lambda value: store.put("db", value)
+    elif request.param == "files":
+        root = tmp_path / "mounted"
+        root.mkdir()
+        (root / "db").write_text("first")
+        def replace(value: str) -> None:  # whole, as the tools that mount secrets write them
+            (root / ".db.tmp").write_text(value)
+            os.replace(root / ".db.tmp", root / "db")
+
+        with secretkit.open(f"files://{root}?poll_interval=0.1") as store:
+            yield store, replace
+    else:
+        api = request.getfixturevalue("kube")
+        namespace = f"fork-{uuid.uuid4().hex[:6]}"
+        with secretkit.open(f"k8s://{namespace}?host={api.url}&watch_timeout=2", cache=False) as store:
+            store.put("db", "first")
+            yield store, lambda value: store.put("db", value)
+
+
+def test_a_watch_started_before_the_fork_reports_changes_in_the_child(
+    watched: tuple[SecretStore, Callable[[str], None]],
+) -> None:
+    store, change = watched
+    seen = Seen()
+    with store.watch("db", seen, interval=0.05):
+        time.sleep(0.2)  # the watch thread is running (and, streaming, following the stream)
+
+        def child() -> list[str]:
+            change("changed-in-child")
+            assert seen.wait_for("changed-in-child"), "the watch did not report the change in the child"
+            return seen.values
+
+        assert in_child(child) == ["changed-in-child"]
+
+
+def test_an_async_watch_started_before_the_fork_yields_in_the_child() -> None:
+    facade = secretkit.open_async("memory://")
+
+    async def before() -> None:
+        await facade.put("db", "first")
+        watch = facade.watch("db", interval=0.05)
+        await watch.start()
+        await facade.put("db", "in-parent")
+        assert (await asyncio.wait_for(watch.__anext__(), 10)).text == "in-parent"  # the watch ran on this loop
+        _WATCHES.append(watch)
+
+    asyncio.run(before())
+    watch = _WATCHES.pop()
+
+    async def in_the_child() -> str:
+        await facade.put("db", "second")
+        secret = await asyncio.wait_for(watch.__anext__(), 10)
+        return secret.text
+
+    try:
+        assert in_child(lambda: asyncio.run(in_the_child())) == "second"
+    finally:
+        watch.stop_soon()
+        facade._shutdown()
+
+
+_WATCHES: list[Any] = []
+
+
+def test_a_notifier_of_the_parent_is_closed_in_the_child(tmp_path: Path) -> None:
+    """An inotify instance is shared by parent and child: a child reading its copy would steal
+    the parent's events, and one it never reads is a descriptor leaked for its lifetime."""
+    notifier = Inotify.create()
+    if notifier is None:
+        pytest.skip("no inotify here")
+    fd = notifier._fd
+    try:
+        assert in_child(lambda: os.path.exists(f"/proc/self/fd/{fd}")) is False
+        assert os.path.exists(f"/proc/self/fd/{fd}")  # the parent keeps its own
+    finally:
+        notifier.close()
+
+
 # -- the hooks hold stores weakly ----------------------------------------------------------
 
 
