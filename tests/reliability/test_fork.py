@@ -221,6 +221,144 @@ def test_a_refresh_ahead_in_flight_at_the_fork_does_not_block_the_child() -> Non
         store.close()
 
 
+# -- locks: file://, memory, Vault, settings -----------------------------------------------
+
+
+def _open_descriptors_of(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_file_store_written_by_another_thread_at_the_fork_can_be_written_in_the_child(file_store: SecretStore,
+                                                                                     tmp_path: Path) -> None:
+    """A put in another thread holds the driver's lock and waits for the store's file lock when
+    the process forks; the child must neither wait for that thread's lock nor keep the file
+    lock alive through its copy of that thread's descriptor."""
+    store = file_store
+    store.put("seed", "0")
+    lock_path = tmp_path / "store" / "store.lock"
+    holder = os.open(lock_path, os.O_RDWR)  # another writer holds the file lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    writer = threading.Thread(target=store.put, args=("parent", "1"))
+    writer.start()
+    until = time.monotonic() + 5
+    while _open_descriptors_of(lock_path) < 2 and time.monotonic() < until:  # the put waits in flock now
+        time.sleep(0.01)
+
+    def child() -> str:
+        os.close(holder)  # this process's copy of the other writer's descriptor
+        store.put("child", "2")
+        return store.get("child").text
+
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(_try(lambda: in_child(child))))
+    runner.start()
+    time.sleep(0.2)  # the child has forked
+    os.close(holder)  # the other writer is done: the parent's put proceeds
+    writer.join(10)
+    runner.join(CHILD_TIMEOUT + 5)
+    assert result and result[0] == ("ok", "2"), result
+    assert store.get("parent").text == "1"
+
+
+def _try(fn: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "ok", fn()
+    except BaseException as exc:  # noqa: BLE001 - reported to the test's thread
+        return "error", f"{type(exc).__name__}: {exc}"
+
+
+def test_a_child_that_outlives_a_file_lock_holder_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """flock belongs to the open file, which a fork shares: a child still holding its copy of
+    the descriptor would keep the store locked for every process after the parent let go."""
+    directory = tmp_path / "store"
+    directory.mkdir()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with disk.locked(directory):
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(5)
+    read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child that lives on (a long-running worker) without touching the store
+        os.write(ready_write, b"r")  # the fork hooks have run
+        select.select([read_end], [], [], 10)
+        os._exit(0)
+    try:
+        os.close(read_end)
+        os.close(ready_write)
+        assert select.select([ready_read], [], [], CHILD_TIMEOUT)[0], "the child did not start"
+        os.close(ready_read)
+        release.set()
+        holder.join(5)
+        probe = os.open(directory / "store.lock", os.O_RDWR)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the child keeps it
+        finally:
+            os.close(probe)
+    finally:
+        os.close(write_end)
+        os.waitpid(pid, 0)
+
+
+@pytest.fixture(params=["memory", "vault", "settings"])
+def lock_and_use(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Callable[[], str]]]:
+    """A lock another thread may hold while it works (a memory namespace during a call, Vault's
+    token keeper during a login or renewal, the settings' shared stores during an open) and an
+    operation of the child that needs it."""
+    if request.param == "memory":
+        with secretkit.open("memory://") as store:
+            store.put("k", "v")
+            yield store.driver._ns.lock, lambda: store.get("k").text  # type: ignore[attr-defined]
+    elif request.param == "vault":
+        from tests.doubles import openbao
+
+        bao = request.getfixturevalue("bao")
+        openbao.clean_env(request.getfixturevalue("monkeypatch"))
+        with secretkit.open(bao.url("secret"), token=bao.root_token, cache=False) as store:
+            name = _name()
+            store.put(name, "v")
+            yield store.driver._keeper._lock, lambda: store.get(name).text  # type: ignore[attr-defined]
+    else:
+        from secretkit import settings
+
+        yield settings._stores_lock, lambda: settings._shared_store("memory://fork-settings").backend
+
+
+def test_a_lock_another_thread_held_at_the_fork_does_not_block_the_child(
+    lock_and_use: tuple[Any, Callable[[], str]],
+) -> None:
+    lock, use = lock_and_use
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # stands in for the thread's call in progress at the fork
+        with lock:
+            taken.set()
+            release.wait(CHILD_TIMEOUT + 5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(5)
+    try:
+        assert in_child(use) in ("v", "memory")
+    finally:
+        release.set()
+        holder.join(5)
+
+
 # -- watchers -------------------------------------------------------------------------------
 
 
