@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import secretkit
-from secretkit import CachePolicy, RetryPolicy, Secret, SecretStore
+from secretkit import CachePolicy, RetryPolicy, Secret, SecretStore, forking
 from secretkit.config import StoreOptions
 from secretkit.drivers.file import disk
 from secretkit.drivers.files.inotify import Inotify
@@ -471,10 +471,14 @@ def test_a_notifier_of_the_parent_is_closed_in_the_child(tmp_path: Path) -> None
 
 
 def test_fork_hooks_do_not_keep_stores_alive() -> None:
+    gc.collect()
+    before = forking.registered()
     store = secretkit.open("memory://", cache=True)
     facade = secretkit.AsyncSecretStore(store)
+    assert forking.registered() > before  # the cache, the attempt runner, the pool, the namespace
     refs = [weakref.ref(store), weakref.ref(facade)]
     store.close()
     del store, facade
     gc.collect()
     assert [ref() for ref in refs] == [None, None]
+    assert forking.registered() == before  # and their hooks went with them
