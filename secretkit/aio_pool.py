@@ -21,6 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from secretkit import forking
 from secretkit import retry as _retry
 from secretkit.cache import Flight
 from secretkit.secret import Secret
@@ -41,6 +42,15 @@ class Pool:
         self._closed = False
         #: the futures of the tasks of one loop waiting for one flight
         self._waits: dict[tuple[Flight, asyncio.AbstractEventLoop], list[asyncio.Future[None]]] = {}
+        forking.at_fork(self, Pool._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child the executor's threads do not exist (it would queue every call
+        behind an "idle" thread of the parent): the next call starts a new executor. The waits
+        belonged to the parent's event loops, which do not survive a fork either."""
+        self._executor = None
+        self._lock = threading.Lock()
+        self._waits = {}
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         executor = self._executor

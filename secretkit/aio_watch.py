@@ -14,6 +14,9 @@ is not yielded (there is no value), a re-created secret is; a failing check is c
   daemon thread follows it and hands each version to the loop; if the stream breaks, the
   watch checks once by polling (nothing is missed) and the thread resumes the stream after a
   backoff. ``aclose()``, a cancelled consumer or garbage collection stops the thread.
+* Across ``os.fork()``: event loops do not survive a fork, so in the child a started watch
+  forgets the parent's loop, queue and stream thread and starts again on the loop that next
+  iterates it, from the last version seen (no change is lost, none reported twice).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from secretkit import forking
 from secretkit import retry as _retry
 from secretkit.drivers.base import ChangeStream, Driver, VersionProbe
 from secretkit.errors import NotFoundError, SecretError
@@ -74,6 +78,7 @@ class AsyncWatch:
         driver = store.driver
         self.streaming = isinstance(driver, ChangeStream)
         self._seen: str | None = None
+        self._baseline = False  # _seen holds the version not to report
         self._started = False
         self._closed = False
         self._start_lock: asyncio.Lock | None = None
@@ -83,6 +88,20 @@ class AsyncWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        forking.at_fork(self, AsyncWatch._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the loop, its queue and locks, and the stream thread were the
+        parent's; the next ``start`` (the next iteration) makes the child's own, and keeps the
+        baseline."""
+        if self._closed:
+            return
+        self._started = False
+        self._start_lock = self._change_lock = None
+        self._inbox = None
+        self._loop = None
+        self._stop = threading.Event()
+        self._thread = None
 
     def __repr__(self) -> str:
         return f"AsyncWatch(name={self.name!r}, backend={self.store.backend!r}, streaming={self.streaming})"
@@ -102,7 +121,9 @@ class AsyncWatch:
             self._inbox = asyncio.Queue()
             self._loop = loop = asyncio.get_running_loop()
             self._change_lock = asyncio.Lock()
-            self._seen = await self._version()
+            if not self._baseline:  # (a watch resumed in a forked child keeps the parent's)
+                self._seen = await self._version()
+                self._baseline = True
             if self.streaming:
                 self._thread = threading.Thread(
                     target=self._follow, args=(loop, self._inbox), name=f"secretkit-aio-watch-{self.name}", daemon=True)

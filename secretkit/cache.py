@@ -39,6 +39,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from secretkit import forking
 from secretkit.errors import NotFoundError, SecretError
 from secretkit.secret import Secret, Stage
 
@@ -199,6 +200,12 @@ class _Flight:
 #: lock for all of them is cheaper than one per flight.
 _CALLBACK_LOCK = threading.Lock()
 
+
+@forking.reset_in_child
+def _new_callback_lock() -> None:
+    global _CALLBACK_LOCK
+    _CALLBACK_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
+
 #: The public name of a load in flight (``Cache.join`` returns one).
 Flight = _Flight
 
@@ -243,6 +250,15 @@ class Cache:
         #: None; never blocks. One dict lookup and one clock read; past ``refresh_ahead`` it also
         #: starts a background refresh. A negative entry is None here (``fetch`` raises it).
         self.hit = self._make_hit()
+        forking.at_fork(self, Cache._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the entries stay (they are as true as in the parent), but the loads
+        in flight and the refresh worker were the parent's threads, and the lock may have been
+        held by one of them. Readers of the child start loads of their own."""
+        self._lock = threading.Lock()
+        self._flights = {}
+        self._worker = None
 
     # -- reads -------------------------------------------------------------------------
 

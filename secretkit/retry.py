@@ -32,6 +32,7 @@ from typing import Any, TypeVar, overload
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 
+from secretkit import forking
 from secretkit.errors import DeadlineExceededError, SecretError, UnavailableError
 
 T = TypeVar("T")
@@ -330,11 +331,18 @@ class AttemptRunner:
     The worker threads are shared by every runner of the process (so idle ones do not pile up
     with the stores opened), started only when none is idle, and end after ``IDLE_SECONDS``
     without work. They are daemon threads: one stuck on a dead server never holds up
-    interpreter exit.
+    interpreter exit. A forked child starts with no workers and no abandoned attempts: the
+    parent's threads do not exist there.
     """
 
     def __init__(self, *, max_abandoned: int | None = None) -> None:
         self.max_abandoned = MAX_ABANDONED if max_abandoned is None else max_abandoned
+        self._lock = threading.Lock()
+        self._abandoned = 0
+        forking.at_fork(self, AttemptRunner._after_fork)
+
+    def _after_fork(self) -> None:
+        # the abandoned attempts ran in the parent's threads, which the child does not have
         self._lock = threading.Lock()
         self._abandoned = 0
 
@@ -429,6 +437,14 @@ class _Workers:
 
 
 _WORKERS = _Workers()
+
+
+@forking.reset_in_child
+def _no_workers_in_child() -> None:
+    """A forked child has none of the parent's workers: its idle tokens and queued jobs describe
+    threads that do not exist there (a call handed to them would wait out its whole deadline)."""
+    global _WORKERS
+    _WORKERS = _Workers()
 
 
 class _Job:

@@ -52,6 +52,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from secretkit import forking
 from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError
 from secretkit.references import Reference, json_text, text_of
 from secretkit.secret import Kind, Secret
@@ -282,6 +283,12 @@ def fresh_settings(settings_cls: type[S], **values: Any) -> S:
 
 _stores: dict[str, SecretStore] = {}
 _stores_lock = threading.Lock()
+
+
+@forking.reset_in_child
+def _new_stores_lock() -> None:
+    global _stores_lock
+    _stores_lock = threading.Lock()  # held by a thread of the parent opening a store at the fork
 
 
 def _shared_store(url: str | None) -> SecretStore:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from secretkit import forking
 from secretkit.drivers.base import ChangeStream, VersionProbe
 from secretkit.errors import NotFoundError, SecretError
 from secretkit.seam import StoreSeam
@@ -30,6 +31,9 @@ class Watcher:
     transferred) or a read. Each change first drops the name from the store's cache, so the
     callback and every later ``get`` see the new value. ``stop()`` (or leaving the ``with``
     block) returns at once; no callback runs after it.
+
+    A watcher still running when the process forks runs in the child too: the child starts a
+    thread of its own, which calls ``callback`` in the child from the last version seen.
     """
 
     def __init__(self, store: StoreSeam, name: str, callback: Callable[[Secret], Any], interval: float = 30.0):
@@ -41,8 +45,22 @@ class Watcher:
         driver = store.driver
         self._stream = driver.watch_versions if isinstance(driver, ChangeStream) else None
         self.streaming = self._stream is not None
+        self._thread = self._new_thread()
+        forking.at_fork(self, Watcher._after_fork)
+        self._thread.start()
+
+    def _new_thread(self) -> threading.Thread:
         target = self._follow if self.streaming else self._run
-        self._thread = threading.Thread(target=target, name=f"secretkit-watch-{name}", daemon=True)
+        return threading.Thread(target=target, name=f"secretkit-watch-{self.name}", daemon=True)
+
+    def _after_fork(self) -> None:
+        """In a forked child the watch thread does not exist: start the child's own (the store's
+        pools and cache were reset first, having registered first), unless the watch was stopped."""
+        self._lock = threading.Lock()
+        if self._stop.is_set():
+            return
+        self._stop = threading.Event()
+        self._thread = self._new_thread()
         self._thread.start()
 
     def _version(self) -> str | None:

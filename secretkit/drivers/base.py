@@ -20,6 +20,10 @@ Drivers turn their SDK's own retries off (or pin them to one attempt): the store
 call at its attempt's end and deadline; a driver passes ``secretkit.retry.request_timeout(option)``
 as each SDK request's timeout, so the requests of an abandoned attempt end too (and none starts
 once the attempt's time is spent).
+
+A driver that keeps a lock or a thread of its own registers ``at_fork(self, Class._reset)``: only
+the forking thread exists in a forked child, so the reset gives the child fresh locks (the
+owner is held weakly; see ``secretkit.forking`` and docs/fork.md).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 from secretkit.config import StoreURL
 from secretkit.config import validate as validate_options
 from secretkit.errors import ErrorCode, SecretError
+from secretkit.forking import at_fork, reset_in_child
 from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
 
@@ -51,7 +56,9 @@ __all__ = [
     "StoreURL",
     "ValueLimits",
     "VersionProbe",
+    "at_fork",
     "name_rules",
+    "reset_in_child",
     "validate_options",
 ]
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, Classified, Record, at_fork, reset_in_child
 from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
 
@@ -30,10 +30,20 @@ class _Namespace:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.entries: versioned.Entries = {}
+        at_fork(self, _Namespace._after_fork)
+
+    def _after_fork(self) -> None:
+        self.lock = threading.Lock()  # a thread of the parent may have held it at the fork
 
 
 _SHARED: dict[str, _Namespace] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+@reset_in_child
+def _new_shared_lock() -> None:
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
 
 
 def capabilities(max_value_bytes: int) -> Capabilities:

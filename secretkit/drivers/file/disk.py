@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,17 +29,46 @@ _STALE_WITHOUT_LOCK_SECONDS = 3600.0
 UNNAMED_TMP = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
+#: The lock files' descriptors open in this process. An flock belongs to the open file, which a
+#: fork shares: a child keeping its copy would hold the lock for every process long after the
+#: parent's holder closed its own, so a forked child closes them at once. ``_held_guard`` makes
+#: opening (closing) a descriptor and adding (removing) it one step a fork cannot split.
+_held: set[int] = set()
+_held_guard = threading.Lock()
+
+
+def _close_held_in_child() -> None:
+    global _held_guard
+    for fd in _held:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=lambda: _held_guard.acquire(),
+        after_in_parent=lambda: _held_guard.release(),
+        after_in_child=_close_held_in_child,
+    )
+
+
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """The store's inter-process lock (POSIX flock; elsewhere only the process lock applies)."""
-    fd = open_nofollow(directory / "store.lock", os.O_RDWR | os.O_CREAT, "lock file")
-    assert fd is not None
+    with _held_guard:
+        fd = open_nofollow(directory / "store.lock", os.O_RDWR | os.O_CREAT, "lock file")
+        assert fd is not None
+        _held.add(fd)
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing releases the flock
+        with _held_guard:
+            _held.discard(fd)
+            os.close(fd)  # closing releases the flock
 
 
 def publish(path: Path, data: bytes) -> bool:

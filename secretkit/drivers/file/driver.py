@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Classified, Record
+from secretkit.drivers.base import Classified, Record, at_fork
 from secretkit.drivers.file.disk import (
     check_trusted,
     fsync_dir,
@@ -59,6 +59,7 @@ class FileDriver:
         self._aead = AESGCM(key)
         self._data = directory / "store.enc"
         self._lock = threading.Lock()
+        at_fork(self, FileDriver._after_fork)
         self._cached: tuple[tuple[int, int, int], versioned.Entries] | None = None
 
     # -- driver calls ------------------------------------------------------------------
@@ -98,6 +99,9 @@ class FileDriver:
 
     def close(self) -> None:
         pass
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held it (mid-write) at the fork
 
     # -- storage -----------------------------------------------------------------------
 

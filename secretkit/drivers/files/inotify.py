@@ -10,6 +10,8 @@ import select
 import sys
 from typing import Any
 
+from secretkit.drivers.base import at_fork
+
 
 class Inotify:
     """Just enough inotify (through libc, no dependency) to wake a watch when a directory changes."""
@@ -21,6 +23,8 @@ class Inotify:
     def __init__(self, fd: int, add: Any) -> None:
         self._fd = fd
         self._add = add
+        at_fork(self, Inotify.close)  # the instance is shared with a forked child: a child reading
+        # its copy would take the parent's events; the thread that used it is not in the child
 
     @classmethod
     def create(cls) -> Inotify | None:
@@ -53,5 +57,7 @@ class Inotify:
         return True
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)

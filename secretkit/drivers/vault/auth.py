@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import hvac.exceptions as hx
 
+from secretkit.drivers.base import at_fork
 from secretkit.drivers.vault.errors import acl_denied
 from secretkit.drivers.vault.options import AuthMethod
 from secretkit.errors import AuthenticationError, ConfigError
@@ -153,6 +154,13 @@ class TokenKeeper:
         self._renewable = False
         self._ttl = 0.0
         self._expires_at: float | None = None  # None: never expires (root tokens) or unknown
+        at_fork(self, TokenKeeper._after_fork)
+
+    def _after_fork(self) -> None:
+        # A thread of the parent may have been logging in or renewing at the fork: its lock
+        # would never be released in the child. The token and its lease are the parent's and
+        # stay valid (Vault tokens are not bound to a process).
+        self._lock = threading.Lock()
 
     # -- token state -------------------------------------------------------------------
 
