@@ -38,6 +38,7 @@ from secretkit.errors import (
     AlreadyExistsError,
     ConfigError,
     ConflictError,
+    ErrorCode,
     NotFoundError,
     NotSupportedError,
     SecretError,
@@ -233,6 +234,10 @@ class KV2Driver(VaultDriverBase):
 
 # -- opening -------------------------------------------------------------------------------
 
+#: The server answered the mount lookup but would not say (the token may not ask, or the
+#: endpoint is missing behind a proxy): only then is ``kv_version=1|2`` the fix.
+_UNDETECTED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.NOT_FOUND, ErrorCode.NOT_SUPPORTED})
+
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KV2Driver | KV1Driver:
     """Open ``vault://host:port/mount[/folder]``; ``client`` may be a ready ``hvac.Client``."""
@@ -273,8 +278,11 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
             found = classify(exc)
             if found is None:
                 raise
-            raise error_for(found.code, f"cannot detect the KV version of {path!r} ({found.detail}); "
-                            "pass kv_version=1 or 2", backend="vault") from exc
+            if found.code not in _UNDETECTED:  # the address, TLS or the token: kv_version would not help
+                raise error_for(found.code, found.detail, backend="vault") from exc
+            raise error_for(found.code, f"pass kv_version=1 or 2 (and mount= for a mount path of several "
+                            f"segments): the server would not tell the KV version of {path!r} ({found.detail})",
+                            backend="vault") from exc
     else:
         mount = (opts.mount or path.partition("/")[0]).strip("/")
         if path != mount and not path.startswith(mount + "/"):
