@@ -38,6 +38,7 @@ from secretkit.errors import (
     SecretError,
 )
 from secretkit.drivers.base import VersionProbe
+from secretkit.layered import LayeredStore
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
@@ -101,6 +102,10 @@ class _EveryStore(StoreFixtures):
 
 class StoreConformance(_EveryStore):
     """The portable contract. Subclasses provide the ``store`` fixture."""
+
+    tells_current_version: ClassVar[bool] = False
+    """True where the driver reports the current version in write conflicts (``ConflictError``
+    and ``AlreadyExistsError`` ``.current_version``): the suite then requires it."""
 
     # -- values ------------------------------------------------------------------------
 
@@ -275,6 +280,38 @@ class StoreConformance(_EveryStore):
         with pytest.raises(AlreadyExistsError):
             store.put(name, "second", create_only=True)
         assert store.get(name).text == "first"
+
+    def test_conflict_messages_read_the_same_on_every_backend(self, store: SecretStore, new_name: NameFactory) -> None:
+        """A stale ``if_version`` and a ``create_only`` put on an existing secret say the same
+        thing on every backend: the secret, the backend, the version expected and, where the
+        backend told, the current one; never the value."""
+        if not (store.capabilities.compare_and_set or store.capabilities.create_only):
+            pytest.skip("store has neither compare-and-set nor create-only writes")
+        name = new_name("conflict-words")
+        first = store.put(name, SENTINEL, create_only=store.capabilities.create_only).version
+        current = store.put(name, SENTINEL + "2").version
+        backend = _writer_backend(store)
+        where = f"(secret {name!r}, backend {backend})"
+        if store.capabilities.compare_and_set:
+            with pytest.raises(ConflictError) as stale:
+                store.put(name, SENTINEL + "3", if_version=first)
+            error = stale.value
+            assert (error.name, error.backend, error.expected_version) == (name, backend, first)
+            assert error.current_version == current if self.tells_current_version else error.current_version in (
+                None, current)
+            found = (f"the current version is {current!r}" if error.current_version is not None
+                     else f"{first!r} is not the current version")
+            assert str(error) == f"put(if_version={first!r}) refused: {found} {where}"
+        if store.capabilities.create_only:
+            with pytest.raises(AlreadyExistsError) as taken:
+                store.put(name, SENTINEL + "4", create_only=True)
+            exists = taken.value
+            assert (exists.name, exists.backend) == (name, backend)
+            assert exists.current_version == current if self.tells_current_version else exists.current_version in (
+                None, current)
+            found = f" (current version {current!r})" if exists.current_version is not None else ""
+            assert str(exists) == f"put(create_only=True) refused: the secret already exists{found} {where}"
+        assert store.get(name).version == current
 
     def test_concurrent_compare_and_set_has_one_winner(self, store: SecretStore, new_name: NameFactory) -> None:
         if not store.capabilities.compare_and_set:
@@ -694,6 +731,15 @@ class ReadOnlyStoreConformance(_EveryStore):
         assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
         assert all(e.backend == store.backend for e in events)
 
+
+
+def _writer_backend(store: SecretStore) -> str:
+    """The backend that takes ``store``'s writes (a layered store's errors name the layer)."""
+    if isinstance(store, LayeredStore):
+        layer = store.writable_layer
+        assert layer is not None
+        return layer.backend
+    return store.backend
 
 
 def _rejected_without_io(suite: StoreFixtures, store: SecretStore, bad: object) -> str:
