@@ -9,6 +9,8 @@ from secretkit.testing.conformance import StoreConformance
 
 
 class TestFileStore(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, file_store: SecretStore) -> SecretStore:
         return file_store

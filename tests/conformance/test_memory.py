@@ -9,6 +9,8 @@ from secretkit.testing.conformance import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, memory_store: SecretStore) -> SecretStore:
         return memory_store

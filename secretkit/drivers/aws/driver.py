@@ -28,7 +28,15 @@ from secretkit.config import StoreURL, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
 from secretkit.drivers.base import Capabilities, Classified, Record
-from secretkit.errors import AlreadyExistsError, ConfigError, NotFoundError, SecretError, UnavailableError, error_for
+from secretkit.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    NotFoundError,
+    SecretError,
+    UnavailableError,
+    already_exists,
+    error_for,
+)
 from secretkit.retry import request_timeout
 from secretkit.secret import Stage, Value, VersionInfo
 
@@ -210,7 +218,8 @@ class AwsDriver:
         if found is not None:  # our own earlier attempt created it (its response was lost)
             return VersionInfo(name, token, None, codec.stages(found))
         if not description.get("DeletedDate"):
-            raise AlreadyExistsError("secret already exists")
+            versions = description.get("VersionIdsToStages") or {}
+            raise already_exists(next((str(v) for v, labels in versions.items() if "AWSCURRENT" in labels), None))
         if purged:
             # AWS deletes asynchronously; the name frees up shortly (put is retried, idempotently).
             raise UnavailableError("the deleted secret of this name is still being purged; retry")

@@ -35,14 +35,15 @@ from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, VaultOptions
 from secretkit.errors import (
-    AlreadyExistsError,
     ConfigError,
     ConflictError,
     ErrorCode,
     NotFoundError,
     NotSupportedError,
     SecretError,
+    already_exists,
     error_for,
+    version_conflict,
 )
 from secretkit.retry import RetryPolicy
 from secretkit.secret import Stage, Value, VersionInfo
@@ -156,7 +157,7 @@ class KV2Driver(VaultDriverBase):
             if not cas_mismatch(exc):
                 raise
             if if_version is not None:
-                raise ConflictError(f"current version is not {if_version}") from exc
+                raise version_conflict(if_version, self._current_or_none(name)) from exc
             # create-only: the name may hold only deleted versions, which count as absent here.
             # CAS on the version we just saw keeps it atomic: a writer in between makes it fail.
             try:
@@ -167,9 +168,17 @@ class KV2Driver(VaultDriverBase):
                     return self._put(name, path, data, int(meta.get("current_version") or 0))
                 except Exception as again:
                     if cas_mismatch(again):
-                        raise AlreadyExistsError("secret already exists") from again
+                        raise already_exists(self._current_or_none(name)) from again
                     raise
-            raise AlreadyExistsError(f"secret already exists (current version {current})") from exc
+            raise already_exists(current) from exc
+
+    def _current_or_none(self, name: str) -> str | None:
+        """The current version for a conflict's message; None when it cannot be read (the
+        conflict is the error to report, not a failure to learn the version)."""
+        try:
+            return self.current_version(name)
+        except Exception:  # noqa: BLE001 - hvac's exceptions, or NotFoundError: unknown either way
+            return None
 
     def _put(self, name: str, path: str, data: dict[str, Any], cas: int | None) -> VersionInfo:
         try:
