@@ -249,6 +249,21 @@ class StoreConformance(_EveryStore):
         assert store.get(name, stage=Stage.PREVIOUS).text == "old"
         assert Stage.CURRENT in store.get(name).stages
 
+    def test_versions_mark_the_version_previous_reads(self, store: SecretStore, new_name: NameFactory) -> None:
+        """``versions()`` marks ``previous`` on the version ``get(stage="previous")`` returns,
+        and on no other, wherever the backend keeps history and stages."""
+        if store.stages is None or not store.capabilities.versions:
+            pytest.skip("store keeps no history with stages")
+        name = new_name("marked")
+        v1 = store.put(name, "one").version
+        v2 = store.put(name, "two").version
+        v3 = store.put(name, "three").version
+        marks = {v.version: v.stages & {Stage.CURRENT, Stage.PREVIOUS} for v in store.versions(name)}
+        assert marks[v3] == {Stage.CURRENT}
+        assert marks[v2] == {Stage.PREVIOUS}
+        assert marks[v1] == frozenset()
+        assert store.get(name, stage=Stage.PREVIOUS).version == v2
+
     # -- compare-and-set ---------------------------------------------------------------
 
     def test_compare_and_set(self, store: SecretStore, new_name: NameFactory) -> None:

@@ -423,11 +423,22 @@ def test_previous_is_the_version_before_the_current_one(root: Any, store: Secret
     store.put(name, "one")
     with pytest.raises(NotFoundError, match="no previous version"):
         store.get(name, stage=Stage.PREVIOUS)
+    assert [v.stages for v in store.versions(name)] == [frozenset({Stage.CURRENT})]
     store.put(name, "two")
     previous = store.get(name, stage=Stage.PREVIOUS, refresh=True)
     assert (previous.text, previous.version, previous.stages) == ("one", "1", frozenset({Stage.PREVIOUS}))
+    assert [(v.version, v.stages) for v in store.versions(name)] == [
+        ("2", frozenset({Stage.CURRENT})), ("1", frozenset({Stage.PREVIOUS}))]
     root.secrets.kv.v2.destroy_secret_versions(name, versions=[1])
     with pytest.raises(NotFoundError, match="version 1 was destroyed"):
+        store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    # versions() marks previous exactly where get(stage="previous") finds it: not on a destroyed one
+    assert [(v.version, v.stages, v.state) for v in store.versions(name)] == [
+        ("2", frozenset({Stage.CURRENT}), "enabled"), ("1", frozenset(), "destroyed")]
+    store.put(name, "three")
+    store.delete(name)  # soft delete of the current version: no current, so no previous either
+    assert [v.stages for v in store.versions(name)] == [frozenset(), frozenset(), frozenset()]
+    with pytest.raises(NotFoundError):
         store.get(name, stage=Stage.PREVIOUS, refresh=True)
     store.delete(name, purge=True)
 

@@ -9,7 +9,7 @@ Each portable call and its wire call (mount ``secret``):
 | ``current_version(name)`` | ``GET secret/metadata/NAME`` (the data path where the policy denies metadata) |
 | ``write(..)`` | ``POST secret/data/NAME {"options": {"cas": N}, "data": {...}}``; ``cas=0`` for create-only |
 | ``delete(name)`` / ``purge=True`` | ``POST secret/delete/NAME {"versions": [live...]}`` / ``DELETE secret/metadata/NAME`` |
-| ``versions(name)`` | ``GET secret/metadata/NAME`` |
+| ``versions(name)`` | ``GET secret/metadata/NAME`` (marks current, and previous = current - 1) |
 | ``list(prefix)`` | ``LIST secret/metadata/FOLDER/`` per folder (``exclude_deleted=true``) |
 
 Stages are emulated by the store (``secretkit.stages``): ``previous`` is KV v2's own previous
@@ -130,14 +130,22 @@ class KV2Driver(VaultDriverBase):
         return self.read(name).version
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
+        """Newest first. ``current`` and ``previous`` (the version before it) are marked exactly
+        where ``read`` and ``read_previous`` find them: each enabled, and previous only while
+        current is (a deleted current has no previous to read)."""
         meta = self._metadata(self._path(name))
-        current = str(meta.get("current_version") or 0)
-        out = []
-        for number, info in sorted(meta.get("versions", {}).items(), key=lambda kv: -int(kv[0])):
-            state = version_state(info)
-            stages = frozenset({Stage.CURRENT}) if number == current and state == "enabled" else frozenset()
-            out.append(VersionInfo(name, number, parse_time(info.get("created_time")), stages, state))
-        return out
+        found = meta.get("versions", {})
+        current = int(meta.get("current_version") or 0)
+        marks: dict[str, frozenset[str]] = {}
+        if version_state(found.get(str(current), {"destroyed": True})) == "enabled":
+            marks[str(current)] = frozenset({Stage.CURRENT})
+            if version_state(found.get(str(current - 1), {"destroyed": True})) == "enabled":
+                marks[str(current - 1)] = frozenset({Stage.PREVIOUS})
+        return [
+            VersionInfo(name, number, parse_time(info.get("created_time")), marks.get(number, frozenset()),
+                        version_state(info))
+            for number, info in sorted(found.items(), key=lambda kv: -int(kv[0]))
+        ]
 
     # -- writes --------------------------------------------------------------------------
 
