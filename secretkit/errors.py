@@ -113,8 +113,8 @@ def version_conflict(
     expected: str, current: str | None = None, *, name: str | None = None, backend: str | None = None
 ) -> ConflictError:
     """``put(if_version=expected)`` lost: ``current`` is the current version where known."""
-    found = f"the current version is {current!r}" if current is not None else f"{expected!r} is not the current version"
-    return ConflictError(f"put(if_version={expected!r}) refused: {found}", name=name, backend=backend,
+    found = f"the current version is {current!r}" if current is not None else "it is not the current one"
+    return ConflictError(f"compare-and-set refused: expected version {expected!r}, {found}", name=name, backend=backend,
                          expected_version=expected, current_version=current)
 
 
@@ -123,7 +123,7 @@ def already_exists(
 ) -> AlreadyExistsError:
     """``put(create_only=True)`` found the secret: ``current`` is its current version where known."""
     found = f" (current version {current!r})" if current is not None else ""
-    return AlreadyExistsError(f"put(create_only=True) refused: the secret already exists{found}", name=name,
+    return AlreadyExistsError(f"create-only write refused: the secret already exists{found}", name=name,
                               backend=backend, current_version=current)
 
 

@@ -314,9 +314,9 @@ class StoreConformance(_EveryStore):
             assert (error.name, error.backend, error.expected_version) == (name, backend, first)
             assert error.current_version == current if self.tells_current_version else error.current_version in (
                 None, current)
-            found = (f"the current version is {current!r}" if error.current_version is not None
-                     else f"{first!r} is not the current version")
-            assert str(error) == f"put(if_version={first!r}) refused: {found} {where}"
+            told = error.current_version is not None
+            found = f"the current version is {current!r}" if told else "it is not the current one"
+            assert str(error) == f"compare-and-set refused: expected version {first!r}, {found} {where}"
         if store.capabilities.create_only:
             with pytest.raises(AlreadyExistsError) as taken:
                 store.put(name, SENTINEL + "4", create_only=True)
@@ -325,7 +325,7 @@ class StoreConformance(_EveryStore):
             assert exists.current_version == current if self.tells_current_version else exists.current_version in (
                 None, current)
             found = f" (current version {current!r})" if exists.current_version is not None else ""
-            assert str(exists) == f"put(create_only=True) refused: the secret already exists{found} {where}"
+            assert str(exists) == f"create-only write refused: the secret already exists{found} {where}"
         assert store.get(name).version == current
 
     def test_concurrent_compare_and_set_has_one_winner(self, store: SecretStore, new_name: NameFactory) -> None:
