@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any, SupportsIndex, Union
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
 
@@ -257,8 +257,26 @@ class Value:
 
     __str__ = __repr__
 
+    # Every serialisation hook refuses (pickle, copyreg, shelve, multiprocessing and some crash
+    # reporters call one of them), and a copy is this object itself: it cannot change, so a
+    # copy would only be a second place holding the data.
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("secret values are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __copy__(self) -> Value:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Value:
+        return self
+
+
+_NOT_PICKLABLE = "{what} are not picklable; store the name and re-read it"
 
 
 def _check_text(text: str, what: str) -> None:
@@ -417,9 +435,22 @@ class Secret:
 
     __str__ = __repr__
 
+    # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
+    # Every hook refuses, as Value's do; copies are the object itself (it is immutable).
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
-        raise TypeError("Secret objects are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
 
 class BatchResult(Mapping[str, Secret]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
@@ -60,6 +61,25 @@ def test_secret_and_value_refuse_pickling() -> None:
         pickle.dumps(Secret("n", "1", Value.of("topsecret")))
     with pytest.raises(TypeError):
         pickle.dumps(Value.of("topsecret"))
+
+
+@pytest.mark.parametrize("make", [lambda: Secret("n", "1", Value.of("topsecret")), lambda: Value.of("topsecret")])
+def test_no_serialisation_hook_hands_out_the_value(make: object) -> None:
+    """``__getstate__`` and every ``__reduce__`` protocol refuse (they are what pickle, shelve,
+    multiprocessing and crash reporters call); a copy is the same immutable object, so copying
+    writes the value nowhere new."""
+    obj = make()  # type: ignore[operator]
+    hooks = [obj.__getstate__, obj.__reduce__] + [
+        lambda p=protocol: obj.__reduce_ex__(p) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)
+    ]
+    for hook in hooks:
+        with pytest.raises(TypeError, match="not picklable"):
+            hook()
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError):
+            pickle.dumps(obj, protocol)
+    assert copy.copy(obj) is obj and copy.deepcopy(obj) is obj
+    assert copy.deepcopy({"held": [obj]})["held"][0] is obj
 
 
 def test_json_text_reads_as_fields_with_non_string_values_as_json_text() -> None:
