@@ -357,6 +357,61 @@ def test_versions_and_stages(store: SecretStore) -> None:
     assert store.driver.current_version("stages/s") == "3"  # type: ignore[attr-defined]
 
 
+def _set_aliases(raw: sm.SecretManagerServiceClient, secret_id: str, aliases: dict[str, int]) -> None:
+    raw.update_secret(
+        secret={"name": _path(secret_id), "version_aliases": aliases}, update_mask={"paths": ["version_aliases"]}
+    )
+
+
+def test_a_version_alias_reads_the_version_it_names(
+    store: SecretStore, raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel
+) -> None:
+    """Aliases (``stable``, ``canary``) are set by other tools with UpdateSecret; GCP's
+    AccessSecretVersion takes one in place of a number, so ``get(version=alias)`` does too."""
+    for value in ("one", "two", "three"):
+        store.put("alias/s", value)
+    _set_aliases(raw, sid("alias/s"), {"stable": 1, "canary": 3, "Prod_2-b": 2})
+    stable = store.get("alias/s", version="stable")
+    assert (stable.text, stable.version, stable.stages) == ("one", "1", frozenset())  # the version it names
+    assert store.get("alias/s", version="canary").version == "3"
+    assert store.get("alias/s", version="Prod_2-b").text == "two"
+    _set_aliases(raw, sid("alias/s"), {"stable": 2})
+    assert store.get("alias/s", version="stable", refresh=True).text == "two"  # follows a moved alias
+    with pytest.raises(NotFoundError):  # a well-formed alias the secret does not have: GCP says so
+        store.get("alias/s", version="canary", refresh=True)
+    raw.disable_secret_version(name=_path(sid("alias/s"), "2"))
+    with pytest.raises(NotFoundError, match="version 2 is disabled"):
+        store.get("alias/s", version="stable", refresh=True)
+
+
+@pytest.mark.parametrize(
+    "version", ["latest", "NEW", "0", "01", "-1", "1a", "_x", "a" * 64, "has space", "a/b", "\uff12", "\u0663", "\u00e9t\u00e9"]
+)
+def test_what_is_neither_a_version_number_nor_an_alias_is_refused_before_io(
+    store: SecretStore, model: gcp_sm.SecretManagerModel, version: str
+) -> None:
+    """GCP's rules: versions are numbers from 1; an alias is 1-63 of ``[A-Za-z0-9_-]`` starting
+    with a letter, never ``latest`` or ``NEW``. Anything else names no version, so no call is made."""
+    store.put("refs/bad", "v")
+    before = sum(model.calls.values())
+    with pytest.raises(NotFoundError, match="a version alias"):
+        store.get("refs/bad", version=version)
+    assert sum(model.calls.values()) == before
+
+
+def test_the_double_keeps_gcp_alias_rules(raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel) -> None:
+    _raw_put(raw, "aliased", b"v1")
+    for bad in ({"latest": 1}, {"NEW": 1}, {"1st": 1}, {"a" * 64: 1}, {"ok": 2}):
+        with pytest.raises(gexc.InvalidArgument):
+            _set_aliases(raw, "aliased", bad)
+    with pytest.raises(gexc.InvalidArgument):
+        _set_aliases(raw, "aliased", {f"a{i}": 1 for i in range(gcp_sm.MAX_ALIASES + 1)})
+    _set_aliases(raw, "aliased", {"stable": 1})
+    assert raw.get_secret_version(name=_path("aliased", "stable")).name.endswith("/versions/1")
+    with pytest.raises(gexc.InvalidArgument):  # aliases are for Get and Access only
+        raw.disable_secret_version(name=_path("aliased", "stable"))
+
+
 def test_previous_of_a_first_version_is_not_found(store: SecretStore) -> None:
     store.put("stages/one", "a")
     with pytest.raises(NotFoundError, match="no previous"):
