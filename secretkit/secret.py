@@ -75,6 +75,13 @@ def _field_text(item: FieldValue) -> str | None:
     return _json_text(item)
 
 
+def _sized(item: FieldValue) -> FieldValue:
+    """A field as ``Value.size`` measures it: octets that are not UTF-8 as base64-length text."""
+    if isinstance(item, builtins.bytes) and _field_text(item) is None:
+        return "A" * ((len(item) + 2) // 3 * 4)
+    return item
+
+
 def fields_to_json(fields: Mapping[str, FieldValue]) -> str:
     """Canonical JSON for a field mapping (sorted keys, no spaces, non-ASCII kept).
 
@@ -226,18 +233,18 @@ class Value:
 
     @property
     def size(self) -> int:
-        """Size in octets: of the text or bytes, or of a map's canonical JSON (octet fields as base64)."""
+        """Size in octets: of the text (UTF-8) or bytes, or of a map's canonical JSON exactly as
+        ``fields_to_json`` writes it, escapes included (``"\\u0001"`` is six octets): the
+        ``SecretString`` AWS stores and the payload GCP stores. A field of octets that are not
+        UTF-8 (no JSON holds them) counts as its base64 text."""
         data = self._data
         if isinstance(data, str):
             return len(data.encode("utf-8"))
         if isinstance(data, builtins.bytes):
             return len(data)
-        total = 2
-        for key, item in data.items():
-            text = _field_text(item)
-            length = len(text.encode("utf-8")) if text is not None else (len(item) + 2) // 3 * 4
-            total += len(key.encode("utf-8")) + length + 6  # quotes, colon, comma
-        return total
+        # Measured on the encoding itself: counting by hand missed escapes and the commas.
+        sized = {key: _sized(item) for key, item in data.items()}
+        return len(fields_to_json(sized).encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Value):

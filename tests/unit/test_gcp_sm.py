@@ -6,6 +6,7 @@ Each behaviour runs over both client transports (gRPC and REST) where the transp
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -207,6 +208,28 @@ def test_largest_payload_is_64_kib(store: SecretStore, raw: sm.SecretManagerServ
     store.put("big/ascii-bytes", b"a" * limit)
     assert store.get("big/ascii-bytes").bytes == b"a" * limit
     assert len(_raw_data(raw, sid("big/ascii-bytes"))) == gcp_sm.MAX_PAYLOAD
+
+
+@pytest.mark.parametrize("control", [0, 5000])
+def test_fields_at_the_payload_limit_are_stored_and_one_byte_more_is_refused_before_io(
+    store: SecretStore, raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel, control: int
+) -> None:
+    """The payload of fields is their JSON with its escapes; exactly 65 536 bytes of it fit."""
+    limit = gcp_sm.MAX_PAYLOAD
+
+    def fields_of(size: int) -> dict[str, str]:
+        fields = {"k": "\x01" * control + "x" * (size - 8 - 6 * control)}
+        assert len(codec.encode_value(Value.of(fields))) == size
+        return fields
+
+    store.put("big/fields", fields_of(limit))
+    payload = _raw_data(raw, sid("big/fields"))
+    assert len(payload) == limit and json.loads(payload) == fields_of(limit)
+    before = sum(model.calls.values())
+    for over in (fields_of(limit + 1), {"k": "\x01" * 60000}):
+        with pytest.raises(InvalidArgumentError, match=str(limit)):
+            store.put("big/fields", over)
+    assert sum(model.calls.values()) == before
 
 
 # -- names ------------------------------------------------------------------------------------
