@@ -12,8 +12,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
-from secretkit.config import StoreURL, default_url, load_config_file, split_options
-from secretkit.errors import ConfigError
+from secretkit.config import (
+    StoreURL,
+    default_url,
+    load_config_file,
+    mask_credentials,
+    split_options,
+    url_credentials_in,
+)
+from secretkit.errors import ConfigError, SecretError
 from secretkit.store import SecretStore
 
 ENTRY_POINT_GROUP = "secretkit.drivers"
@@ -111,7 +118,16 @@ def open(
     merged: dict[str, Any] = {**params, **_flatten(file_options), **options}
     store_options, driver_options = split_options(merged)
     factory = _resolve(parsed.scheme)
-    driver = factory(parsed, driver_options, client=client)
+    try:
+        driver = factory(parsed, driver_options, client=client)
+    except SecretError as exc:
+        # A factory's error may quote an option's URL, and chain the SDK's complaint about it
+        # ("Invalid endpoint: http://user:password@…"): mask the one, drop the other.
+        if not url_credentials_in(exc):
+            raise
+        mask_credentials(exc)
+        exc.__cause__ = exc.__context__ = None
+        raise exc.with_traceback(None) from None
     return SecretStore(driver, options=store_options, url=url)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any, SupportsIndex, Union
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
 
@@ -73,6 +73,13 @@ def _field_text(item: FieldValue) -> str | None:
         except UnicodeDecodeError:
             return None
     return _json_text(item)
+
+
+def _sized(item: FieldValue) -> FieldValue:
+    """A field as ``Value.size`` measures it: octets that are not UTF-8 as base64-length text."""
+    if isinstance(item, builtins.bytes) and _field_text(item) is None:
+        return "A" * ((len(item) + 2) // 3 * 4)
+    return item
 
 
 def fields_to_json(fields: Mapping[str, FieldValue]) -> str:
@@ -226,18 +233,18 @@ class Value:
 
     @property
     def size(self) -> int:
-        """Size in octets: of the text or bytes, or of a map's canonical JSON (octet fields as base64)."""
+        """Size in octets: of the text (UTF-8) or bytes, or of a map's canonical JSON exactly as
+        ``fields_to_json`` writes it, escapes included (``"\\u0001"`` is six octets): the
+        ``SecretString`` AWS stores and the payload GCP stores. A field of octets that are not
+        UTF-8 (no JSON holds them) counts as its base64 text."""
         data = self._data
         if isinstance(data, str):
             return len(data.encode("utf-8"))
         if isinstance(data, builtins.bytes):
             return len(data)
-        total = 2
-        for key, item in data.items():
-            text = _field_text(item)
-            length = len(text.encode("utf-8")) if text is not None else (len(item) + 2) // 3 * 4
-            total += len(key.encode("utf-8")) + length + 6  # quotes, colon, comma
-        return total
+        # Measured on the encoding itself: counting by hand missed escapes and the commas.
+        sized = {key: _sized(item) for key, item in data.items()}
+        return len(fields_to_json(sized).encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Value):
@@ -257,8 +264,26 @@ class Value:
 
     __str__ = __repr__
 
+    # Every serialisation hook refuses (pickle, copyreg, shelve, multiprocessing and some crash
+    # reporters call one of them), and a copy is this object itself: it cannot change, so a
+    # copy would only be a second place holding the data.
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("secret values are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __copy__(self) -> Value:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Value:
+        return self
+
+
+_NOT_PICKLABLE = "{what} are not picklable; store the name and re-read it"
 
 
 def _check_text(text: str, what: str) -> None:
@@ -417,9 +442,22 @@ class Secret:
 
     __str__ = __repr__
 
+    # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
+    # Every hook refuses, as Value's do; copies are the object itself (it is immutable).
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
-        raise TypeError("Secret objects are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
 
 class BatchResult(Mapping[str, Secret]):

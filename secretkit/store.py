@@ -34,7 +34,7 @@ from secretkit.cache import (
     name_of,
     parts_of,
 )
-from secretkit.config import StoreOptions, redact_url
+from secretkit.config import StoreOptions, mask_credentials, mask_url_credentials, redact_url, url_credentials_in
 from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
@@ -584,9 +584,11 @@ class SecretStore:
         """Run a driver call; turn the SDK's exceptions into portable errors.
 
         The SDK exception stays as ``__cause__`` (the escape hatch) unless its text may quote a
-        value (``Classified.cause_safe``) or the call carries a value (``sensitive``: a write),
-        whose SDK and driver frames hold it in their locals: then the error is raised afresh,
-        with no chain and a traceback that starts in the store, where values are wrapped.
+        value (``Classified.cause_safe``), the call carries a value (``sensitive``: a write),
+        whose SDK and driver frames hold it in their locals, or the chain shows a URL with
+        credentials (an ``endpoint_url``/``host`` option of ``http://user:password@…``): then
+        the error is raised afresh, with no chain and a traceback that starts in the store,
+        where values are wrapped. Credentials in a URL are masked in the message too.
 
         On a remote backend the call runs where its caller can stop waiting for it at the end of
         the attempt (``DeadlineExceededError``; see ``retry.AttemptRunner``); a local one runs here.
@@ -595,14 +597,16 @@ class SecretStore:
             return self._runner.run(fn) if self._driver.capabilities.remote else fn()
         except SecretError as exc:
             error = self._fill(exc, name)
-            if not sensitive:
+            if not sensitive and not url_credentials_in(error):
                 raise
+            mask_credentials(error)
         except Exception as exc:
             classified = self._driver.classify(exc)
             if classified is None:
                 raise
-            error = error_for(classified.code, classified.detail, name=name, backend=self.backend)
-            if classified.cause_safe and not sensitive:
+            detail = mask_url_credentials(classified.detail)
+            error = error_for(classified.code, detail, name=name, backend=self.backend)
+            if classified.cause_safe and not sensitive and not url_credentials_in(exc):
                 raise error from exc
         error.__cause__ = error.__context__ = None
         raise error.with_traceback(None)

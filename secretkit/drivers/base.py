@@ -81,8 +81,9 @@ class Capabilities:
     idempotent_put: bool = False
     """A retried ``put`` with the same token never creates two versions (so puts may be retried)."""
     max_value_bytes: int | None = None
-    """Every value whose ``Value.size`` is at most this round-trips; one byte more is
-    ``InvalidArgumentError`` before I/O. None: no limit the store knows of."""
+    """Every value whose ``Value.size`` (for fields: their canonical JSON, exactly) is at most
+    this round-trips; one byte more is ``InvalidArgumentError`` before I/O. None: no limit the
+    store knows of. A backend whose encoding is larger still checks it in ``ValueLimits``."""
     read_only: bool = False
     """Nothing can be written (``files://``, ``env://``): ``put``, ``delete`` and ``rotate`` are
     ``NotSupportedError`` before any I/O, and a layered store never picks it for writes."""

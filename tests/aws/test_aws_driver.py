@@ -653,6 +653,31 @@ def test_text_at_the_limit_is_stored_exactly(env: Env, store: SecretStore) -> No
     assert env.raw().get_secret_value(SecretId=name)["SecretString"] == text
 
 
+def _fields_of_json_size(size: int, *, control: int = 0) -> dict[str, str]:
+    """One field whose SecretString (the driver's JSON) is ``size`` bytes, ``control`` of its
+    characters being control characters (escaped as six bytes each)."""
+    fields = {"k": "\x01" * control + "x" * (size - 8 - 6 * control)}
+    assert codec.stored_size(codec.encode_value(Value.of(fields))) == size
+    return fields
+
+
+@pytest.mark.parametrize("control", [0, 5000])
+def test_fields_at_the_limit_are_stored_and_one_byte_more_is_refused_before_io(
+    env: Env, store: SecretStore, counter: CallCounter, control: int
+) -> None:
+    name = unique("fields-limit")
+    at_limit = _fields_of_json_size(codec.AWS_MAX_VALUE, control=control)
+    store.put(name, at_limit)
+    stored = env.raw().get_secret_value(SecretId=name)["SecretString"]
+    assert len(stored.encode("utf-8")) == codec.AWS_MAX_VALUE and json.loads(stored) == at_limit
+    assert store.get(name).fields == at_limit
+    before = counter.total
+    for over in (_fields_of_json_size(codec.AWS_MAX_VALUE + 1, control=control), {"k": "\x01" * 60000}):
+        with pytest.raises(InvalidArgumentError, match=str(codec.AWS_MAX_VALUE)):
+            store.put(name, over)
+    assert counter.total == before
+
+
 def test_check_value_measures_the_stored_form(store: SecretStore) -> None:
     driver = store.driver
     assert isinstance(driver, AwsDriver)

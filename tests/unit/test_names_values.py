@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import pytest
 
 import secretkit
 from secretkit.names import check_portable as check_name
-from secretkit.secret import Kind, Secret, Value
+from secretkit.secret import Kind, Secret, Value, fields_to_json
 
 
 @pytest.mark.parametrize("name", ["a", "payments/db-password", "App_1/api.key", "a/b/c/d", "x" * 200, "9"])
@@ -62,6 +63,25 @@ def test_secret_and_value_refuse_pickling() -> None:
         pickle.dumps(Value.of("topsecret"))
 
 
+@pytest.mark.parametrize("make", [lambda: Secret("n", "1", Value.of("topsecret")), lambda: Value.of("topsecret")])
+def test_no_serialisation_hook_hands_out_the_value(make: object) -> None:
+    """``__getstate__`` and every ``__reduce__`` protocol refuse (they are what pickle, shelve,
+    multiprocessing and crash reporters call); a copy is the same immutable object, so copying
+    writes the value nowhere new."""
+    obj = make()  # type: ignore[operator]
+    hooks = [obj.__getstate__, obj.__reduce__] + [
+        lambda p=protocol: obj.__reduce_ex__(p) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)
+    ]
+    for hook in hooks:
+        with pytest.raises(TypeError, match="not picklable"):
+            hook()
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError):
+            pickle.dumps(obj, protocol)
+    assert copy.copy(obj) is obj and copy.deepcopy(obj) is obj
+    assert copy.deepcopy({"held": [obj]})["held"][0] is obj
+
+
 def test_json_text_reads_as_fields_with_non_string_values_as_json_text() -> None:
     text = '{"username": "app", "port": 5432, "ssl": true, "opts": {"a": [1]}}'
     s = Secret("rds", "1", Value.of(text))
@@ -113,3 +133,46 @@ def test_errors_carry_code_name_backend() -> None:
     assert str(err) == "secret not found (secret 'a/b', backend memory)"
     assert isinstance(secretkit.InvalidArgumentError("x"), ValueError)
     assert secretkit.ThrottledError("x").transient and not secretkit.PermissionDeniedError("x").transient
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"k": "v"},
+        {"a": "1", "b": "2", "c": "3"},
+        {"ctl": "\x01\x1f\x7f", "quote": '"\\', "nl": "a\nb\tc"},
+        {"é": "ünïcødé ✓ 𝄞", "ascii": "x"},
+        {"port": 5432, "ssl": True, "opts": {"a": [1, "\x00"]}},  # JSON values another tool wrote (Vault)
+        {"utf8": "text".encode(), "octets": b"\xff\x00\xfe\x01"},
+    ],
+    ids=["empty", "one", "three", "escapes", "non-ascii", "json-values", "octets"],
+)
+def test_size_of_fields_is_their_canonical_json_exactly(fields: dict[str, object]) -> None:
+    value = Value(Kind.FIELDS, fields)
+    text_fields = {k: v for k, v in fields.items() if not (isinstance(v, bytes) and k == "octets")}
+    expected = len(fields_to_json(text_fields).encode("utf-8"))
+    if "octets" in fields:  # a field of octets that are not UTF-8 counts as its base64 text
+        expected += len(',"octets":""') + 8
+    assert value.size == expected
+
+
+def _fields_of_json_size(size: int, *, control: int = 0) -> dict[str, str]:
+    """One field whose canonical JSON is ``size`` bytes, ``control`` of its characters being
+    control characters (six bytes each once escaped)."""
+    body = "\x01" * control + "x" * (size - 8 - 6 * control)
+    fields = {"k": body}
+    assert len(fields_to_json(fields).encode("utf-8")) == size
+    return fields
+
+
+def test_memory_store_limit_is_exact_on_the_canonical_json() -> None:
+    store = secretkit.open("memory://", max_value_bytes=65536)
+    store.put("at-limit", _fields_of_json_size(65536))
+    store.put("at-limit-escaped", _fields_of_json_size(65536, control=5000))
+    assert store.get("at-limit").fields == _fields_of_json_size(65536)
+    for over in (_fields_of_json_size(65537), _fields_of_json_size(65537, control=5000), {"k": "\x01" * 60000}):
+        with pytest.raises(secretkit.InvalidArgumentError, match="65536"):
+            store.put("over", over)
+    assert Value.of({"k": "\x01" * 60000}).size == 360008
+    assert not store.exists("over")

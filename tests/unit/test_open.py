@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,37 @@ def test_malformed_urls_are_config_errors(url: str) -> None:
     with pytest.raises(secretkit.ConfigError) as info:
         secretkit.open(url)
     assert info.value.__cause__ is None
+
+
+MALFORMED_WITH_PASSWORD = [
+    "vault://user:hunter2@host:badport/x",
+    "vault://user:hunter2@host:-1/x",
+    "vault://user:hunter2@host:8200:99/x",
+    "vault://user:hunter2@[::1/x",
+    "vault://user:hunter2@[zz::1]:8200/x",
+    "vault://user:hunter2@[fe80::1%eth0]:x/",
+    "vault://user:hunter2/x@host:badport/x",
+    "vault://user:hunter2@ho st:x/",
+]
+
+
+def _shown(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)) + repr(error) + str(error)
+
+
+@pytest.mark.parametrize("url", MALFORMED_WITH_PASSWORD)
+def test_a_malformed_url_never_shows_its_password(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the URL is passed, read from a config file or from $SECRETKIT_URL."""
+    config = tmp_path / "secretkit.toml"
+    config.write_text(f"url = {json.dumps(url)}\n")
+    monkeypatch.setenv("SECRETKIT_URL", url)
+    for opening in (lambda: secretkit.open(url), lambda: secretkit.open(config=config), lambda: secretkit.open()):
+        with pytest.raises(secretkit.ConfigError, match="malformed") as info:
+            opening()
+        assert "hunter2" not in _shown(info.value)
+        assert "vault://***@" in str(info.value)  # the rest of the URL still says which one
 
 
 def test_non_str_url_is_a_config_error() -> None:

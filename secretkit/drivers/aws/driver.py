@@ -24,7 +24,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
+from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
 from secretkit.drivers.base import Capabilities, Classified, Record
@@ -284,7 +284,12 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
         session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
         made = session.client("secretsmanager", endpoint_url=opts.endpoint_url, config=client_config(opts))
         made.meta.events.register("before-send.secrets-manager", refuse_late_requests)
-    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError, ValueError) as exc:
+    except ValueError:
+        # botocore's "Invalid endpoint: ..." quotes the option, which may carry user info
+        shown = redact_url(opts.endpoint_url or "")
+        raise ConfigError(f"cannot configure the AWS Secrets Manager client: endpoint_url {shown!r} is not a "
+                          "valid endpoint URL (scheme://host[:port])") from None
+    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError) as exc:
         hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
         raise ConfigError(f"cannot configure the AWS Secrets Manager client: {exc}{hint}") from exc
     return AwsDriver(made, owned=True, recovery_window_days=opts.recovery_window_days)

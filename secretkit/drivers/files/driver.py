@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import Capabilities, Classified, Record
 from secretkit.drivers.files.inotify import Inotify
-from secretkit.drivers.files.tree import Tree
+from secretkit.drivers.files.tree import Tree, bookkeeping
 from secretkit.errors import ConfigError, ErrorCode, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.names import NameRules
 from secretkit.secret import Value, VersionInfo
@@ -23,8 +23,8 @@ from secretkit.secret import Value, VersionInfo
 _MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux and macOS
 NAME_RULE = (
     "files:// names are relative paths under the store's directory: segments separated by single '/', "
-    f"none empty or starting with '.' (dot entries are the kubelet's bookkeeping), each at most "
-    f"{_MAX_SEGMENT_BYTES} bytes"
+    "none empty, '.' or starting with '..' (the kubelet's own entries such as '..data'; one leading dot, "
+    f"as in '.dockerconfigjson', is part of a name), each at most {_MAX_SEGMENT_BYTES} bytes"
 )
 READ_ONLY = (
     "files:// is read-only: the files belong to whatever mounted them (kubelet, CSI driver, Vault Agent, Docker)"
@@ -53,7 +53,7 @@ class FilesOptions(BaseModel):
 
 def _holds(name: str) -> bool:
     for segment in name.split("/"):
-        if not segment or segment.startswith(".") or "\x00" in segment:
+        if not segment or segment == "." or bookkeeping(segment) or "\x00" in segment:
             return False
         if len(segment.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT_BYTES:
             return False

@@ -153,9 +153,17 @@ def version_state(meta: Mapping[str, Any], now: datetime | None = None) -> str:
     return "enabled"
 
 
+_VERSION_ID = re.compile(r"[1-9][0-9]*")
+
+
 def version_number(version: str) -> int | None:
-    """A KV v2 version id as its number (1, 2, ...), or None if it is not one."""
-    return int(version) if version.isdigit() and int(version) > 0 else None
+    """A KV v2 version id as its number, or None if it is not one.
+
+    Only the spelling Vault returns (and the store hands out) counts: ``int()`` would also read
+    ``"01"``, fullwidth ``"２"`` and Arabic-Indic ``"٣"``, so ``if_version="01"`` would match
+    version 1 on the server although no store ever returned that id.
+    """
+    return int(version) if _VERSION_ID.fullmatch(version) else None
 
 
 def digest(data: Mapping[str, Any]) -> str:
