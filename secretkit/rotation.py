@@ -17,9 +17,11 @@ compare-and-set on the current version, so the loser gets ``ConflictError`` and 
 nothing. Where each backend keeps the stages is ``secretkit.stages``' business.
 
 Rotation keeps the secret's shape: with ``field="password"`` only that field gets a new value
-and every other field (octet fields too) is kept; a one-field secret rotates its one field; the
-default generator refuses a secret of several fields without ``field=`` rather than replace
-the whole map with one password.
+and every other field (octet fields too) is kept; a one-field secret rotates its one field. For
+a secret of several fields without ``field=``, the default generator refuses rather than
+replace the whole map with one password, and a custom ``generate`` must return every field the
+secret has (more are allowed): readers of a field, and a Kubernetes Secret's ``type``, depend on
+it being there. Anything else is refused before any write.
 """
 
 from __future__ import annotations
@@ -68,11 +70,12 @@ class RotationResult:
     already_done: bool = False
 
 
-def new_value(current: Secret, generate: Generate | None, field: str | None) -> Value:
+def new_value(current: Secret, generate: Generate | None, field: str | None, *, backend: str | None = None) -> Value:
     """The value a rotation writes, in the shape of ``current`` (see the module docstring).
 
     ``generate(current)`` returns the new value of ``field`` when one is given (or implied by a
     one-field secret), else the whole new value; the default generator makes a password.
+    ``InvalidArgumentError`` (naming ``backend``) when the value would not keep the shape.
     """
     raw = current.value.raw
     if field is None and current.value.has_fields() and len(current.fields) == 1 and (
@@ -80,13 +83,18 @@ def new_value(current: Secret, generate: Generate | None, field: str | None) -> 
     ):
         field = next(iter(current.fields))  # one field, as a map or as a JSON object: rotate that field
     if field is None:
-        if generate is None and current.value.has_fields() and len(current.fields) > 1:
+        fields = field_names(current.value)
+        if len(fields) <= 1:
+            return Value.of((generate or (lambda _: generate_password()))(current))
+        if generate is None:
             raise InvalidArgumentError(
-                f"the secret has {len(current.fields)} fields; say which one to rotate (field=...), "
+                f"the secret has {len(fields)} fields; say which one to rotate (field=...), "
                 "or pass generate= returning the whole new value",
-                name=current.name,
+                name=current.name, backend=backend,
             )
-        return Value.of((generate or (lambda _: generate_password()))(current))
+        value = Value.of(generate(current))
+        _keeps_fields(current, value, fields, backend)
+        return value
     if not current.value.has_fields():
         raise InvalidArgumentError(f"field={field!r} given, but the secret holds {current.kind.value} without fields",
                                    name=current.name)
@@ -106,6 +114,31 @@ def new_value(current: Secret, generate: Generate | None, field: str | None) -> 
     document[field] = replacement
     text = json.dumps(document, ensure_ascii=False, separators=_separators(current.text))
     return Value(current.kind, text if current.kind is Kind.TEXT else text.encode("utf-8"))
+
+
+def field_names(value: Value) -> set[str]:
+    """The names of a value's fields: a map's keys (octet fields too), a JSON object's members."""
+    raw = value.raw
+    if isinstance(raw, Mapping):
+        return set(raw)
+    return set(value.fields) if value.has_fields() else set()
+
+
+def _keeps_fields(current: Secret, value: Value, fields: set[str], backend: str | None) -> None:
+    """Refuse a generated whole value that drops a field of ``current``. Where the backend holds
+    a map (Vault, Kubernetes), text is stored under one key, so even JSON text with every member
+    would replace the map: there only a mapping keeps the fields."""
+    as_map = isinstance(current.value.raw, Mapping)
+    kept = field_names(value) if isinstance(value.raw, Mapping) or not as_map else set()
+    missing = fields - kept
+    if missing:
+        returned = "a mapping" if isinstance(value.raw, Mapping) else f"{value.kind.value} (not a mapping)"
+        raise InvalidArgumentError(
+            f"generate returned {returned} without the field(s) {', '.join(map(repr, sorted(missing)))} "
+            f"of this {len(fields)}-field secret; return a mapping with every field (more are allowed), "
+            "or rotate one field with field=...",
+            name=current.name, backend=backend,
+        )
 
 
 def _separators(text: str) -> tuple[str, str]:
@@ -129,8 +162,7 @@ def rotate(
     token = token or uuid.uuid4().hex
     # bypass the cache: a stale current would only fail later at promotion's if_current check
     current = store.get(name, stage=Stage.CURRENT, refresh=True)
-    value = new_value(current, generate, field)
-    value = store.prepare_value(name, value)
+    value = store.prepare_value(name, new_value(current, generate, field, backend=store.backend))
     try:
         pending = steps.create(name, value, token=token, adopt=resume)
     finally:

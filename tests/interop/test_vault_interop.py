@@ -298,6 +298,30 @@ def test_rotating_one_field_of_a_cli_written_secret_keeps_the_others(
     assert pending.returncode == 2 and "No value found" in pending.stderr  # nothing left beside the secret
 
 
+def test_generated_whole_value_keeps_the_kv_map(bao: openbao.OpenBaoServer, root: Any) -> None:
+    """A custom generator for a map of several fields returns every field: text (which Vault
+    would hold as ``{"value": ...}``) or a partial map is refused before any write, and a full
+    map reaches the CLI with every key."""
+    name = f"sk-interop-{uuid.uuid4().hex[:8]}/db"
+    bao_cli(bao, "kv", "put", f"secret/{name}", "username=app", "password=old-password", "port=5432")
+    try:
+        with secretkit.open(bao.url("secret"), token=bao.root_token) as store:
+            with pytest.raises(InvalidArgumentError, match="'password', 'port', 'username'"):
+                store.rotate(name, generate=lambda c: "new-password")
+            with pytest.raises(InvalidArgumentError, match="'port', 'username'"):
+                store.rotate(name, generate=lambda c: {"password": "new-password"})
+            shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", f"secret/{name}"))["data"]
+            assert shown["metadata"]["version"] == 1  # nothing written
+            assert shown["data"] == {"username": "app", "password": "old-password", "port": "5432"}
+            with pytest.raises(hvac.exceptions.InvalidPath):
+                root.secrets.kv.v2.read_secret_metadata(f"secretkit-pending/{name}")
+            store.rotate(name, generate=lambda c: {**c.fields, "password": "new-password"})
+        assert cli_map(bao, "secret", name) == {"username": "app", "password": "new-password", "port": "5432"}
+        assert hvac_map(root, "secret", name) == {"username": "app", "password": "new-password", "port": "5432"}
+    finally:
+        root.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
 # -- bao agent ------------------------------------------------------------------------------
 
 
