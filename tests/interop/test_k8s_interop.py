@@ -269,6 +269,20 @@ def test_generated_whole_value_keeps_a_basic_auth_secrets_keys(store: SecretStor
     assert after["data"] == {"username": b64("app"), "password": b64("new-pw")}
 
 
+def test_a_finished_rotation_leaves_no_secretkit_annotation(store: SecretStore, core: Any, namespace: str) -> None:
+    """The Secret carries what its owner put there and nothing of the rotation (``kubectl
+    describe`` shows annotations); what a re-run needs is kept on the previous companion."""
+    raw_create(core, namespace, "db", string_data={"username": "app", "password": "old-pw"})
+    core.patch_namespaced_secret("db", namespace, {"metadata": {"annotations": {"team.example/owner": "payments"}}})
+    for _ in range(2):  # the second rotation replaces the first one's previous companion
+        result = store.rotate("db", field="password", token=f"tok-{_}")
+        assert raw_secret(core, namespace, "db")["metadata"]["annotations"] == {"team.example/owner": "payments"}
+        assert result is not None
+        again = store.rotate("db", field="password", token=f"tok-{_}", resume=True)  # a re-run after the end
+        assert again is not None and again.already_done
+    assert raw_names(core, namespace) == ["db", "db.secretkit-previous"]
+
+
 # -- kubectl -----------------------------------------------------------------------------
 
 
