@@ -34,7 +34,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from secretkit import stages
-from secretkit.errors import InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
+from secretkit.drivers.base import RotationSettings
+from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
 from secretkit.generate import generate_password, generate_token
 from secretkit.seam import StoreSeam
 from secretkit.secret import Kind, Secret, Stage, Value
@@ -156,12 +157,14 @@ def rotate(
     token: str | None = None,
     resume: bool = False,
     field: str | None = None,
+    allow_native_rotation: bool = False,
 ) -> RotationResult:
     """Run the four rotation steps for ``name`` (which must exist); see ``SecretStore.rotate``."""
     steps = stages.for_store(store)
     token = token or uuid.uuid4().hex
     # bypass the cache: a stale current would only fail later at promotion's if_current check
     current = store.get(name, stage=Stage.CURRENT, refresh=True)
+    check_settings(store, name, allow_native_rotation=allow_native_rotation)
     value = store.prepare_value(name, new_value(current, generate, field, backend=store.backend))
     try:
         pending = steps.create(name, value, token=token, adopt=resume)
@@ -176,6 +179,35 @@ def rotate(
     finally:
         store.invalidate(name)
     return RotationResult(name, version, current.version, token)
+
+
+def check_settings(store: StoreSeam, name: str, *, allow_native_rotation: bool) -> None:
+    """Refuse, before anything is written, a rotation the backend's own settings would defeat:
+
+    * a backend that keeps fewer than two versions (Vault ``max_versions=1``) prunes the old
+      value at promotion, so ``previous`` — the credential clients still hold — would be gone
+      while the result reports it (``NotSupportedError``, naming the setting);
+    * a secret the backend rotates itself (an AWS rotation Lambda) would have two rotators, each
+      promoting values the other's target never got (``ConflictError``, naming the other one),
+      unless the caller says the two are coordinated (``allow_native_rotation=True``).
+    """
+    driver = store.driver
+    if not isinstance(driver, RotationSettings):
+        return
+    found = store.call_driver("rotate.check", name, lambda: driver.rotation_settings(name))
+    if found.kept_versions is not None and found.kept_versions < 2:
+        raise NotSupportedError(
+            f"the backend keeps {found.kept_versions} version of this secret ({found.kept_by}), so promotion "
+            "would prune the previous value that clients still use; raise it to 2 or more to rotate",
+            name=name, backend=store.backend,
+        )
+    if found.rotated_by is not None and not allow_native_rotation:
+        raise ConflictError(
+            f"{found.rotated_by} rotates this secret already; a second rotator beside it races it for the pending "
+            "value and promotes values the other one's target never got. Rotate it there, turn that rotation off, "
+            "or pass allow_native_rotation=True if the two are coordinated",
+            name=name, backend=store.backend,
+        )
 
 
 def run_user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, backend: str) -> None:

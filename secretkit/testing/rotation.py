@@ -89,7 +89,7 @@ _WRITES = frozenset({"write", "write_pending", "promote", "discard_pending", "de
 def refusing_writes(store: SecretStore) -> tuple[SecretStore, CrashingDriver]:
     """``store`` over a driver that dies at the first write (``fired`` says whether one came)."""
     driver = CrashingDriver(store.driver, lambda attr, args: attr in _WRITES, "before")
-    return SecretStore(driver, options=store.options), driver  # type: ignore[arg-type]
+    return SecretStore(driver, options=store.options), driver
 
 
 def _native(store: SecretStore) -> bool:
