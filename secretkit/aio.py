@@ -301,6 +301,7 @@ class AsyncSecretStore:
         resume: bool = False,
         if_older_than: timedelta | None = None,
         field: str | None = None,
+        allow_native_rotation: bool = False,
     ) -> RotationResult | None:
         """``SecretStore.rotate`` as a coroutine. ``generate``, ``apply`` and ``verify`` may be
         async (awaited on this loop) or plain (called in a pool thread). Cancelled, the rotation
@@ -315,7 +316,7 @@ class AsyncSecretStore:
         try:
             return await self._call(
                 lambda: store.rotate(name, token=token, resume=resume, if_older_than=if_older_than, field=field,
-                                     **steps),
+                                     allow_native_rotation=allow_native_rotation, **steps),
                 gave_up=gave_up,
             )
         except asyncio.CancelledError:

@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--if-older-than", type=_duration, metavar="AGE", help="only if current is older (e.g. 30d, 12h)")
     r.add_argument("--length", type=int, default=32, help="generated password length (default 32, at least 8)")
     r.add_argument("--resume", action="store_true", help="continue a rotation a crashed run left pending")
+    r.add_argument("--allow-native-rotation", action="store_true",
+                   help="rotate even though the backend rotates this secret itself (an AWS rotation Lambda)")
 
     x = sub.add_parser("run", help="run a command with secrets in its environment",
                        usage="secretkit run [--env VAR=REFERENCE]... [--env-file FILE]... [--watch] -- COMMAND [ARG...]")
@@ -227,7 +229,7 @@ def _rotate(store: Any, args: argparse.Namespace) -> None:
 
     _warn_memory(store)
     result = store.rotate(args.name, generate=generate, resume=args.resume, if_older_than=args.if_older_than,
-                          field=args.field)
+                          field=args.field, allow_native_rotation=args.allow_native_rotation)
     what = f"{args.name}#{args.field}" if args.field else args.name
     if result is None:
         print(f"{args.name} is younger than {human_duration(args.if_older_than)}; not rotated", file=sys.stderr)

@@ -402,6 +402,7 @@ class SecretStore:
         resume: bool = False,
         if_older_than: timedelta | None = None,
         field: str | None = None,
+        allow_native_rotation: bool = False,
     ) -> _rotation.RotationResult | None:
         """Rotate ``name``: create pending, ``apply`` it, ``verify`` it, promote it to current.
 
@@ -410,12 +411,16 @@ class SecretStore:
         rotator gets ``ConflictError``. With ``if_older_than``, returns None without rotating
         while the current version is younger than that. ``field`` rotates one field of a
         field secret and keeps the others; ``generate(current)`` then returns that field's new
-        value (else the whole new value; default: a strong password). See ``secretkit.rotation``.
+        value (else the whole new value; default: a strong password). Refused before anything is
+        written where the backend would prune the previous value (Vault ``max_versions=1``), and,
+        unless ``allow_native_rotation``, where the backend rotates the secret itself (an AWS
+        rotation Lambda). See ``secretkit.rotation``.
         """
         self._check_name(name)
         self._refuse_if_read_only(name)
         steps: dict[str, Any] = {
             "generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume, "field": field,
+            "allow_native_rotation": allow_native_rotation,
         }
         if if_older_than is not None:
             return _rotation.rotate_if_older(self, name, if_older_than, **steps)

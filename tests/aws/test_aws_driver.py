@@ -45,6 +45,7 @@ from tests.doubles.aws import (
     fake_aws_env,
     free_port,
     lose_response,
+    enable_native_rotation,
     make_client,
     moto_backend,
     read_timeout,
@@ -496,6 +497,26 @@ def test_rotation_after_aws_left_pending_on_a_finished_version(env: Env, store: 
     labels = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert labels[result.version] == ["AWSCURRENT"] and labels[v2] == ["AWSPREVIOUS"]
     assert "AWSPENDING" not in {label for ls in labels.values() for label in ls}
+
+
+def test_rotation_beside_a_rotation_lambda_is_refused_unless_allowed(env: Env, store: SecretStore) -> None:
+    """Secrets Manager rotates this secret itself (a rotation Lambda); a second rotator would
+    race it. Refused before anything is written, naming the Lambda, unless the caller opts in."""
+    name = unique("lambda-rotated")
+    store.put(name, "old")
+    arn = enable_native_rotation(env.endpoint, name)
+    raw = env.raw()
+    described = raw.describe_secret(SecretId=name)
+    assert described["RotationEnabled"] is True and described["RotationLambdaARN"] == arn
+    with pytest.raises(ConflictError) as info:
+        store.rotate(name, generate=lambda c: "new")
+    message = str(info.value)
+    assert arn in message and name in message and "aws-sm" in message and "allow_native_rotation=True" in message
+    assert "new" not in message.replace("allow_native_rotation", "")
+    assert raw.describe_secret(SecretId=name)["VersionIdsToStages"] == described["VersionIdsToStages"]  # nothing
+    result = store.rotate(name, generate=lambda c: "new", allow_native_rotation=True)
+    assert result is not None and store.get(name).text == "new"
+    assert store.get(name, stage=Stage.PREVIOUS).text == "old"
 
 
 # -- names ----------------------------------------------------------------------------

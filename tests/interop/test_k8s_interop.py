@@ -250,6 +250,39 @@ def test_rotate_one_field_of_a_raw_db_secret(store: SecretStore, core: Any, name
         "username": b64("app"), "password": b64("old-pw"), "keystore.jks": b64(b"\xfe\xed\x00")}
 
 
+def test_generated_whole_value_keeps_a_basic_auth_secrets_keys(store: SecretStore, core: Any, namespace: str) -> None:
+    """A ``kubernetes.io/basic-auth`` Secret needs its ``username`` and ``password`` keys: a
+    custom generator returning text (stored under one ``value`` key) or a partial map is refused
+    before any write; a full map keeps the type and both keys."""
+    raw_create(core, namespace, "db-auth", string_data={"username": "app", "password": "old-pw"},
+               type_="kubernetes.io/basic-auth")
+    before = raw_secret(core, namespace, "db-auth")
+    with pytest.raises(InvalidArgumentError, match="'password', 'username'"):
+        store.rotate("db-auth", generate=lambda c: "new-pw")
+    with pytest.raises(InvalidArgumentError, match="'username'"):
+        store.rotate("db-auth", generate=lambda c: {"password": "new-pw"})
+    assert raw_secret(core, namespace, "db-auth") == before  # not even the resourceVersion moved
+    assert raw_names(core, namespace) == ["db-auth"]  # and no companion was made
+    store.rotate("db-auth", generate=lambda c: {**c.fields, "password": "new-pw"})
+    after = raw_secret(core, namespace, "db-auth")
+    assert after["type"] == "kubernetes.io/basic-auth"
+    assert after["data"] == {"username": b64("app"), "password": b64("new-pw")}
+
+
+def test_a_finished_rotation_leaves_no_secretkit_annotation(store: SecretStore, core: Any, namespace: str) -> None:
+    """The Secret carries what its owner put there and nothing of the rotation (``kubectl
+    describe`` shows annotations); what a re-run needs is kept on the previous companion."""
+    raw_create(core, namespace, "db", string_data={"username": "app", "password": "old-pw"})
+    core.patch_namespaced_secret("db", namespace, {"metadata": {"annotations": {"team.example/owner": "payments"}}})
+    for _ in range(2):  # the second rotation replaces the first one's previous companion
+        result = store.rotate("db", field="password", token=f"tok-{_}")
+        assert raw_secret(core, namespace, "db")["metadata"]["annotations"] == {"team.example/owner": "payments"}
+        assert result is not None
+        again = store.rotate("db", field="password", token=f"tok-{_}", resume=True)  # a re-run after the end
+        assert again is not None and again.already_done
+    assert raw_names(core, namespace) == ["db", "db.secretkit-previous"]
+
+
 # -- kubectl -----------------------------------------------------------------------------
 
 

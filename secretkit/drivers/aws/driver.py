@@ -11,6 +11,7 @@
 | write(create_only)                | CreateSecret                                                     |
 | write(if_version)                 | ``stages.compare_and_set`` (UpdateSecretVersionStage)             |
 | write_pending / promote / discard | ``stages`` (AWSPENDING / AWSCURRENT moves)                        |
+| rotation_settings(name)           | DescribeSecret (RotationEnabled, RotationLambdaARN, OwningService)  |
 | delete(name[, purge])             | DeleteSecret (recovery window / ForceDeleteWithoutRecovery)      |
 """
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, Classified, Record, RotationSetting
 from secretkit.errors import AlreadyExistsError, ConfigError, NotFoundError, SecretError, UnavailableError, error_for
 from secretkit.retry import request_timeout
 from secretkit.secret import Stage, Value, VersionInfo
@@ -242,6 +243,17 @@ class AwsDriver:
 
     def discard_pending(self, name: str, version: str) -> None:
         stages.unstage(self.client, name, version)
+
+    def rotation_settings(self, name: str) -> RotationSetting:
+        """Whether Secrets Manager rotates ``name`` itself: a rotation Lambda, or rotation
+        managed by the service that owns the secret (RDS, Redshift, …)."""
+        description = self.client.describe_secret(SecretId=name)
+        if not description.get("RotationEnabled"):
+            return RotationSetting()
+        if description.get("RotationLambdaARN"):
+            return RotationSetting(rotated_by=f"the rotation Lambda {description['RotationLambdaARN']}")
+        owner = description.get("OwningService")
+        return RotationSetting(rotated_by=f"{owner}'s managed rotation" if owner else "Secrets Manager's rotation")
 
     # -- errors, lifecycle -----------------------------------------------------------
 
