@@ -225,6 +225,63 @@ def test_an_answer_a_write_left_behind_is_never_followed_by_an_older_one(later: 
     assert store.get("db").text == "3"
 
 
+
+class BatchMemoryDriver(MemoryDriver):
+    """memory:// with a batch read (one snapshot per name), so ``get_many`` loads in one call."""
+
+    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
+        out: dict[str, Record | SecretError] = {}
+        for name in names:
+            try:
+                out[name] = self.read(name)
+            except SecretError as exc:
+                out[name] = exc
+        return out
+
+
+def test_an_overtaken_batch_load_reads_that_name_again_alone() -> None:
+    inner = BatchMemoryDriver()
+    driver = FaultyDriver(inner)
+    store = _store(driver)  # type: ignore[arg-type]
+    store.put("db", "1")
+    early = driver.hold("read")
+    reader = Answer(lambda: store.get("db").text)
+    assert early.entered.wait(5)
+    store.put("db", "2")
+    late = driver.hold("read_many", after=True)  # the batch reads "2"; its answer waits
+    batch = Answer(lambda: store.get_many(["db"])["db"].text)
+    assert late.entered.wait(5)
+    _external_write(inner, "db", "3")
+    early.release()
+    assert reader.value() == "3"
+    late.release()
+    assert batch.value() == "3"  # "2" may be older than the "3" served meanwhile: read again
+    assert driver.calls["read_many"] == 1 and driver.calls["read"] == 2
+    assert store.get("db").text == "3"
+
+
+def test_a_load_overtaken_by_the_same_version_does_not_read_again() -> None:
+    """The usual case after a put: the load left behind and the one started after it both
+    read the new version; the later load's answer stands, at no extra backend read."""
+    inner = MemoryDriver()
+    driver = FaultyDriver(inner)
+    store = _store(driver)  # type: ignore[arg-type]
+    store.put("db", "1")
+    early = driver.hold("read")
+    reader = Answer(lambda: store.get("db").text)
+    assert early.entered.wait(5)
+    store.put("db", "2")
+    late = driver.hold("read", after=True)
+    other = Answer(lambda: store.get("db").text)
+    assert late.entered.wait(5)
+    early.release()
+    assert reader.value() == "2"
+    late.release()
+    assert other.value() == "2"
+    assert driver.calls["read"] == 2
+    assert store.get("db").text == "2" and driver.calls["read"] == 2  # cached
+
+
 def test_readers_never_go_back_on_aws_sm_under_puts() -> None:
     """aws-sm on moto: 150 puts through the store while 16 readers mix ``max_age`` reads and
     plain gets; no answer is older than one that reader, or any reader before it asked, already
