@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["docs/async.md", "docs/layered.md", "docs/api.md", "docs/settings.md"]
 #: Pages whose blocks run as separate scripts or files (tests/aio/test_aio_docs.py); the others run joined.
 SEPARATE = {"docs/async.md"}
-BLOCK = re.compile(r"(?:<!-- file: (?P<file>[\w.]+) -->\n)?^```(?P<lang>\w+)\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
+BLOCK = re.compile(
+    r"(?:<!-- file: (?P<file>[\w.]+) -->\n)?^```(?P<lang>\w+)\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE
+)
 UNTYPED_SDKS = ["boto3.*", "botocore.*", "hvac.*", "google.*", "kubernetes.*", "moto.*", "grpc.*"]
 
 
@@ -42,7 +44,7 @@ def modules(page: str) -> dict[str, str]:
 
 #: What strict users write beside the documented examples: each ``assert_type`` is a promise.
 USER_CODE = """
-from typing import assert_type
+from typing_extensions import assert_type  # typing.assert_type from Python 3.11
 
 import secretkit
 from secretkit.layered import LayeredStore
