@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union, overload
 
 from secretkit.config import (
     StoreURL,
@@ -22,6 +22,9 @@ from secretkit.config import (
 )
 from secretkit.errors import ConfigError, SecretError
 from secretkit.store import SecretStore
+
+if TYPE_CHECKING:
+    from secretkit.layered import LayeredStore
 
 ENTRY_POINT_GROUP = "secretkit.drivers"
 
@@ -44,6 +47,10 @@ _registered: dict[str, tuple[str, str | None]] = {}
 
 #: What ``open`` accepts for a layered store: URLs, already-open stores, or nested lists of them.
 Layers = Sequence[Union[str, SecretStore, "Layers"]]
+#: What the layered overload of ``open`` takes. Sequence (covariant), so a ``list[str]`` or a
+#: ``list[SecretStore]`` fits; a ``str`` is a ``Sequence[str]`` too, but the URL overload comes
+#: first and wins for it. (An argument typed ``str | list[str]`` is seen as a ``LayeredStore``.)
+LayerList = Sequence[Union[str, SecretStore, Layers]]
 
 
 def register(scheme: str, factory: str) -> None:
@@ -83,6 +90,29 @@ def _resolve(scheme: str) -> Callable[..., Any]:
     return factory
 
 
+# Two signatures so that strict type checkers see what a list opens: ``open([...]).origin(name)``
+# and ``.layers`` are ``LayeredStore``'s. A list read from a config file is only known at run time,
+# so ``open(config=...)`` is typed ``SecretStore`` (a ``LayeredStore`` is one).
+@overload
+def open(
+    url: str | None = None,
+    *,
+    client: Any = None,
+    config: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> SecretStore: ...
+
+
+@overload
+def open(
+    url: LayerList,
+    *,
+    client: Any = None,
+    config: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> LayeredStore: ...
+
+
 def open(
     url: str | Layers | None = None,
     *,
@@ -99,7 +129,8 @@ def open(
     A list (``["env://?prefix=APP_", "file:///…"]``, URLs or already-open stores, also as
     ``url = [...]`` in the config file) opens a layered store (``secretkit.layered``): reads try
     each layer in turn, falling through only on ``NotFoundError``; writes go to the first
-    writable layer. Each layer takes its options in its own URL query.
+    writable layer. Each layer takes its options in its own URL query. Type checkers see a
+    list open a ``LayeredStore`` (``origin``, ``layers``) and a URL open a ``SecretStore``.
     """
     file_options: dict[str, Any] = {}
     if config is not None:
@@ -131,7 +162,7 @@ def open(
     return SecretStore(driver, options=store_options, url=url)
 
 
-def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> SecretStore:
+def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> LayeredStore:
     """A ``LayeredStore`` over ``layers``; the layers opened here are closed with it."""
     from secretkit.layered import LayeredStore
 
@@ -151,7 +182,8 @@ def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> Secre
             elif isinstance(layer, str) or (isinstance(layer, Sequence) and not isinstance(layer, bytes)):
                 if not layer:
                     raise ConfigError("a layer of a layered store is an empty URL or list")
-                opened = open(layer)
+                # a nested list is a layered layer (what open(list) makes)
+                opened = open(layer) if isinstance(layer, str) else _open_layered(layer, client=None, options={})
                 stores.append(opened)
                 owned.append(opened)
             else:

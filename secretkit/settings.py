@@ -33,6 +33,10 @@ raised as the ``SecretError`` it is, never disguised as missing configuration.
 
 After a rotation, ``Settings()`` re-reads through the store's cache (new values once cached
 entries expire); ``fresh_settings(Settings)`` re-reads every secret from the backend now.
+
+One store for one app: ``shared_store(url)`` is the store the source opened for ``url``, so the
+rest of the application (``AsyncSecretStore(shared_store())`` in an async app) reads through
+the cache ``Settings()`` filled, with the same SDK client.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from secretkit.references import Reference, json_text, text_of
 from secretkit.secret import Kind, Secret
 from secretkit.store import SecretStore
 
-__all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference"]
+__all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference", "shared_store"]
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -138,8 +142,9 @@ class SecretsSource(PydanticBaseSettingsSource):
     """A pydantic-settings source reading fields from a secretkit store.
 
     ``store=`` an open ``SecretStore``, or ``url=`` a store URL (one store per URL is opened
-    and shared in the process, so its cache serves every ``Settings()``); neither means
-    ``$SECRETKIT_URL``, else the encrypted file store in the user's data directory.
+    and shared in the process, ``shared_store(url)``, so its cache serves every ``Settings()``
+    and the rest of the app); neither means ``$SECRETKIT_URL``, else the encrypted file store
+    in the user's data directory.
     ``prefix``: fields without a ``SecretRef`` are filled from the secret ``prefix + field
     name``; without a prefix they are left to other sources.
     """
@@ -157,7 +162,7 @@ class SecretsSource(PydanticBaseSettingsSource):
             raise ConfigError("pass store= or url=, not both")
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidArgumentError(f"prefix is a str, not {type(prefix).__name__}")
-        self.store = store if store is not None else _shared_store(url)
+        self.store = store if store is not None else shared_store(url)
         self.prefix = prefix
         self.slots: list[_Slot] = []
         for field_name, field in settings_cls.model_fields.items():
@@ -291,15 +296,22 @@ def _new_stores_lock() -> None:
     _stores_lock = threading.Lock()  # held by a thread of the parent opening a store at the fork
 
 
-def _shared_store(url: str | None) -> SecretStore:
-    """One open store per URL in the process, so every ``Settings()`` shares its cache."""
+def shared_store(url: str | None = None) -> SecretStore:
+    """The process's one open store for ``url``: the store ``SecretsSource(settings_cls, url=url)``
+    reads through (``url=None``: ``$SECRETKIT_URL``, else the encrypted file store in the user's
+    data directory, the rule of ``secretkit.open()``).
+
+    Opened on first use and kept open for the life of the process, so every ``Settings()`` and
+    the rest of the application can read through one cache and one SDK client: an async app
+    wraps it (``AsyncSecretStore(shared_store())``, which leaves it open when the app stops)
+    and its first read of a secret ``Settings()`` just read is a cache hit. Do not close it.
+    """
     from secretkit.config import default_url
     from secretkit.registry import open as open_store
 
-    url = url or default_url()  # the rule of secretkit.open(): $SECRETKIT_URL, else the user's file store
+    url = url or default_url()
     with _stores_lock:
         store = _stores.get(url)
         if store is None:
             store = _stores[url] = open_store(url)
         return store
-
