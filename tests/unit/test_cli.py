@@ -282,3 +282,21 @@ def test_docs_cli_md_shell_examples_run_as_written(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == [
         '{"host":"db.internal","password":"s3cr3t","user":"app"}', "app", "connecting to db.internal as app",
     ]
+
+
+# -- issue 21: a read never creates a store, the default store says so, parsing paper cuts --
+
+
+def test_a_read_of_a_mistyped_store_creates_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    typo = tmp_path / "typo"
+    for args in (["get", "x"], ["versions", "x"], ["rm", "x"], ["ls"], ["rm", "-f", "x"]):
+        done = cli("--url", typo.as_uri(), *args)
+        if args[0] in ("get", "versions") or args == ["rm", "x"]:
+            assert done.returncode == 1, (args, done.stderr)
+            assert f"no file store at {typo}".encode() in done.stderr
+        else:
+            assert done.returncode == 0, (args, done.stderr)
+        assert not typo.exists(), args
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()  # no key made either
+    assert cli("--url", typo.as_uri(), "put", "x", stdin=b"v").returncode == 0  # the first write creates it
+    assert cli("--url", typo.as_uri(), "-q", "get", "x").stdout == b"v\n"
