@@ -661,3 +661,21 @@ def test_a_new_store_with_a_key_file_option_makes_the_key_at_the_first_write(tmp
     store.put("a", "v")
     assert key_file.exists()
     assert secretkit.open((tmp_path / "s").as_uri(), key_file=str(key_file)).get("a").text == "v"
+
+
+def test_a_store_made_while_a_reader_opens_it_is_not_called_keyless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader's open looks for the key without the store lock: a first write that completes
+    between its look for the store id and its look for data must not read as "data, no key"."""
+    url = (tmp_path / "s").as_uri()
+    real = keys._read_store_id
+
+    def a_writer_finishes_meanwhile(directory: Path) -> str | None:
+        found = real(directory)
+        monkeypatch.setattr(keys, "_read_store_id", real)
+        secretkit.open(url).put("a", "v")
+        return found
+
+    monkeypatch.setattr(keys, "_read_store_id", a_writer_finishes_meanwhile)
+    assert secretkit.open(url).get("a").text == "v"

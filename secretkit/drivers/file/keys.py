@@ -71,10 +71,11 @@ def load_key(directory: Path, source: KeySource, *, create: bool = True) -> byte
 
 
 def _named_key(directory: Path, key_file: Path, source: KeySource, create: bool) -> bytes | None:
+    has_data = (directory / "store.enc").exists()  # first: see _own_key
     # a key the user names may be a symlink (a Kubernetes secret volume is made of them)
     raw = read_trusted(key_file, "key file", follow_symlinks=True)
     if raw is None:
-        if (directory / "store.enc").exists():
+        if has_data:
             raise AuthenticationError(
                 f"file store {directory} exists but its key is missing: set {source.key_env} or restore {key_file}"
             )
@@ -87,10 +88,13 @@ def _named_key(directory: Path, key_file: Path, source: KeySource, create: bool)
 
 
 def _own_key(directory: Path, source: KeySource, create: bool = True) -> bytes | None:
+    # Data first, then the key: a first write makes the key (and id) before the data, so data
+    # seen here has a key to find below even without the store lock (a reader's open), while
+    # the other order could miss a key made in between and call an existing store keyless.
+    has_data = (directory / "store.enc").exists()
     store_id = _read_store_id(directory)
     legacy = directory / LEGACY_KEY
     legacy_raw = read_trusted(legacy, "key file")
-    has_data = (directory / "store.enc").exists()
     if store_id is None:
         if legacy_raw is not None and (legacy_raw.strip() or has_data):
             _warn_legacy(directory)
