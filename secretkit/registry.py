@@ -122,7 +122,9 @@ def open(
 ) -> SecretStore:
     """Open the store a URL names, e.g. ``"memory://"``, ``"vault://host:8200/secret"``.
 
-    ``url`` defaults to the ``SECRETKIT_URL`` environment variable. Options come from the
+    ``url`` defaults to the ``SECRETKIT_URL`` environment variable, else the encrypted file
+    store in the user's data directory (``default_url()``); a ``NotFoundError`` from that
+    implicit default says it came from there because ``SECRETKIT_URL`` is not set. Options come from the
     URL's query, then the ``config`` TOML file, then keyword arguments (later wins);
     ``client`` passes a ready SDK client to the driver.
 
@@ -138,9 +140,13 @@ def open(
         file_url = file_options.pop("url", None)
         url = file_url if url is None else url
     # One rule everywhere (open, the CLI, the examples): $SECRETKIT_URL, else the encrypted file
-    # store in the user's data directory.
+    # store in the user's data directory. That store is personal: a service deployed without
+    # SECRETKIT_URL reads it too, so what it cannot find there says where it looked and why.
+    hint = None
     if url is None:
         url = default_url()
+        if not os.environ.get("SECRETKIT_URL"):
+            hint = f"looked in the default store {url}, used because SECRETKIT_URL is not set"
     if isinstance(url, str) and not url.strip():
         raise ConfigError("a store URL must not be empty (omit it for $SECRETKIT_URL or the default store)")
     if not isinstance(url, str):
@@ -159,7 +165,7 @@ def open(
         mask_credentials(exc)
         exc.__cause__ = exc.__context__ = None
         raise exc.with_traceback(None) from None
-    return SecretStore(driver, options=store_options, url=url)
+    return SecretStore(driver, options=store_options, url=url, not_found_hint=hint)
 
 
 def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> LayeredStore:

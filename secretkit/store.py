@@ -73,12 +73,18 @@ class SecretStore:
     """
 
     def __init__(
-        self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None, clock: Clock | None = None
+        self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None, clock: Clock | None = None,
+        not_found_hint: str | None = None,
     ) -> None:
-        """``clock`` (seconds, monotonic) drives cache expiry; tests pass a fake one instead of sleeping."""
+        """``clock`` (seconds, monotonic) drives cache expiry; tests pass a fake one instead of sleeping.
+
+        ``not_found_hint`` is added to every ``NotFoundError`` the store raises: ``open()``
+        uses it to say that a store nobody named is the default one (and why).
+        """
         self._driver = driver
         self.options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
+        self.not_found_hint = not_found_hint
         self._hooks: list[AuditHook] = []
         # runs remote attempts where the caller can stop waiting at the attempt's end (cheap to make:
         # its worker threads are shared by every store and started only when needed)
@@ -583,6 +589,10 @@ class SecretStore:
             exc.name = name
         if exc.backend is None:
             exc.backend = self.backend
+        hint = self.not_found_hint
+        if hint and isinstance(exc, NotFoundError) and hint not in exc.message:
+            exc.message = f"{exc.message}; {hint}"
+            exc.args = (exc.message,)
         return exc
 
     def _translate(self, name: str | None, fn: Callable[[], T], sensitive: bool) -> T:

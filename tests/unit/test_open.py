@@ -25,6 +25,32 @@ def test_open_without_url_or_env_is_the_default_file_store(monkeypatch: pytest.M
     assert secretkit.open().get("a").text == "1"
 
 
+def test_not_found_in_the_implicit_default_store_says_where_and_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A deployed service that forgot SECRETKIT_URL must not just see "secret not found"."""
+    monkeypatch.delenv("SECRETKIT_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    where = (tmp_path / "data" / "secretkit" / "store").as_uri()
+    with pytest.raises(secretkit.NotFoundError) as missing_store:
+        secretkit.open().get("db/password")  # no store there yet
+    secretkit.open().put("other", "v")
+    with pytest.raises(secretkit.NotFoundError) as missing_secret:
+        secretkit.open().get("db/password")
+    batch = secretkit.open().get_many(["db/password"]).errors["db/password"]
+    for error in (missing_store.value, missing_secret.value, batch):
+        assert "default store" in str(error) and "SECRETKIT_URL is not set" in str(error) and where in str(error)
+        assert error.name == "db/password" and error.backend == "file"
+    # only when the URL was implicit: the same store named explicitly, or through the variable, says nothing of it
+    with pytest.raises(secretkit.NotFoundError) as explicit:
+        secretkit.open(where).get("db/password")
+    monkeypatch.setenv("SECRETKIT_URL", where)
+    with pytest.raises(secretkit.NotFoundError) as from_env:
+        secretkit.open().get("db/password")
+    for error in (explicit.value, from_env.value):
+        assert "default store" not in str(error) and "SECRETKIT_URL" not in str(error)
+
+
 def test_open_uses_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECRETKIT_URL", "memory://from-env")
     store = secretkit.open()
