@@ -77,7 +77,8 @@ class AlreadyExistsError(SecretError):
 
 
 class ConflictError(SecretError):
-    """A compare-and-set precondition failed: someone else changed the secret."""
+    """The secret's state forbids the write: a compare-and-set precondition failed (someone
+    else changed it), or the secret is deleted but still recoverable (AWS's recovery window)."""
 
     code = ErrorCode.CONFLICT
 

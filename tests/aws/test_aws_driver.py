@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -423,32 +424,109 @@ def test_purge_deletes_at_once_and_reports_missing(env: Env, store: SecretStore,
     assert counter.calls == {"DescribeSecret": 1}
 
 
-def test_put_after_delete_starts_a_new_secret_without_old_versions(env: Env, store: SecretStore) -> None:
+def _made_by_terraform(raw: Any, name: str) -> dict[str, Any]:
+    """A secret as another tool makes it: description, tags, its own KMS key, a resource
+    policy; then scheduled for deletion. Returns what must survive anything a put does."""
+    raw.create_secret(Name=name, SecretString="old", Description="db of team x",
+                      KmsKeyId="alias/team-x", Tags=[{"Key": "team", "Value": "x"}])
+    raw.put_resource_policy(SecretId=name, ResourcePolicy=POLICY)
+    raw.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    return _lasting(raw, name)
+
+
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/app"},
+     "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+
+
+def _lasting(raw: Any, name: str) -> dict[str, Any]:
+    described = raw.describe_secret(SecretId=name)
+    return {"ARN": described["ARN"], "Description": described.get("Description"),
+            "KmsKeyId": described.get("KmsKeyId"), "Tags": described.get("Tags"),
+            "Policy": raw.get_resource_policy(SecretId=name).get("ResourcePolicy")}
+
+
+@pytest.mark.parametrize("create_only", [False, True])
+def test_put_over_a_secret_scheduled_for_deletion_conflicts_and_destroys_nothing(
+    env: Env, store: SecretStore, counter: CallCounter, create_only: bool
+) -> None:
+    name = unique("pending-del")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    versions_before = all_versions(raw, name)
+    counter.reset()
+
+    with pytest.raises(ConflictError) as info:
+        store.put(name, "new", create_only=create_only)
+
+    message = str(info.value)
+    assert "scheduled for deletion" in message and "restore-secret" in message and "restore_deleted" in message
+    assert (info.value.name, info.value.backend) == (name, "aws-sm") and "new" not in message.replace(name, "")
+    assert "DeleteSecret" not in counter.calls and "RestoreSecret" not in counter.calls
+    assert _lasting(raw, name) == before
+    assert "DeletedDate" in raw.describe_secret(SecretId=name)  # still recoverable, not restored
+    assert all_versions(raw, name) == versions_before
+    raw.restore_secret(SecretId=name)
+    assert store.get(name).text == "old"
+
+
+def test_restore_deleted_option_restores_the_secret_and_adds_the_version(env: Env) -> None:
+    name = unique("restore")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    old = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
+
+    with env.open(restore_deleted=True) as store:
+        new = store.put(name, "new").version
+        assert store.get(name).text == "new"
+        assert store.get(name, stage=Stage.PREVIOUS).text == "old"
+        with pytest.raises(AlreadyExistsError):  # restored, it exists: create_only never restores
+            store.put(name, "other", create_only=True)
+
+    assert _lasting(raw, name) == before
+    described = raw.describe_secret(SecretId=name)
+    assert "DeletedDate" not in described
+    assert set(described["VersionIdsToStages"]) == {new, *old}
+
+
+def test_restore_deleted_does_not_turn_create_only_into_a_restore(env: Env) -> None:
+    name = unique("restore-co")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    with env.open(restore_deleted=True) as store, pytest.raises(ConflictError, match="scheduled for deletion"):
+        store.put(name, "new", create_only=True)
+    assert _lasting(raw, name) == before
+    assert "DeletedDate" in raw.describe_secret(SecretId=name)
+
+
+def test_put_over_a_secret_being_purged_is_retried_not_refused(inproc: Env) -> None:
+    """After a force delete AWS frees the name asynchronously: DeletedDate is now, not days
+    ahead, so nothing is recoverable and the put is transient (the store retries it)."""
+    from moto.backends import get_backend
+
+    name = unique("purging")
+    raw = inproc.raw()
+    raw.create_secret(Name=name, SecretString="gone")
+    get_backend("secretsmanager")["123456789012"][REGION].secrets[name].delete(time.time())
+    with inproc.open(retry={"max_attempts": 2, "initial_backoff": 0.001}) as store:
+        counter = CallCounter(store.client)
+        with pytest.raises(UnavailableError, match="being purged"):
+            store.put(name, "new")
+    assert counter.calls["PutSecretValue"] == 2  # retried
+    assert "DeleteSecret" not in counter.calls and "RestoreSecret" not in counter.calls
+
+
+def test_put_after_purge_starts_a_new_secret(env: Env, store: SecretStore) -> None:
     name = unique("reborn")
     v1 = store.put(name, "old-1").version
-    store.put(name, "old-2")
-    store.delete(name)
+    store.delete(name, purge=True)
 
-    v3 = store.put(name, "new").version
+    v2 = store.put(name, "new", create_only=True).version
 
     assert store.get(name).text == "new"
-    assert [v.version for v in store.versions(name)] == [v3]
+    assert [v.version for v in store.versions(name)] == [v2]
     with pytest.raises(NotFoundError):
         store.get(name, version=v1)
-    with pytest.raises(NotFoundError):
-        store.get(name, stage=Stage.PREVIOUS)
-    described = env.raw().describe_secret(SecretId=name)
-    assert "DeletedDate" not in described
-    assert list(described["VersionIdsToStages"]) == [v3]
-
-
-def test_create_only_after_delete_succeeds(store: SecretStore) -> None:
-    name = unique("recreate")
-    store.put(name, "old")
-    store.delete(name)
-    store.put(name, "new", create_only=True)
-    assert store.get(name).text == "new"
-    assert len(store.versions(name)) == 1
 
 
 # -- stages ----------------------------------------------------------------------------

@@ -292,8 +292,9 @@ def test_kubectl_created_secret_is_read_by_its_own_name(store: SecretStore, kube
     assert got["password"] == "x" and got.text == "x"
     assert "zabbix-db" not in list(store.list())  # not secretkit's ...
     store.put("zabbix-db", {"password": "y"})
-    assert "zabbix-db" in list(store.list())  # ... until secretkit writes it
+    assert "zabbix-db" not in list(store.list())  # ... and a put does not make it secretkit's
     assert kubectl("get", "secret", "zabbix-db", "-o", "jsonpath={.data.password}") == b64("y")
+    assert kubectl("get", "secret", "zabbix-db", "-o", "jsonpath={.metadata.labels}{.metadata.annotations}") == ""
 
 
 @pytest.mark.parametrize(
@@ -330,6 +331,7 @@ def test_kubectl_rotate_a_kubectl_made_db_secret(
     described = kubectl("describe", "secret", "db")
     assert "old-pw" not in described and b64("old-pw") not in described
     assert "keystore.jks:  6 bytes" in described and "username:      3 bytes" in described
+    assert kubectl("get", "secret", "db", "-o", "jsonpath={.metadata.labels}") == ""  # still not secretkit's
 
 
 # -- no value in the logs ------------------------------------------------------------------

@@ -27,6 +27,20 @@ MANAGED_LABEL = "secretkit.io/managed"
 NAME_ANNOTATION = "secretkit.io/name"
 #: The annotation older releases wrote to tell text, bytes and fields apart; removed on write.
 LEGACY_KIND_ANNOTATION = "secretkit.io/kind"
+#: The type of every Secret secretkit creates; the type of a Secret never changes.
+OPAQUE = "Opaque"
+#: The data keys Kubernetes' typed Secrets need, as alternatives (each a group of keys that must
+#: all be there): the API server refuses a Secret of the first five types without them, and the
+#: controllers that own the last two read them.
+TYPED_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "kubernetes.io/tls": (("tls.crt", "tls.key"),),
+    "kubernetes.io/basic-auth": (("username",), ("password",)),
+    "kubernetes.io/ssh-auth": (("ssh-privatekey",),),
+    "kubernetes.io/dockerconfigjson": ((".dockerconfigjson",),),
+    "kubernetes.io/dockercfg": ((".dockercfg",),),
+    "kubernetes.io/service-account-token": (("token",),),
+    "bootstrap.kubernetes.io/token": (("token-id", "token-secret"),),
+}
 #: Kubernetes' limit on the decoded size of all data values of one Secret.
 MAX_SECRET_BYTES = 1024 * 1024
 MAX_OBJECT_NAME = 253
@@ -119,6 +133,19 @@ def decode(obj: Mapping[str, Any]) -> Value:
         except (binascii.Error, ValueError):
             raise DataLossError(f"data key {key!r} of the Secret is not valid base64") from None
     return Value(Kind.FIELDS, data)
+
+
+def check_type(secret_type: str, data: Mapping[str, str]) -> None:
+    """Refuse ``data`` for a Secret of ``secret_type`` unless it has the keys that type needs
+    (a text or bytes value is one key, ``value``: it would replace a TLS pair, a password...)."""
+    needs = TYPED_KEYS.get(secret_type)
+    if needs is None or any(all(key in data for key in keys) for keys in needs):
+        return
+    wanted = " or ".join(" and ".join(keys) for keys in needs)
+    raise InvalidArgumentError(
+        f"the Secret is of type {secret_type}, which needs the data keys {wanted}; put a mapping with "
+        "them (fields). Nothing was written"
+    )
 
 
 # -- object metadata -------------------------------------------------------------------
