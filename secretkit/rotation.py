@@ -35,7 +35,7 @@ from secretkit import stages
 from secretkit.errors import InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
 from secretkit.generate import generate_password, generate_token
 from secretkit.seam import StoreSeam
-from secretkit.secret import Kind, Secret, Stage, Value
+from secretkit.secret import Kind, Secret, Stage, TextForm, Value
 
 __all__ = [
     "Apply",
@@ -74,38 +74,47 @@ def new_value(current: Secret, generate: Generate | None, field: str | None) -> 
     ``generate(current)`` returns the new value of ``field`` when one is given (or implied by a
     one-field secret), else the whole new value; the default generator makes a password.
     """
-    raw = current.value.raw
-    if field is None and current.value.has_fields() and len(current.fields) == 1 and (
+    value = current.value
+    raw = value.raw
+    if isinstance(raw, TextForm) and field != raw.key:
+        # Text as Vault or Kubernetes keep it ({"value": text}) rotates as the text it is, the
+        # way the same secret rotates on every other backend (a JSON object text by its member).
+        value = Value(Kind.TEXT, raw.item) if isinstance(raw.item, str) else Value(Kind.BYTES, raw.item)
+        raw = value.raw
+    if field is None and value.has_fields() and len(value.fields) == 1 and (
         not isinstance(raw, Mapping) or len(raw) == 1
     ):
-        field = next(iter(current.fields))  # one field, as a map or as a JSON object: rotate that field
+        field = next(iter(value.fields))  # one field, as a map or as a JSON object: rotate that field
     if field is None:
-        if generate is None and current.value.has_fields() and len(current.fields) > 1:
+        if generate is None and value.has_fields() and len(value.fields) > 1:
             raise InvalidArgumentError(
-                f"the secret has {len(current.fields)} fields; say which one to rotate (field=...), "
+                f"the secret has {len(value.fields)} fields; say which one to rotate (field=...), "
                 "or pass generate= returning the whole new value",
                 name=current.name,
             )
         return Value.of((generate or (lambda _: generate_password()))(current))
-    if not current.value.has_fields():
-        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {current.kind.value} without fields",
+    if not value.has_fields():
+        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {value.kind.value} without fields",
                                    name=current.name)
-    if field not in current.fields and not (isinstance(raw, Mapping) and field in raw):
+    if field not in value.fields and not (isinstance(raw, Mapping) and field in raw):
         raise NotFoundError(f"the secret has no field {field!r} to rotate", name=current.name)
     replacement = (generate or (lambda _: generate_password()))(current)
     if not isinstance(replacement, (str, bytes)):
         raise InvalidArgumentError("with field=, generate returns the field's new value (str or bytes)",
                                    name=current.name)
     Value.of({field: replacement})  # the same checks a put makes
+    if isinstance(raw, TextForm):
+        return Value.of(replacement)  # its one field is the text: stored back the same way, read as text
     if isinstance(raw, Mapping):
         return Value(Kind.FIELDS, {**raw, field: replacement})
     if isinstance(replacement, bytes):
         raise InvalidArgumentError("a field of a JSON text secret holds text, not bytes", name=current.name)
-    # JSON text (AWS, GCP): replace the one member; the others keep their JSON types and order
-    document = json.loads(current.text)
+    # JSON text (AWS, GCP; Vault and Kubernetes keep it under "value"): replace the one member;
+    # the others keep their JSON types and order
+    document = json.loads(value.text)
     document[field] = replacement
-    text = json.dumps(document, ensure_ascii=False, separators=_separators(current.text))
-    return Value(current.kind, text if current.kind is Kind.TEXT else text.encode("utf-8"))
+    text = json.dumps(document, ensure_ascii=False, separators=_separators(value.text))
+    return Value(value.kind, text if value.kind is Kind.TEXT else text.encode("utf-8"))
 
 
 def _separators(text: str) -> tuple[str, str]:
