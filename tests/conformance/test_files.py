@@ -13,6 +13,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import ReadOnlyStoreConformance, Seed
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.kubelet import KubeletVolume
 
 
@@ -104,3 +105,19 @@ class TestFilesPollingOnly(ReadOnlyStoreConformance):
     @pytest.fixture
     def seed(self, root: Path) -> Seed:
         return KubeletSeeder(root)
+
+
+class TestFilesKubeletReaders(ReaderAgreement):
+    """Values as the kubelet mounts them: text a file of a volume, a field secret a volume of its own."""
+
+    @pytest.fixture
+    def store(self, files_store: SecretStore) -> SecretStore:
+        return files_store
+
+    @pytest.fixture
+    def seed(self, root: Path) -> Seed:
+        return KubeletSeeder(root)
+
+    @pytest.fixture
+    def cli_url(self, root: Path) -> str:
+        return f"files://{root}"
