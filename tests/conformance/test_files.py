@@ -121,3 +121,24 @@ class TestFilesKubeletReaders(ReaderAgreement):
     @pytest.fixture
     def cli_url(self, root: Path) -> str:
         return f"files://{root}"
+
+
+class TestFilesMountedSecretReaders(ReaderAgreement):
+    """Each value as the kubelet mounts the Secret ``k8s://`` writes for it: text is a volume of
+    the one key ``value``, a field secret a volume of its keys. Read through ``files://``, every
+    reader gives what it gives through ``k8s://`` and every other backend."""
+
+    @pytest.fixture
+    def store(self, files_store: SecretStore) -> SecretStore:
+        return files_store
+
+    @pytest.fixture
+    def seed(self, root: Path) -> Seed:
+        def seed(name: str, value: str | bytes | Mapping[str, str]) -> None:
+            KubeletVolume(root / name, dict(value) if isinstance(value, Mapping) else {"value": _octets(value)})
+
+        return seed
+
+    @pytest.fixture
+    def cli_url(self, root: Path) -> str:
+        return f"files://{root}"
