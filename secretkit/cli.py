@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from secretkit import __version__
 from secretkit.errors import ErrorCode, InvalidArgumentError, SecretError
 from secretkit.references import Reference, json_text, text_of
-from secretkit.secret import Kind, Secret, ViewError, parse_fields
+from secretkit.secret import Kind, Secret, TextForm, ViewError, parse_fields
 
 #: Exit status for each portable error code (docs/cli.md's table); any other error exits ``OTHER``.
 EXIT_CODES = {
@@ -202,12 +202,14 @@ def _read_value(args: argparse.Namespace, stdin: BinaryIO) -> str | bytes | dict
     return text
 
 
-def get_output(secret: Secret, *, field: str | None = None, as_json: bool = False, raw: bool = False) -> bytes:
+def get_output(secret: Secret, *, field: str | None = None, as_json: bool = False, raw: bool = False,
+               backend: str | None = None) -> bytes:
     """What ``secretkit get`` prints (without the newline): see docs/cli.md.
 
-    A text secret prints its text, octets their bytes, a map of fields its canonical JSON (the
-    same object ``--json`` prints); ``--field F`` prints that field, exactly as ``NAME#F``
-    resolves. Errors say which option to use instead, never the value.
+    The value's ``.text``, exactly what the reference ``NAME`` resolves to on every backend
+    (octets that are not text as they are); ``--json`` that text as JSON (``json_text``);
+    ``--field F`` that field, exactly as ``NAME#F`` resolves. Errors name the secret and
+    ``backend``, say which option to use instead, and never quote the value.
     """
     if field is not None:
         data = secret.value.raw
@@ -216,20 +218,16 @@ def get_output(secret: Secret, *, field: str | None = None, as_json: bool = Fals
             if raw and not as_json:
                 return item
             raise InvalidArgumentError(f"field {field!r} holds octets that are not UTF-8 text; "
-                                       "use --raw (without --json) to write them exactly", name=secret.name)
-        text = text_of(secret, Reference(secret.name, field))
+                                       "use --raw (without --json) to write them exactly",
+                                       name=secret.name, backend=backend)
+        text = text_of(secret, Reference(secret.name, field), backend=backend)
         return (json.dumps(text, ensure_ascii=False) if as_json else text).encode("utf-8")
     try:
-        if secret.kind is Kind.FIELDS or (as_json and secret.value.has_fields()):
-            return json_text(secret).encode("utf-8")
-        if as_json:
-            return json.dumps(secret.text, ensure_ascii=False).encode("utf-8")
+        return json_text(secret).encode("utf-8") if as_json else secret.bytes
     except ViewError:
         pass  # raised below, outside the handler
-    else:
-        return secret.bytes
     raise InvalidArgumentError("the secret holds octets that are not UTF-8 text (or fields that are not); "
-                               "use --raw to write them exactly", name=secret.name)
+                               "use --raw to write them exactly", name=secret.name, backend=backend)
 
 
 def _is_text(data: bytes) -> bool:
@@ -256,7 +254,9 @@ def _rotate(store: Any, args: argparse.Namespace) -> None:
         # refused, never replaced by one password.
         if args.field is None:
             raw = current.value.raw
-            count = len(raw) if isinstance(raw, Mapping) else len(current.fields) if current.value.has_fields() else 0
+            # (text Vault or Kubernetes keep as {"value": text} counts the fields its text has, as elsewhere)
+            count = len(raw) if isinstance(raw, Mapping) and not isinstance(raw, TextForm) \
+                else len(current.fields) if current.value.has_fields() else 0
             if count > 1:
                 raise InvalidArgumentError(
                     f"the secret has {count} fields; say which one to rotate with --field", name=current.name
@@ -306,7 +306,7 @@ def _remove(store: Any, args: argparse.Namespace) -> int:
 def _command(store: Any, args: argparse.Namespace, out: BinaryIO) -> int:
     if args.command == "get":
         secret = store.get(args.name, version=args.at, stage=args.stage)
-        payload = get_output(secret, field=args.field, as_json=args.json, raw=args.raw)
+        payload = get_output(secret, field=args.field, as_json=args.json, raw=args.raw, backend=store.backend)
         out.write(payload if args.raw else payload + b"\n")
     elif args.command == "put":
         value = _read_value(args, sys.stdin.buffer)

@@ -38,7 +38,7 @@ from secretkit.drivers.base import RotationSettings
 from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
 from secretkit.generate import generate_password, generate_token
 from secretkit.seam import StoreSeam
-from secretkit.secret import Kind, Secret, Stage, Value
+from secretkit.secret import Kind, Secret, Stage, TextForm, Value
 
 __all__ = [
     "Apply",
@@ -78,13 +78,19 @@ def new_value(current: Secret, generate: Generate | None, field: str | None, *, 
     one-field secret), else the whole new value; the default generator makes a password.
     ``InvalidArgumentError`` (naming ``backend``) when the value would not keep the shape.
     """
-    raw = current.value.raw
-    if field is None and current.value.has_fields() and len(current.fields) == 1 and (
+    value = current.value
+    raw = value.raw
+    if isinstance(raw, TextForm) and field != raw.key:
+        # Text as Vault or Kubernetes keep it ({"value": text}) rotates as the text it is, the
+        # way the same secret rotates on every other backend (a JSON object text by its member).
+        value = Value(Kind.TEXT, raw.item) if isinstance(raw.item, str) else Value(Kind.BYTES, raw.item)
+        raw = value.raw
+    if field is None and value.has_fields() and len(value.fields) == 1 and (
         not isinstance(raw, Mapping) or len(raw) == 1
     ):
-        field = next(iter(current.fields))  # one field, as a map or as a JSON object: rotate that field
+        field = next(iter(value.fields))  # one field, as a map or as a JSON object: rotate that field
     if field is None:
-        fields = field_names(current.value)
+        fields = field_names(value)
         if len(fields) <= 1:
             return Value.of((generate or (lambda _: generate_password()))(current))
         if generate is None:
@@ -93,28 +99,31 @@ def new_value(current: Secret, generate: Generate | None, field: str | None, *, 
                 "or pass generate= returning the whole new value",
                 name=current.name, backend=backend,
             )
-        value = Value.of(generate(current))
-        _keeps_fields(current, value, fields, backend)
-        return value
-    if not current.value.has_fields():
-        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {current.kind.value} without fields",
+        new = Value.of(generate(current))
+        _keeps_fields(current.name, value, new, fields, backend)
+        return new
+    if not value.has_fields():
+        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {value.kind.value} without fields",
                                    name=current.name)
-    if field not in current.fields and not (isinstance(raw, Mapping) and field in raw):
+    if field not in value.fields and not (isinstance(raw, Mapping) and field in raw):
         raise NotFoundError(f"the secret has no field {field!r} to rotate", name=current.name)
     replacement = (generate or (lambda _: generate_password()))(current)
     if not isinstance(replacement, (str, bytes)):
         raise InvalidArgumentError("with field=, generate returns the field's new value (str or bytes)",
                                    name=current.name)
     Value.of({field: replacement})  # the same checks a put makes
+    if isinstance(raw, TextForm):
+        return Value.of(replacement)  # its one field is the text: stored back the same way, read as text
     if isinstance(raw, Mapping):
         return Value(Kind.FIELDS, {**raw, field: replacement})
     if isinstance(replacement, bytes):
         raise InvalidArgumentError("a field of a JSON text secret holds text, not bytes", name=current.name)
-    # JSON text (AWS, GCP): replace the one member; the others keep their JSON types and order
-    document = json.loads(current.text)
+    # JSON text (AWS, GCP; Vault and Kubernetes keep it under "value"): replace the one member;
+    # the others keep their JSON types and order
+    document = json.loads(value.text)
     document[field] = replacement
-    text = json.dumps(document, ensure_ascii=False, separators=_separators(current.text))
-    return Value(current.kind, text if current.kind is Kind.TEXT else text.encode("utf-8"))
+    text = json.dumps(document, ensure_ascii=False, separators=_separators(value.text))
+    return Value(value.kind, text if value.kind is Kind.TEXT else text.encode("utf-8"))
 
 
 def field_names(value: Value) -> set[str]:
@@ -125,11 +134,12 @@ def field_names(value: Value) -> set[str]:
     return set(value.fields) if value.has_fields() else set()
 
 
-def _keeps_fields(current: Secret, value: Value, fields: set[str], backend: str | None) -> None:
-    """Refuse a generated whole value that drops a field of ``current``. Where the backend holds
-    a map (Vault, Kubernetes), text is stored under one key, so even JSON text with every member
+def _keeps_fields(name: str, shape: Value, value: Value, fields: set[str], backend: str | None) -> None:
+    """Refuse a generated whole ``value`` that drops a field of ``shape`` (the current value, as
+    the text it holds where the backend keeps text in a map). Where the backend holds a map of
+    fields (Vault, Kubernetes), text is stored under one key, so even JSON text with every member
     would replace the map: there only a mapping keeps the fields."""
-    as_map = isinstance(current.value.raw, Mapping)
+    as_map = isinstance(shape.raw, Mapping)
     kept = field_names(value) if isinstance(value.raw, Mapping) or not as_map else set()
     missing = fields - kept
     if missing:
@@ -138,7 +148,7 @@ def _keeps_fields(current: Secret, value: Value, fields: set[str], backend: str 
             f"generate returned {returned} without the field(s) {', '.join(map(repr, sorted(missing)))} "
             f"of this {len(fields)}-field secret; return a mapping with every field (more are allowed), "
             "or rotate one field with field=...",
-            name=current.name, backend=backend,
+            name=name, backend=backend,
         )
 
 

@@ -20,9 +20,10 @@ Which secret fills a field: the reference in its ``SecretRef`` (``NAME`` or ``NA
 Other fields are left to the other sources.
 
 Every secret the settings need is read with one ``get_many`` (one AWS BatchGetSecretValue call
-for up to 20 names), through the store's cache. A field typed as a nested model, a dict or a
-list gets the secret's JSON (a map of fields is that JSON object); ``bytes``/``SecretBytes``
-fields get the octets; every other field the reference's text. Values reach pydantic as
+for up to 20 names), through the store's cache. Every field gets what the reference resolves to
+(``NAME``: the secret's ``.text``, the same on every backend; ``NAME#FIELD``: that field): a
+field typed as a nested model, a dict or a list parses it as JSON (a map of fields is its JSON
+object); ``bytes``/``SecretBytes`` fields get the octets (``.bytes``). Values reach pydantic as
 strings whose ``repr`` is masked, so neither ``repr(settings)`` (with ``SecretStr``/
 ``SecretBytes`` fields) nor a ``ValidationError`` shows them.
 
@@ -58,8 +59,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from secretkit import forking
 from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError
-from secretkit.references import Reference, json_text, text_of
-from secretkit.secret import Kind, Secret
+from secretkit.references import Reference, text_of
+from secretkit.secret import Secret
 from secretkit.store import SecretStore
 
 __all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference", "shared_store"]
@@ -208,21 +209,20 @@ class SecretsSource(PydanticBaseSettingsSource):
     def _value(self, secret: Secret, slot: _Slot) -> Any:
         ref = slot.reference
         annotation = _unwrap(slot.field.annotation)
+        backend = self.store.backend
         if annotation in (builtins.bytes, SecretBytes):
             if ref.field is not None:
-                text_of(secret, ref)  # the same errors as a text field (no fields, missing field)
+                text_of(secret, ref, backend=backend)  # the same errors as a text field (no fields, missing field)
                 return SecretOctets(secret.field_bytes(ref.field))
-            if secret.kind is Kind.FIELDS:
-                return SecretOctets(json_text(secret).encode("utf-8"))
-            return SecretOctets(secret.bytes)
+            return SecretOctets(secret.bytes)  # of a map of fields, the UTF-8 of its JSON (its .text)
         if _is_complex(annotation) and not any(isinstance(m, _JSON) for m in slot.field.metadata):
-            text = json_text(secret) if ref.field is None and secret.kind is Kind.FIELDS else text_of(secret, ref)
+            text = text_of(secret, ref, backend=backend)
             try:
                 document = json.loads(text)
             except ValueError:
                 raise _NotJSON from None  # the decoder's message quotes the text
             return _masked(document)
-        return SecretText(text_of(secret, ref))
+        return SecretText(text_of(secret, ref, backend=backend))
 
 
 class _NotJSON(Exception):

@@ -445,8 +445,8 @@ class SecretStore:
     # -- secret references (secretkit.references) ----------------------------------------
 
     def resolve(self, reference: str, *, refresh: bool = False) -> str:
-        """The text a reference names: ``"NAME"`` (a field secret gives its canonical JSON) or
-        ``"NAME#FIELD"``. ``InvalidArgumentError`` for a malformed reference (before any I/O)
+        """The text a reference names: ``"NAME"`` (exactly the secret's ``.text``, the same on
+        every backend) or ``"NAME#FIELD"``. ``InvalidArgumentError`` for a malformed reference (before any I/O)
         or ``#FIELD`` on a secret without fields; ``NotFoundError`` for a missing secret or field."""
         return _references.resolve(self, reference, refresh=refresh)
 

@@ -130,7 +130,8 @@ class KubernetesBehaviour:
         })
         got = store.get(obj)
         assert got.kind is Kind.FIELDS and got.fields == {"password": "x"}
-        assert got.text == "x" and got["password"] == "x"  # one key: its value is the text
+        # one key other than `value` is a map like any other: its JSON, as on AWS for the same put
+        assert got.text == '{"password":"x"}' and got["password"] == "x"
         assert obj not in list(store.list())
 
     def test_put_over_kubectl_secret_keeps_its_metadata_and_type(
@@ -456,7 +457,9 @@ def test_secret_with_a_binary_key_stays_readable(kube_api: k8s_api.FakeKubeAPI, 
         with pytest.raises(InvalidArgumentError, match="keystore.jks"):
             got.text  # noqa: B018 - no text view of a binary key
         one = store.get("only-binary")
-        assert one.bytes == b"\xfe\xed"  # one key: its octets are the bytes view
+        assert one.field_bytes("keystore.jks") == b"\xfe\xed"
+        with pytest.raises(InvalidArgumentError, match="keystore.jks"):
+            one.bytes  # noqa: B018 - a map's octets are its JSON's, and this key is not text
 
 
 def test_secrets_of_older_releases_read_and_lose_the_kind_annotation(

@@ -9,7 +9,7 @@ import pytest
 
 import secretkit
 from secretkit.names import check_portable as check_name
-from secretkit.secret import Kind, Secret, Value, fields_to_json
+from secretkit.secret import Kind, Secret, Value, fields_to_json, text_form
 
 
 @pytest.mark.parametrize("name", ["a", "payments/db-password", "App_1/api.key", "a/b/c/d", "x" * 200, "9"])
@@ -53,7 +53,7 @@ def test_secret_accessors_and_masking() -> None:
     b = Secret("n", "1", Value.of(b"\xff\xfe"))
     with pytest.raises(secretkit.SecretError):
         b.text
-    assert Secret("n", "1", Value.of({"only": "one"})).text == "one"
+    assert Secret("n", "1", Value.of({"only": "one"})).text == '{"only":"one"}'  # a map: its JSON
 
 
 def test_secret_and_value_refuse_pickling() -> None:
@@ -92,9 +92,12 @@ def test_json_text_reads_as_fields_with_non_string_values_as_json_text() -> None
         Secret("t", "1", Value.of("not json")).fields
 
 
-def test_one_field_map_reads_as_its_value_and_octet_fields_stay_readable() -> None:
+def test_one_field_map_reads_as_a_map_and_octet_fields_stay_readable() -> None:
+    """A map of one field is a map like any other: its text is its JSON, the text AWS and GCP
+    hold for the same put, so every reader gives the same on every backend."""
     one = Secret("v", "1", Value(Kind.FIELDS, {"password": "s3cr3t"}))
-    assert one.text == "s3cr3t" and one.bytes == b"s3cr3t" and one.fields == {"password": "s3cr3t"}
+    assert one.text == '{"password":"s3cr3t"}' and one.bytes == b'{"password":"s3cr3t"}'
+    assert one.fields == {"password": "s3cr3t"}
     keystore = Secret("k", "1", Value(Kind.FIELDS, {"keystore.p12": b"\x00\xff\x10", "alias": "app"}))
     assert keystore.fields == {"alias": "app"}  # text fields only
     assert keystore.field_bytes("keystore.p12") == b"\x00\xff\x10"
@@ -104,7 +107,28 @@ def test_one_field_map_reads_as_its_value_and_octet_fields_stay_readable() -> No
     with pytest.raises(secretkit.InvalidArgumentError):
         keystore.text
     lone = Secret("k", "1", Value(Kind.FIELDS, {"keystore": b"\xff\xfe"}))
-    assert lone.bytes == b"\xff\xfe"
+    with pytest.raises(secretkit.InvalidArgumentError, match="field_bytes"):
+        lone.bytes  # noqa: B018 - a map's octets are its JSON's, and this field is not text
+    assert lone.field_bytes("keystore") == b"\xff\xfe"
+
+
+def test_text_form_reads_as_the_text_it_holds() -> None:
+    """Vault's {"value": text} (a Kubernetes Secret of the one data key value) reads as the text,
+    exactly as the same put reads on a backend that holds text as text."""
+    plain = Secret("v", "1", Value(Kind.FIELDS, text_form({"value": "s3cr3t"}, "value")))
+    assert plain.text == "s3cr3t" and plain.bytes == b"s3cr3t"
+    assert plain.fields == {"value": "s3cr3t"} and plain["value"] == "s3cr3t"  # Vault Agent's .Data.data.value
+    octets = Secret("k", "1", Value(Kind.FIELDS, text_form({"value": b"\xff\x00"}, "value")))
+    assert octets.bytes == b"\xff\x00" and octets.field_bytes("value") == b"\xff\x00"
+    with pytest.raises(secretkit.InvalidArgumentError):
+        octets.text  # noqa: B018
+    as_json = Secret("j", "1", Value(Kind.FIELDS, text_form({"value": '{"user": "app", "port": 5432}'}, "value")))
+    assert as_json.text == '{"user": "app", "port": 5432}'  # exactly, as on AWS
+    assert as_json.fields == {"user": "app", "port": "5432"} and as_json.field_bytes("user") == b"app"
+    assert text_form({"password": "x"}, "value") == {"password": "x"}  # another key: a map like any other
+    assert text_form({"value": "x", "user": "y"}, "value") == {"value": "x", "user": "y"}
+    assert Secret("m", "1", Value(Kind.FIELDS, {"value": "x"})).text == '{"value":"x"}'  # a map put as one
+    assert repr(text_form({"value": "s3cr3t"}, "value")) == "TextForm(key='value', item=***)"
 
 
 def test_vault_style_json_values_in_a_map() -> None:

@@ -49,6 +49,11 @@ class FilesOptions(BaseModel):
     optional: bool = Field(
         False, description="a missing PATH reads as an empty store (every get NotFoundError) instead of an error"
     )
+    value_key: str = Field(
+        "value", min_length=1,
+        description="a directory holding only this file reads as the text (or octets) in it: a mounted Kubernetes "
+        "Secret in which k8s:// keeps text, read as k8s:// reads it",
+    )
 
 
 def _holds(name: str) -> bool:
@@ -74,7 +79,8 @@ class FilesDriver:
         self.options = options or FilesOptions()
         self.root = str(root)
         self.names = NameRules(NAME_RULE, _holds)
-        self._tree = Tree(self.root, max_file_bytes=self.options.max_file_bytes, optional=self.options.optional)
+        self._tree = Tree(self.root, max_file_bytes=self.options.max_file_bytes, optional=self.options.optional,
+                          value_key=self.options.value_key)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from secretkit.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 DATA_LINK = "..data"
 """The kubelet's symlink to the current timestamped directory."""
@@ -92,11 +92,12 @@ def points_into_data(path: str) -> bool:
 class Tree:
     """The files under ``root``, read consistently (see the module docstring)."""
 
-    def __init__(self, root: str, *, max_file_bytes: int, optional: bool) -> None:
+    def __init__(self, root: str, *, max_file_bytes: int, optional: bool, value_key: str = "value") -> None:
         self.root = root
         self._real_root = os.path.realpath(root)
         self.max_file_bytes = max_file_bytes
         self.optional = optional
+        self.value_key = value_key
 
     def names(self) -> builtins.list[str]:
         """Every file under the root, read consistently (restarted when a swap moves the ground)."""
@@ -220,7 +221,8 @@ class Tree:
                 raise Moved()
             if not snapshot.in_generation and not self._same_files(real, name, snapshot):
                 raise Moved()
-            return Value(Kind.FIELDS, fields), snapshot
+            # a mounted Secret of only the value key is how k8s:// keeps text: read it as that text
+            return Value(Kind.FIELDS, text_form(fields, self.value_key)), snapshot
         if not stat.S_ISREG(st.st_mode):
             raise InvalidArgumentError("not a regular file or a directory")
         data, file_st = self._read_file(real, name, snapshot, None)

@@ -6,7 +6,9 @@ form plus ``-`` and 8 hex digits of the SHA-256 of the name as written, and the 
 written is recorded in the annotation ``secretkit.io/name``.
 
 Values: fields are the Secret's data keys; text and bytes are one data key (``value`` unless
-configured). Reading gives the octets of every data key, and ``Value`` derives the views.
+configured). Reading gives the octets of every data key, and ``Value`` derives the views; a
+Secret whose only data key is the value key is a ``TextForm``, so it reads as the text (or
+octets) it holds, as the same put does on every backend.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from secretkit.errors import DataLossError, InvalidArgumentError
 from secretkit.names import NameRules, hashed
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 #: Label on every Secret secretkit writes; ``list()`` selects on it server-side.
 MANAGED_LABEL = "secretkit.io/managed"
@@ -124,15 +126,16 @@ def encode(value: Value, value_key: str) -> dict[str, str]:
     return {key: base64.b64encode(item).decode("ascii") for key, item in octets.items()}
 
 
-def decode(obj: Mapping[str, Any]) -> Value:
-    """The value of a Secret object as the API returns it: the octets of every data key."""
+def decode(obj: Mapping[str, Any], value_key: str = DEFAULT_VALUE_KEY) -> Value:
+    """The value of a Secret object as the API returns it: the octets of every data key
+    (only ``value_key``: the text form, see the module docstring)."""
     data: dict[str, bytes] = {}
     for key, encoded in (obj.get("data") or {}).items():
         try:
             data[key] = base64.b64decode(encoded or "", validate=True)
         except (binascii.Error, ValueError):
             raise DataLossError(f"data key {key!r} of the Secret is not valid base64") from None
-    return Value(Kind.FIELDS, data)
+    return Value(Kind.FIELDS, text_form(data, value_key))
 
 
 def check_type(secret_type: str, data: Mapping[str, str]) -> None:

@@ -71,7 +71,7 @@ class KubernetesDriver:
         self._opts = opts
         self._owned = owned
         self._api = SecretsApi(core, namespace, timeout=opts.timeout, field_manager=opts.field_manager)
-        self._stages = Companions(self._api, opts.pending_namespace)
+        self._stages = Companions(self._api, opts.pending_namespace, opts.value_key)
 
     # -- the required calls ------------------------------------------------------------
 
@@ -82,7 +82,7 @@ class KubernetesDriver:
         if stage in (Stage.PENDING, Stage.PREVIOUS):
             return self._stages.read(obj, stage)
         doc = self._api.get(obj)
-        return Record(decode(doc), resource_version(doc), None, _CURRENT)
+        return Record(decode(doc, self._opts.value_key), resource_version(doc), None, _CURRENT)
 
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
         obj, data = self._object(name), encode(value, self._opts.value_key)

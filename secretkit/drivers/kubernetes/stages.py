@@ -35,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from secretkit.drivers.base import Record
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
+    DEFAULT_VALUE_KEY,
     annotations_of,
     companion_name,
     decode,
@@ -72,9 +73,10 @@ def _uid(obj: dict[str, Any]) -> str:
 class Companions:
     """The ``NativeStages`` steps of one store (see the module docstring)."""
 
-    def __init__(self, api: SecretsApi, pending_namespace: str | None) -> None:
+    def __init__(self, api: SecretsApi, pending_namespace: str | None, value_key: str = DEFAULT_VALUE_KEY) -> None:
         self.api = api
         self.pending_namespace = pending_namespace or api.namespace
+        self.value_key = value_key  # a companion holds a value as the Secret itself does
 
     def where(self, obj: str, stage: str) -> tuple[str, str]:
         """(namespace, name) of ``obj``'s companion for ``stage``."""
@@ -97,7 +99,7 @@ class Companions:
         version = resource_version(doc)
         if stage == Stage.PREVIOUS:
             version = annotations_of(doc).get(PREVIOUS_VERSION) or version
-        return Record(decode(doc), version, None, frozenset({stage}))
+        return Record(decode(doc, self.value_key), version, None, frozenset({stage}))
 
     # -- rotation steps ----------------------------------------------------------------
 

@@ -11,8 +11,10 @@ Values are the KV map of one version:
   template ``{{ .Data.data.value }}`` give the text;
 * bytes → ``{VALUE_KEY: "<standard base64>", "encoding": "base64"}``.
 
-Reading gives the map as Vault returns it (``Value`` derives ``.text`` from a one-key map),
-except a map of exactly those two keys with that marker and valid base64, which reads as bytes.
+Reading gives the map as Vault returns it, except: a map of exactly those two keys with that
+marker and valid base64 reads as bytes; a map of only the value key is a ``TextForm``, so it
+reads as the text it holds (``.text``, references, ``secretkit get``), as the same put does
+on every backend, while ``.fields`` and ``NAME#value`` still see its one field.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 DEFAULT_VALUE_KEY = "value"
 #: The one key that marks a bytes value (with the value ``BASE64``) beside the value key.
@@ -87,7 +89,7 @@ def decode(data: Mapping[str, Any] | None, value_key: str = DEFAULT_VALUE_KEY) -
     octets = _bytes_form(data, value_key)
     if octets is not None:
         return Value(Kind.BYTES, octets)
-    return Value(Kind.FIELDS, data)
+    return Value(Kind.FIELDS, text_form(data, value_key))
 
 
 def _bytes_form(data: Mapping[str, Any], value_key: str) -> bytes | None:
