@@ -1,16 +1,39 @@
 """secretkit in one page: write, read, version, compare-and-set, list, delete.
 
-Runs against $SECRETKIT_URL if set, else the built-in default store: an encrypted file
-store in your user data directory (e.g. ~/.local/share/secretkit/store). Try
-``SECRETKIT_URL=memory:// python examples/quickstart.py`` for a throwaway run.
+It never writes into your own store. Without $SECRETKIT_URL it points $SECRETKIT_URL at a
+throwaway encrypted file store in a temporary directory (its key in there too), removed at
+the end; ``secretkit.open()`` then opens that, as it would open your real store (by default
+the encrypted file store in your user data directory, e.g. ~/.local/share/secretkit/store).
+With $SECRETKIT_URL set it runs against that store, writing and then purging names under
+``quickstart/``.
 """
 
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
 
 import secretkit
 
 
 def main() -> None:
+    if os.environ.get("SECRETKIT_URL"):
+        tour()
+        return
+    with tempfile.TemporaryDirectory(prefix="secretkit-quickstart-") as scratch:
+        # key_file: the throwaway store's key stays in the scratch directory, not in your keyring
+        store_dir, key_file = Path(scratch, "store"), Path(scratch, "store.key")
+        os.environ["SECRETKIT_URL"] = f"{store_dir.as_uri()}?key_file={quote(str(key_file))}"
+        print(f"a temporary store, removed at the end (set SECRETKIT_URL to use another): {store_dir}")
+        try:
+            tour()
+        finally:
+            del os.environ["SECRETKIT_URL"]
+
+
+def tour() -> None:
     store = secretkit.open()  # $SECRETKIT_URL, else the encrypted file store in your data directory
     print(f"store: {store.url} ({store.backend})")
 

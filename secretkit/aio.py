@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from secretkit.aio_pool import Pool, Step, rotation_step
 from secretkit.aio_watch import AsyncWatch
@@ -53,6 +53,9 @@ from secretkit.rotation import RotationResult
 from secretkit.secret import BatchResult, Secret, SecretInput, VersionInfo
 from secretkit.store import SecretStore
 
+if TYPE_CHECKING:
+    from secretkit.registry import Layers
+
 __all__ = ["AsyncSecretStore", "AsyncWatch", "open_async"]
 
 T = TypeVar("T")
@@ -64,7 +67,7 @@ def default_max_workers() -> int:
 
 
 def open_async(
-    url: str | None = None,
+    url: str | Layers | None = None,
     *,
     max_workers: int | None = None,
     client: Any = None,
@@ -72,8 +75,10 @@ def open_async(
     **options: Any,
 ) -> AsyncSecretStore:
     """Open the store a URL names, for asyncio code: ``secretkit.open`` with the same
-    arguments and options, plus ``max_workers`` (threads for backend calls). The store it
-    opens belongs to the returned facade and is closed with it."""
+    arguments and options (a list opens a layered store), plus ``max_workers`` (threads for
+    backend calls). The store it opens belongs to the returned facade and is closed with it.
+    To share a store the application already has (and its cache), wrap it instead:
+    ``AsyncSecretStore(store)``."""
     from secretkit.registry import open as open_store
 
     store = open_store(url, client=client, config=config, **options)
@@ -301,6 +306,7 @@ class AsyncSecretStore:
         resume: bool = False,
         if_older_than: timedelta | None = None,
         field: str | None = None,
+        allow_native_rotation: bool = False,
     ) -> RotationResult | None:
         """``SecretStore.rotate`` as a coroutine. ``generate``, ``apply`` and ``verify`` may be
         async (awaited on this loop) or plain (called in a pool thread). Cancelled, the rotation
@@ -315,7 +321,7 @@ class AsyncSecretStore:
         try:
             return await self._call(
                 lambda: store.rotate(name, token=token, resume=resume, if_older_than=if_older_than, field=field,
-                                     **steps),
+                                     allow_native_rotation=allow_native_rotation, **steps),
                 gave_up=gave_up,
             )
         except asyncio.CancelledError:

@@ -162,7 +162,7 @@ class _Rotation:
             return  # a re-run: keep the value an earlier attempt generated (it may be applied already)
         except NotFoundError:
             pass
-        value = self.store.prepare_value(self.name, new_value(current, generate, field))
+        value = self.store.prepare_value(self.name, new_value(current, generate, field, backend=self.store.backend))
         request: dict[str, Any] = {"SecretId": self.secret_id, "ClientRequestToken": self.token,
                                    "VersionStages": ["AWSPENDING"], **encode_value(value)}
         if self.rotation_token is not None:

@@ -11,16 +11,23 @@ Why it is shaped like this:
   first hit hands ONE refresh to a background worker and every reader keeps getting the
   cached value. The worker is a long-lived thread fed by a queue, so the reader that
   triggers a refresh does not even wait for a thread to start.
-* Every load of a key is a *flight*, and a key has at most one flight at a time: concurrent
-  misses, batch reads (``fetch_many``), forced refreshes and background refreshes of one key
-  share or queue behind it. So one backend read serves every concurrent reader, and loads
-  land in the cache in the order they were made: no reader ever gets a value older than one
-  any reader already got from this store (a load that started earlier can never overwrite a
-  newer answer).
+* Every load of a key is a *flight*, and a key has at most one flight readers can join at a
+  time: concurrent misses, batch reads (``fetch_many``), forced refreshes and background
+  refreshes of one key share or queue behind it. So one backend read serves every concurrent
+  reader, and loads land in the cache in the order they were made.
+* Reads are monotonic: no reader gets an answer older than one this store already served for
+  the key (see ``_land``). Two loads of a key overlap only around a write: the load that
+  started before it is *detached* (it may not fill the cache, and later readers start a new
+  load), yet it still answers the readers already waiting for it. Having reached the backend
+  later, its answer may be newer than the new load's; so when a detached load answers, it
+  drops the key's cached entry and marks the key's current load *overtaken*, which then loads
+  again unless it read the same version. Nothing of this outlives a load: no per-name state is
+  kept for names no load is running for, so the cache's memory is bounded by ``max_entries``
+  and the loads in flight.
 * Stale data is served only when the backend is *transiently* unavailable (throttled,
   unavailable, deadline), never to hide a missing secret or a denied permission.
-* Writes through the store invalidate every entry of the name and bump a per-name
-  generation, so a load that started before the write cannot re-insert the old value.
+* Writes through the store invalidate every entry of the name and detach its loads in
+  flight, so a load that started before the write cannot re-insert the old value.
 
 No thread-locals and no blocking on the hit path, so an async facade can share one cache:
 its tasks join the same flights as threads (``join``) and are called back when a load
@@ -147,14 +154,16 @@ class _Flight:
     task) registers ``add_done_callback`` instead and reads ``outcome()`` once called back.
     """
 
-    __slots__ = ("_callbacks", "done", "error", "generation", "how", "result")
+    __slots__ = ("_callbacks", "done", "error", "how", "overtaken", "result")
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self) -> None:
         self.done = threading.Event()
-        self.generation = generation
         self.result: Secret | None = None
         self.error: BaseException | None = None
         self.how = "miss"
+        #: None, or what detached loads of the key answered while this one ran (``_mark``, or
+        #: ``_SEVERAL``): this load's answer may be older, so it may answer only if the same.
+        self.overtaken: object = None
         self._callbacks: list[Callable[[_Flight], Any]] | None = []
 
     def outcome(self) -> tuple[Secret, str]:
@@ -190,10 +199,24 @@ class _Flight:
     @classmethod
     def answered(cls, secret: Secret, how: str) -> _Flight:
         """A flight that is already settled with ``secret`` (for a reader answered from the cache)."""
-        flight = cls(0)
+        flight = cls()
         flight.result, flight.how = secret, how
         flight.settle()
         return flight
+
+
+#: ``_mark`` of a "not found" answer; ``overtaken`` by answers that differ from each other.
+_ABSENT, _SEVERAL = object(), object()
+
+
+def _mark(outcome: Secret | BaseException | Negative | None) -> object:
+    """What an answer says about the data, to tell whether two answers are the same: a
+    secret's version, ``_ABSENT`` for "not found", None when it says nothing (other errors)."""
+    if isinstance(outcome, Secret):
+        return outcome.version
+    if isinstance(outcome, (NotFoundError, Negative)):
+        return _ABSENT
+    return None
 
 
 #: Flights are short-lived and callbacks are rare (only non-blocking readers add them): one
@@ -233,8 +256,9 @@ class Cache:
         # recency is kept by re-inserting a hit key once eviction is near (track_recency).
         self.entries: dict[Key, Entry] = {}
         self._lock = threading.Lock()
+        # The flight readers of a key join. One no longer here (done, or detached by invalidate)
+        # may not change the cache (see _land); no other per-key state is kept.
         self._flights: dict[Key, _Flight] = {}
-        self._generation: dict[str, int] = {}
         self._worker: _Worker | None = None
         # LRU order matters only once eviction is near: below half of max_entries, hits skip
         # re-inserting their key (a lock and two dict operations); insertion order stands in until then.
@@ -335,7 +359,7 @@ class Cache:
                 if flight is None:
                     if not start:
                         return None
-                    leader = self._flights[key] = _Flight(self._generation.get(name_of(key), 0))
+                    leader = self._start(key)
                     self.misses += 1
                     return leader, lambda: self._run(key, leader, stale_ok=max_age is None)
         self.misses += 1
@@ -390,7 +414,7 @@ class Cache:
 
     def _start(self, key: Key) -> _Flight:
         """Register a new flight for ``key`` (call with the lock held)."""
-        flight = self._flights[key] = _Flight(self._generation.get(name_of(key), 0))
+        flight = self._flights[key] = _Flight()
         return flight
 
     def _finish(self, key: Key, flight: _Flight) -> None:
@@ -400,18 +424,21 @@ class Cache:
         flight.settle()
 
     def _run(self, key: Key, flight: _Flight, *, stale_ok: bool, background: bool = False) -> None:
-        """Load ``key`` for ``flight`` (its leader or the background worker) and publish the outcome."""
-        old = self.entries.get(key)
-        started = self.clock()
+        """Load ``key`` for ``flight`` (its leader or the background worker) and publish the
+        outcome; load again if it was overtaken meanwhile (see ``_land``)."""
         try:
-            secret = self._load(key, old)
-        except SecretError as exc:
-            self._settle_error(key, flight, exc, started, old=old, stale_ok=stale_ok, count=not background)
+            landed = False
+            while not landed:
+                old = self.entries.get(key)
+                started = self.clock()
+                outcome: Secret | SecretError
+                try:
+                    outcome = self._load(key, old)
+                except SecretError as exc:
+                    outcome = exc
+                landed = self._land(key, flight, outcome, started, old=old, stale_ok=stale_ok, count=not background)
         except BaseException as exc:  # noqa: BLE001 - not a portable error: share it with the waiters, cache nothing
             flight.error = exc
-        else:
-            self.insert(key, secret, flight.generation, started)
-            flight.result = secret
         finally:
             self._finish(key, flight)
 
@@ -420,6 +447,7 @@ class Cache:
         started = self.clock()
         olds = {key: self.entries.get(key) for key in flights}
         whole_failure: SecretError | None = None
+        again: dict[Key, _Flight] = {}  # overtaken while the batch ran: each loads again alone
         try:
             try:
                 results = load_many(list(flights))
@@ -428,29 +456,82 @@ class Cache:
                 results = {key: exc for key in flights}
             for key, flight in flights.items():
                 outcome = results.get(key) or NotFoundError("secret not found", name=name_of(key))
-                if isinstance(outcome, Secret):
-                    self.insert(key, outcome, flight.generation, started)
-                    flight.result = outcome
-                else:
-                    self._settle_error(key, flight, outcome, started, old=olds[key], stale_ok=True)
+                if not self._land(key, flight, outcome, started, old=olds[key], stale_ok=True):
+                    again[key] = flight
         except BaseException as exc:  # noqa: BLE001 - share an unexpected failure with every waiter
+            again.clear()
             for flight in flights.values():
                 if flight.result is None and flight.error is None:
                     flight.error = exc
         finally:
             for key, flight in flights.items():
-                self._finish(key, flight)
+                if key not in again:
+                    self._finish(key, flight)
+        for key, flight in again.items():
+            self._run(key, flight, stale_ok=True)
         return whole_failure
 
-    def _settle_error(
-        self, key: Key, flight: _Flight, exc: SecretError, started: float, *,
+    def _land(
+        self, key: Key, flight: _Flight, outcome: Secret | SecretError, started: float, *,
         old: Entry | None, stale_ok: bool, count: bool = True,
-    ) -> None:
-        stale = self._failed(key, exc, flight.generation, started, old=old, stale_ok=stale_ok, count=count)
-        if stale is None:
-            flight.error = exc
+    ) -> bool:
+        """Apply a load's outcome (read since ``started``) to the cache and to ``flight``, in
+        one step under the lock; False, changing nothing, if the load must be made again.
+
+        Reads stay monotonic because answers reach readers in the order their loads reached
+        the backend:
+
+        * The key's current flight (the one in ``_flights``) started after the previous current
+          flight had read the backend (it was registered once that one landed), so its answer
+          is at least as new; it may fill the cache, and leaves ``_flights`` in this same step,
+          so no reader joins it after it answered.
+        * A detached flight (``invalidate`` took it out of ``_flights``: it started before a
+          write) never fills the cache, but answers its waiters, and may have read the backend
+          after the current flight did. So, in this same step, it drops the key's entry and
+          marks the current flight overtaken, unless they hold what it answers: every reader
+          served this answer later gets it again or something loaded after it.
+        * An overtaken flight loads again unless it read what overtook it. Only detached
+          flights overtake, and only while the flight is current, so it reloads a bounded
+          number of times.
+        """
+        with self._lock:
+            mark = _mark(outcome)
+            if flight.overtaken is not None:
+                overtaken, flight.overtaken = flight.overtaken, None
+                if mark is None or overtaken != mark:
+                    return False
+            current = self._flights.get(key) is flight
+            if current:
+                del self._flights[key]
+            error: SecretError | None = None
+            if isinstance(outcome, Secret):
+                answer: Secret | None = outcome
+                if current:
+                    self._keep(key, outcome, started)
+            else:
+                error = outcome
+                answer = self._failed(key, error, started, old=old, stale_ok=stale_ok, count=count, current=current)
+                if answer is not None:
+                    mark = _mark(answer)  # served stale
+            if not current and mark is not None:
+                self._overtake(key, mark)
+        if answer is None:
+            flight.error = error
         else:
-            flight.result, flight.how = stale, "stale"
+            flight.result = answer
+            if error is not None:
+                flight.how = "stale"
+        return True
+
+    def _overtake(self, key: Key, mark: object) -> None:
+        """A detached flight of ``key`` answers ``mark`` (call with the lock held): drop a cached
+        entry that says otherwise, and have the current flight check its answer against it."""
+        entry = self.entries.get(key)
+        if entry is not None and _mark(entry) != mark:
+            del self.entries[key]
+        current = self._flights.get(key)
+        if current is not None:
+            current.overtaken = mark if current.overtaken in (None, mark) else _SEVERAL
 
     def _load(self, key: Key, old: Entry | None) -> Secret:
         name, version, stage = parts_of(key)
@@ -477,27 +558,32 @@ class Cache:
 
     # -- writes to the cache -------------------------------------------------------------
 
-    def insert(self, key: Key, value: Secret | NotFoundError, generation: int, started: float) -> None:
-        """Cache ``value`` read since ``started``, unless ``key``'s name was written meanwhile."""
-        entry: Entry
+    def insert(self, key: Key, value: Secret | NotFoundError, started: float) -> None:
+        """Cache ``value``, read since ``started``, as ``key``'s current answer. Loads land
+        through their flight instead (``_land``); this is for seeding a cache (tests, tools)."""
         with self._lock:
-            if self._closed or self._generation.get(name_of(key), 0) != generation:
-                return
-            if isinstance(value, Secret):
-                # set under the lock: a Secret kept as unchanged (check_version) is re-inserted
-                object.__setattr__(value, "_refresh_at", started + self.ttl(key) * self.policy.refresh_ahead)
-                entry = value
-            else:  # negative entries: no refresh-ahead, never served stale; they expire at refresh_at
-                entry = Negative(value, started + self.policy.negative_ttl)
-            self.entries.pop(key, None)  # re-inserted last: the most recently used
-            self.entries[key] = entry
-            while len(self.entries) > self.policy.max_entries:
-                del self.entries[next(iter(self.entries))]
-                self.evictions += 1
-            if len(self.entries) * 2 > self.policy.max_entries:
-                self.track_recency = True
-            if self.policy.refresh_ahead < 1:
-                self._ensure_worker()  # start it here, on a path that already waited for the backend
+            self._keep(key, value, started)
+
+    def _keep(self, key: Key, value: Secret | NotFoundError, started: float) -> None:
+        """Cache ``value`` read since ``started`` (call with the lock held)."""
+        entry: Entry
+        if self._closed:
+            return
+        if isinstance(value, Secret):
+            # set under the lock: a Secret kept as unchanged (check_version) is re-inserted
+            object.__setattr__(value, "_refresh_at", started + self.ttl(key) * self.policy.refresh_ahead)
+            entry = value
+        else:  # negative entries: no refresh-ahead, never served stale; they expire at refresh_at
+            entry = Negative(value, started + self.policy.negative_ttl)
+        self.entries.pop(key, None)  # re-inserted last: the most recently used
+        self.entries[key] = entry
+        while len(self.entries) > self.policy.max_entries:
+            del self.entries[next(iter(self.entries))]
+            self.evictions += 1
+        if len(self.entries) * 2 > self.policy.max_entries:
+            self.track_recency = True
+        if self.policy.refresh_ahead < 1:
+            self._ensure_worker()  # start it here, on a path that already waited for the backend
 
     def ttl(self, key: Key) -> float:
         """The lifetime of ``key``'s entries: ``ttl`` shortened by a fraction in ``[0, jitter]``.
@@ -532,41 +618,35 @@ class Cache:
                 self.entries[key] = entry
 
     def _failed(
-        self, key: Key, exc: SecretError, generation: int, started: float, *,
-        old: Entry | None, stale_ok: bool, count: bool = True,
+        self, key: Key, exc: SecretError, started: float, *,
+        old: Entry | None, stale_ok: bool, count: bool = True, current: bool = True,
     ) -> Secret | None:
-        """Apply a failed load of ``key`` to the cache. Returns ``old``'s value to answer
-        instead (a transient failure within ``max_stale``, where ``stale_ok``), else None."""
-        if isinstance(exc, NotFoundError):
-            self._forget(key, generation)
-            if self.policy.negative_ttl > 0:
-                self.insert(key, exc, generation, started)
-        elif not exc.transient:
-            self._forget(key, generation)  # never serve data a denied caller may no longer see
+        """Apply a failed load of ``key`` to the cache (only a ``current`` flight's; call with
+        the lock held). Returns ``old``'s value to answer instead (a transient failure within
+        ``max_stale``, where ``stale_ok``), else None."""
+        if isinstance(exc, NotFoundError) or not exc.transient:
+            if current:
+                self.entries.pop(key, None)  # never serve data a denied caller may no longer see
+                if isinstance(exc, NotFoundError) and self.policy.negative_ttl > 0:
+                    self._keep(key, exc, started)
         elif stale_ok and isinstance(old, Secret) and self.clock() < self.stale_until(key, old):
             if count:
                 self.stale_served += 1
             return old
         return None
 
-    def _forget(self, key: Key, generation: int) -> None:
-        with self._lock:
-            if self._generation.get(name_of(key), 0) == generation:
-                self.entries.pop(key, None)
-
     def invalidate(self, name: str) -> None:
-        """Drop every entry of ``name`` (all versions and stages); loads in flight will not re-insert."""
+        """Drop every entry of ``name`` (all versions and stages) and detach its loads in
+        flight: they still answer the readers waiting for them, never the cache."""
         with self._lock:
-            self._generation[name] = self._generation.get(name, 0) + 1
             for key in [k for k in list(self.entries) if name_of(k) == name]:
                 self.entries.pop(key, None)
             for key in [k for k in self._flights if name_of(k) == name]:
                 del self._flights[key]  # later readers start a new load instead of joining an old one
 
     def clear(self) -> None:
+        """Drop every entry and detach every load in flight (as ``invalidate`` does for one name)."""
         with self._lock:
-            for name in {name_of(k) for k in self.entries} | {name_of(k) for k in self._flights}:
-                self._generation[name] = self._generation.get(name, 0) + 1
             self.entries.clear()
             self._flights.clear()
 

@@ -1,10 +1,9 @@
 """``secretkit`` command line: get, put, ls, rm, versions, rotate and run against one store.
 
 The store is ``--url``, else ``SECRETKIT_URL``, else the encrypted file store in the user's
-data directory (unlike ``secretkit.open()``, which raises ``ConfigError`` without a URL, so
-that a first ``secretkit put`` just works); the store used is said on stderr. Values are
-read from stdin, a file or the terminal without echo, never from argv (shell history and
-``ps`` would show them).
+data directory (the rule of ``secretkit.open()``); the store used is said on stderr, and only
+a write creates a file store. Values are read from stdin, a file or the terminal without
+echo, never from argv (shell history and ``ps`` would show them).
 
 Exit codes are those of the table in docs/cli.md (``EXIT_CODES``; a test keeps the two equal).
 """
@@ -25,7 +24,7 @@ from typing import Any, BinaryIO
 from secretkit import __version__
 from secretkit.errors import ErrorCode, InvalidArgumentError, SecretError
 from secretkit.references import Reference, json_text, text_of
-from secretkit.secret import Kind, Secret, ViewError
+from secretkit.secret import Kind, Secret, TextForm, ViewError, parse_fields
 
 #: Exit status for each portable error code (docs/cli.md's table); any other error exits ``OTHER``.
 EXIT_CODES = {
@@ -45,50 +44,80 @@ OTHER = 7
 USAGE = 2
 
 
+def _global_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """The options every command takes, before or after its name (``secretkit get x --url …``)."""
+    p.add_argument("--url", default=default, help="store URL (default: $SECRETKIT_URL, else the file store in your "
+                                                  "data directory)")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="do not say which store is used")
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="log backend calls to stderr (values are redacted)")
+
+
+class _RenamedVersion(argparse.Action):
+    """``get --version`` read a secret's version until ``secretkit --version`` could mean the
+    program's version after the command name too: refused, naming the new option."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error("get --version is now get --at VERSION (secretkit --version prints the program's version)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secretkit", description="Read and write secrets in any secretkit store.")
     p.add_argument("--version", action="version", version=f"secretkit {__version__}")
-    p.add_argument("--url", help="store URL (default: $SECRETKIT_URL, else the file store in your data directory)")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not say which store is used")
-    p.add_argument("--debug", action="store_true", help="log backend calls to stderr (values are redacted)")
+    _global_options(p, None)
+    # The commands take the global options too; SUPPRESS leaves the value given before the
+    # command name in place when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("get", help="print a secret's value")
+    g = sub.add_parser("get", help="print a secret's value", parents=[common])
     g.add_argument("name")
-    g.add_argument("--version", help="a specific version")
+    which = g.add_mutually_exclusive_group()
+    which.add_argument("--at", metavar="VERSION", help="a specific version (see `secretkit versions NAME`)")
+    which.add_argument("--stage", choices=("current", "previous", "pending"),
+                       help="the version in this rotation stage, where the backend keeps stages")
+    g.add_argument("--version", nargs="?", action=_RenamedVersion, help=argparse.SUPPRESS)
     g.add_argument("--field", help="print one field of a field secret")
     g.add_argument("--json", action="store_true", help="print the value as JSON: fields as an object, text as a string")
     g.add_argument("--raw", action="store_true", help="write the exact bytes, no trailing newline")
 
-    u = sub.add_parser("put", help="store a new version, value from stdin, --file or the terminal (not echoed)")
+    u = sub.add_parser("put", help="store a new version, value from stdin, --file or the terminal (not echoed)",
+                       parents=[common])
     u.add_argument("name")
     u.add_argument("--file", type=argparse.FileType("rb"), help="read the value from this file instead of stdin")
     kind = u.add_mutually_exclusive_group()
     kind.add_argument("--binary", action="store_true", help="store the input as bytes, exactly")
-    kind.add_argument("--fields", action="store_true", help="input is a JSON object of string fields")
+    kind.add_argument("--fields", action="store_true",
+                      help="input is a JSON object; a value that is not a string is kept as its JSON text")
     u.add_argument("--keep-newline", action="store_true", help="keep one trailing newline of text input")
+    u.add_argument("--allow-empty", action="store_true", help="store an empty value (else empty input is refused)")
     u.add_argument("--if-version", help="compare-and-set: only if the current version is this one")
     u.add_argument("--create", action="store_true", help="only if the secret does not exist yet")
 
-    ls = sub.add_parser("ls", help="list secret names")
+    ls = sub.add_parser("ls", help="list secret names", parents=[common])
     ls.add_argument("prefix", nargs="?", default="")
 
-    rm = sub.add_parser("rm", help="delete a secret")
-    rm.add_argument("name")
+    rm = sub.add_parser("rm", help="delete secrets (every name is checked before any is deleted)", parents=[common])
+    rm.add_argument("names", nargs="+", metavar="NAME")
     rm.add_argument("--purge", action="store_true", help="destroy at once (no recovery window)")
-    rm.add_argument("-f", "--force", action="store_true", help="no error if it does not exist")
+    rm.add_argument("-f", "--force", action="store_true", help="no error for a name that does not exist")
 
-    v = sub.add_parser("versions", help="list a secret's versions, newest first")
+    v = sub.add_parser("versions", help="list a secret's versions, newest first", parents=[common])
     v.add_argument("name")
 
-    r = sub.add_parser("rotate", help="replace the value with a generated password, keeping the old one as previous")
+    r = sub.add_parser("rotate", help="replace the value with a generated password, keeping the old one as previous",
+                       parents=[common])
     r.add_argument("name")
     r.add_argument("--field", help="rotate this field of a field secret, keeping the others")
     r.add_argument("--if-older-than", type=_duration, metavar="AGE", help="only if current is older (e.g. 30d, 12h)")
     r.add_argument("--length", type=int, default=32, help="generated password length (default 32, at least 8)")
     r.add_argument("--resume", action="store_true", help="continue a rotation a crashed run left pending")
+    r.add_argument("--allow-native-rotation", action="store_true",
+                   help="rotate even though the backend rotates this secret itself (an AWS rotation Lambda)")
 
-    x = sub.add_parser("run", help="run a command with secrets in its environment",
+    x = sub.add_parser("run", help="run a command with secrets in its environment", parents=[common],
                        usage="secretkit run [--env VAR=REFERENCE]... [--env-file FILE]... [--watch] -- COMMAND [ARG...]")
     x.add_argument("--env", action="append", default=[], metavar="VAR=REFERENCE",
                    help="set VAR to the value REFERENCE names (NAME or NAME#FIELD); repeatable")
@@ -143,6 +172,12 @@ def _read_value(args: argparse.Namespace, stdin: BinaryIO) -> str | bytes | dict
         data = getpass.getpass(f"value for {args.name} (not echoed): ").encode("utf-8")
     else:
         data = source.read()
+    # An empty value is almost always a mistake (a closed pipe, `< /dev/null`, Enter at the
+    # prompt), and storing it would replace a good one: refused unless asked for. A lone
+    # newline counts, since it is dropped below.
+    if not args.allow_empty and (not data or (not args.binary and not args.keep_newline and data == b"\n")):
+        raise InvalidArgumentError("the input is empty: nothing to store (pass --allow-empty to store an empty value)",
+                                   name=args.name)
     if args.binary:
         return data
     try:
@@ -156,20 +191,25 @@ def _read_value(args: argparse.Namespace, stdin: BinaryIO) -> str | bytes | dict
             raise InvalidArgumentError(f"--fields input is not JSON ({getattr(exc, 'msg', 'invalid')} "
                                        f"at line {getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')})"
                                        ) from None
-        if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
-            raise InvalidArgumentError("--fields expects a JSON object whose values are strings")
-        return fields
+        # A number, true, false, null, a list or an object is kept as its JSON text: the very
+        # function `.fields` reads JSON text with, so these fields read back alike either way.
+        parsed = parse_fields(text) if isinstance(fields, dict) else None
+        if parsed is None:
+            raise InvalidArgumentError("--fields expects a JSON object")
+        return parsed
     if not args.keep_newline and text.endswith("\n"):
         text = text[:-1]  # `echo x | secretkit put` should store "x"
     return text
 
 
-def get_output(secret: Secret, *, field: str | None = None, as_json: bool = False, raw: bool = False) -> bytes:
+def get_output(secret: Secret, *, field: str | None = None, as_json: bool = False, raw: bool = False,
+               backend: str | None = None) -> bytes:
     """What ``secretkit get`` prints (without the newline): see docs/cli.md.
 
-    A text secret prints its text, octets their bytes, a map of fields its canonical JSON (the
-    same object ``--json`` prints); ``--field F`` prints that field, exactly as ``NAME#F``
-    resolves. Errors say which option to use instead, never the value.
+    The value's ``.text``, exactly what the reference ``NAME`` resolves to on every backend
+    (octets that are not text as they are); ``--json`` that text as JSON (``json_text``);
+    ``--field F`` that field, exactly as ``NAME#F`` resolves. Errors name the secret and
+    ``backend``, say which option to use instead, and never quote the value.
     """
     if field is not None:
         data = secret.value.raw
@@ -178,20 +218,16 @@ def get_output(secret: Secret, *, field: str | None = None, as_json: bool = Fals
             if raw and not as_json:
                 return item
             raise InvalidArgumentError(f"field {field!r} holds octets that are not UTF-8 text; "
-                                       "use --raw (without --json) to write them exactly", name=secret.name)
-        text = text_of(secret, Reference(secret.name, field))
+                                       "use --raw (without --json) to write them exactly",
+                                       name=secret.name, backend=backend)
+        text = text_of(secret, Reference(secret.name, field), backend=backend)
         return (json.dumps(text, ensure_ascii=False) if as_json else text).encode("utf-8")
     try:
-        if secret.kind is Kind.FIELDS or (as_json and secret.value.has_fields()):
-            return json_text(secret).encode("utf-8")
-        if as_json:
-            return json.dumps(secret.text, ensure_ascii=False).encode("utf-8")
+        return json_text(secret).encode("utf-8") if as_json else secret.bytes
     except ViewError:
         pass  # raised below, outside the handler
-    else:
-        return secret.bytes
     raise InvalidArgumentError("the secret holds octets that are not UTF-8 text (or fields that are not); "
-                               "use --raw to write them exactly", name=secret.name)
+                               "use --raw to write them exactly", name=secret.name, backend=backend)
 
 
 def _is_text(data: bytes) -> bool:
@@ -218,7 +254,9 @@ def _rotate(store: Any, args: argparse.Namespace) -> None:
         # refused, never replaced by one password.
         if args.field is None:
             raw = current.value.raw
-            count = len(raw) if isinstance(raw, Mapping) else len(current.fields) if current.value.has_fields() else 0
+            # (text Vault or Kubernetes keep as {"value": text} counts the fields its text has, as elsewhere)
+            count = len(raw) if isinstance(raw, Mapping) and not isinstance(raw, TextForm) \
+                else len(current.fields) if current.value.has_fields() else 0
             if count > 1:
                 raise InvalidArgumentError(
                     f"the secret has {count} fields; say which one to rotate with --field", name=current.name
@@ -227,7 +265,7 @@ def _rotate(store: Any, args: argparse.Namespace) -> None:
 
     _warn_memory(store)
     result = store.rotate(args.name, generate=generate, resume=args.resume, if_older_than=args.if_older_than,
-                          field=args.field)
+                          field=args.field, allow_native_rotation=args.allow_native_rotation)
     what = f"{args.name}#{args.field}" if args.field else args.name
     if result is None:
         print(f"{args.name} is younger than {human_duration(args.if_older_than)}; not rotated", file=sys.stderr)
@@ -244,10 +282,31 @@ def _run(store: Any, args: argparse.Namespace) -> int:
                interval=args.watch_interval, stop_timeout=args.stop_timeout)
 
 
+def _remove(store: Any, args: argparse.Namespace) -> int:
+    """Every name is checked first (a typo deletes nothing), then each is deleted; each failure
+    is reported, and the exit status is the first failure's (docs/cli.md)."""
+    failures: list[SecretError] = []
+    for name in args.names:
+        try:
+            store.names.check(name)
+        except SecretError as exc:
+            exc.name, exc.backend = exc.name or name, exc.backend or store.backend
+            failures.append(exc)
+    if not failures:
+        for name in dict.fromkeys(args.names):
+            try:
+                store.delete(name, purge=args.purge, missing_ok=args.force)
+            except SecretError as exc:
+                failures.append(exc)
+    for failure in failures:
+        print(f"secretkit: error: {failure}", file=sys.stderr)
+    return EXIT_CODES.get(failures[0].code, OTHER) if failures else 0
+
+
 def _command(store: Any, args: argparse.Namespace, out: BinaryIO) -> int:
     if args.command == "get":
-        secret = store.get(args.name, version=args.version)
-        payload = get_output(secret, field=args.field, as_json=args.json, raw=args.raw)
+        secret = store.get(args.name, version=args.at, stage=args.stage)
+        payload = get_output(secret, field=args.field, as_json=args.json, raw=args.raw, backend=store.backend)
         out.write(payload if args.raw else payload + b"\n")
     elif args.command == "put":
         value = _read_value(args, sys.stdin.buffer)
@@ -258,7 +317,7 @@ def _command(store: Any, args: argparse.Namespace, out: BinaryIO) -> int:
         for name in store.list(args.prefix):
             out.write(name.encode() + b"\n")
     elif args.command == "rm":
-        store.delete(args.name, purge=args.purge, missing_ok=args.force)
+        return _remove(store, args)
     elif args.command == "versions":
         for v in store.versions(args.name):
             created = v.created_at.isoformat() if v.created_at else "-"
@@ -273,7 +332,6 @@ def _command(store: Any, args: argparse.Namespace, out: BinaryIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from secretkit.config import default_url
     from secretkit.redact import install_redaction
     from secretkit.registry import open as open_store
     from secretkit.run import CommandError
@@ -282,10 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_redaction(handlers=[handler])
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, handlers=[handler])
-    url = args.url or default_url()
     out = sys.stdout.buffer
     try:
-        with open_store(url) as store:
+        # no --url: open()'s own default, so what is not found there says why that store
+        with open_store(args.url) as store:
             if not args.quiet:
                 print(f"secretkit: using {store.url}", file=sys.stderr)
             status = _command(store, args, out)

@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from secretkit.cache import CachePolicy
-from secretkit.errors import ConfigError
+from secretkit.errors import ConfigError, SecretError
 from secretkit.retry import RetryPolicy
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,8 +75,12 @@ def _why(exc: ValueError) -> str:
     return "bad port" if "port" in text.lower() else "invalid IPv6 address" if "IPv6" in text else "cannot parse it"
 
 
-#: What follows the ``@`` of user info: a host (name, IPv4 or bracketed IPv6), a port, then the path.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d*)?(?:[/?#]|$)")
+#: What follows the ``@`` of user info: the host and port, then the path. Deliberately loose
+#: (anything but the characters that end an authority or belong to a query), so that a
+#: malformed host or port ("host:badport", "[::1", "[fe80::1%eth0]:x") is still recognised
+#: as one and the password before it masked: the URLs whose parsing fails are exactly those
+#: shown in an error message.
+_HOST = re.compile(r"[^/?#@&=]*(?:[/?#]|$)")
 
 
 def redact_url(url: str) -> str:
@@ -97,6 +101,45 @@ def redact_url(url: str) -> str:
     head = head.partition("#")[0]
     shown_query = "&".join(_redact_param(k, v) for k, v in parse_qsl(query, keep_blank_values=True))
     return f"{scheme}{sep}{head}" + (f"?{shown_query}" if q else "")
+
+
+#: The user info of a URL inside any text (an SDK's "Could not connect to the endpoint URL:
+#: "http://user:pw@host/"", a driver's detail): up to the last ``@`` before a space or quote, so a
+#: password holding ``/``, ``?`` or ``#`` is masked whole.
+_URL_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?!\*\*\*@)[^\s'\"<>`]*@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with the user info (``user:password@``) of every URL in it shown as ``***@``."""
+    return _URL_USER_INFO.sub(r"\g<scheme>***@", text)
+
+
+def url_credentials_in(error: BaseException) -> bool:
+    """True if the text of ``error`` or of any exception chained to it (``__cause__`` or
+    ``__context__``: what a traceback prints) shows a URL's user info."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        try:
+            text = str(exc)
+        except Exception:  # an SDK exception whose __str__ fails: assume the worst
+            return True
+        if _URL_USER_INFO.search(text):
+            return True
+        pending.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+    return False
+
+
+def mask_credentials(error: SecretError) -> None:
+    """Mask URL user info in ``error``'s own message (in place)."""
+    masked = mask_url_credentials(error.message)
+    if masked != error.message:
+        error.message = masked
+        error.args = (masked, *error.args[1:])
 
 
 def _redact_param(key: str, value: str) -> str:

@@ -86,11 +86,13 @@ class AlreadyExistsError(SecretError):
 
 
 class ConflictError(SecretError):
-    """A compare-and-set precondition failed: someone else changed the secret.
+    """The secret's state forbids the write: a compare-and-set precondition failed (someone
+    else changed it), or the secret is deleted but still recoverable (AWS's recovery window).
 
     After ``put(if_version=...)``: ``expected_version`` is that version, and ``current_version``
     the current one where the backend told (else None). Both are None for other conflicts (a
-    rotation already in progress, a secret changed while a write was being retried).
+    rotation already in progress, a secret in its recovery window, a secret changed while a
+    write was being retried).
     """
 
     code = ErrorCode.CONFLICT

@@ -381,11 +381,12 @@ class LayeredStore(SecretStore):
         resume: bool = False,
         if_older_than: timedelta | None = None,
         field: str | None = None,
+        allow_native_rotation: bool = False,
     ) -> _rotation.RotationResult | None:
         """Rotate ``name`` in the writable layer (see ``SecretStore.rotate``)."""
         return self._layered.writable_layer().rotate(
             name, generate=generate, apply=apply, verify=verify, token=token, resume=resume,
-            if_older_than=if_older_than, field=field,
+            if_older_than=if_older_than, field=field, allow_native_rotation=allow_native_rotation,
         )
 
     def discard_pending(self, name: str) -> str | None:

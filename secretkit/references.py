@@ -1,16 +1,21 @@
 """Secret references: ``NAME`` or ``NAME#FIELD``, resolved against a store to one string.
 
 One syntax for every consumer (``store.resolve``, the pydantic-settings source, ``secretkit
-run``): a reference names a secret of the store, and optionally one field of it after the
-last ``#`` (``payments/db#password``). It resolves to text:
+run``, ``secretkit get``): a reference names a secret of the store, and optionally one field
+of it after the last ``#`` (``payments/db#password``). It resolves to text, by one rule on
+every backend, so an application moved from one backend to another reads the same values:
 
-* ``NAME`` of a text secret → its text, exactly; of octets → their UTF-8 text;
-* ``NAME`` of a field secret (a map of fields) → its fields as canonical JSON (sorted keys,
-  no spaces), the same text ``secretkit get`` prints;
-* ``NAME#FIELD`` → that field's text, for a map of fields or text holding a JSON object;
-  ``InvalidArgumentError`` if the secret has no fields, ``NotFoundError`` if it lacks that one.
+* ``NAME`` → exactly the secret's ``.text``: text as stored, octets as their UTF-8 text
+  (``InvalidArgumentError`` if they are not UTF-8), a map of fields as its canonical JSON
+  (sorted keys, no spaces: the text AWS and GCP hold for the same put). Text that Vault or
+  Kubernetes keep as the map ``{"value": text}`` is that text (``secretkit.secret.TextForm``);
+* ``NAME#FIELD`` → that field's text (``.fields[FIELD]``), for a map of fields or text holding
+  a JSON object; ``InvalidArgumentError`` if the secret has no fields, ``NotFoundError`` if it
+  lacks that one.
 
-A malformed reference is refused with ``InvalidArgumentError`` before any I/O.
+Errors name the secret and the backend, never a value. A malformed reference is refused with
+``InvalidArgumentError`` before any I/O. ``json_text`` is the same value as JSON (what
+``secretkit get --json`` prints).
 ``refreshing`` is the "the password was rotated under me" helper: call a function with the
 value, and on one of the given exceptions re-read the secret past the cache and retry once.
 """
@@ -25,7 +30,7 @@ from typing import Protocol, TypeVar
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
 from secretkit.names import NameRules, check_text
-from secretkit.secret import BatchResult, Kind, Secret, ViewError, fields_to_json
+from secretkit.secret import BatchResult, Secret, ViewError, parse_fields
 
 __all__ = [
     "Reference",
@@ -111,41 +116,36 @@ def parse(reference: str | Reference) -> Reference:
 
 
 def json_text(secret: Secret) -> str:
-    """A field secret's canonical JSON (sorted keys, no spaces, non-ASCII kept).
-
-    For a map of fields that is the map; for text holding a JSON object, that object
-    re-serialised with its JSON types kept. ``InvalidArgumentError`` if the secret has no
-    fields or one of them holds octets that are not text.
-    """
-    raw = secret.value.raw
-    if isinstance(raw, Mapping):
-        octets = [k for k, v in raw.items() if isinstance(v, bytes) and not _is_utf8(v)]
-        if octets:
-            raise ViewError(f"fields {sorted(octets)} hold octets that are not text", name=secret.name)
-        return fields_to_json(raw)
-    secret.fields  # noqa: B018 - raises ViewError (named) if the text is not a JSON object
-    return json.dumps(json.loads(secret.text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The secret's ``.text`` as JSON: the JSON object it holds when it is one (a map of fields,
+    or text holding a JSON object), canonical (sorted keys, no spaces, non-ASCII and JSON types
+    kept); else the text as a JSON string. Derived from ``.text`` alone, so it is the same on
+    every backend. ``ViewError`` (an ``InvalidArgumentError`` naming the secret) for octets
+    that are not text."""
+    text = secret.text
+    if parse_fields(text) is not None:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(text, ensure_ascii=False)
 
 
-def _is_utf8(data: bytes) -> bool:
+def text_of(secret: Secret, reference: Reference, *, backend: str | None = None) -> str:
+    """The text ``reference`` names in ``secret`` (the module docstring states the rule); an
+    error names the secret and ``backend`` (the store it came from)."""
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        return _text_of(secret, reference)
+    except SecretError as exc:
+        exc.name = exc.name or secret.name
+        exc.backend = exc.backend or backend
+        raise
 
 
-def text_of(secret: Secret, reference: Reference) -> str:
-    """The text ``reference`` names in ``secret`` (see the module docstring for the rules)."""
+def _text_of(secret: Secret, reference: Reference) -> str:
     if reference.field is None:
-        if secret.kind is Kind.FIELDS:
-            return json_text(secret)
         try:
             return secret.text
         except ViewError:
             pass  # raised below, outside the handler
         raise InvalidArgumentError(
-            "the secret holds octets that are not UTF-8 text, and a reference resolves to text",
+            "the secret holds octets (or fields) that are not UTF-8 text, and a reference resolves to text",
             name=secret.name,
         )
     field = reference.field
@@ -158,9 +158,18 @@ def text_of(secret: Secret, reference: Reference) -> str:
     fields = secret.fields
     if field in fields:
         return fields[field]
-    if isinstance(raw, Mapping) and field in raw:
+    item = raw.get(field) if isinstance(raw, Mapping) else None
+    if isinstance(item, bytes) and not _is_utf8(item):
         raise InvalidArgumentError(f"field {field!r} holds octets that are not text", name=secret.name)
     raise NotFoundError(f"the secret has no field {field!r}", name=secret.name)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def resolve(store: ReferenceStore, reference: str | Reference, *, refresh: bool = False) -> str:
@@ -192,11 +201,7 @@ def resolve_many(
 
 
 def _text(store: ReferenceStore, secret: Secret, ref: Reference) -> str:
-    try:
-        return text_of(secret, ref)
-    except SecretError as exc:
-        exc.backend = exc.backend or store.backend
-        raise
+    return text_of(secret, ref, backend=store.backend)
 
 
 def refreshing(

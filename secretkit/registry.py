@@ -10,11 +10,21 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union, overload
 
-from secretkit.config import StoreURL, default_url, load_config_file, split_options
-from secretkit.errors import ConfigError
+from secretkit.config import (
+    StoreURL,
+    default_url,
+    load_config_file,
+    mask_credentials,
+    split_options,
+    url_credentials_in,
+)
+from secretkit.errors import ConfigError, SecretError
 from secretkit.store import SecretStore
+
+if TYPE_CHECKING:
+    from secretkit.layered import LayeredStore
 
 ENTRY_POINT_GROUP = "secretkit.drivers"
 
@@ -37,6 +47,10 @@ _registered: dict[str, tuple[str, str | None]] = {}
 
 #: What ``open`` accepts for a layered store: URLs, already-open stores, or nested lists of them.
 Layers = Sequence[Union[str, SecretStore, "Layers"]]
+#: What the layered overload of ``open`` takes. Sequence (covariant), so a ``list[str]`` or a
+#: ``list[SecretStore]`` fits; a ``str`` is a ``Sequence[str]`` too, but the URL overload comes
+#: first and wins for it. (An argument typed ``str | list[str]`` is seen as a ``LayeredStore``.)
+LayerList = Sequence[Union[str, SecretStore, Layers]]
 
 
 def register(scheme: str, factory: str) -> None:
@@ -76,6 +90,29 @@ def _resolve(scheme: str) -> Callable[..., Any]:
     return factory
 
 
+# Two signatures so that strict type checkers see what a list opens: ``open([...]).origin(name)``
+# and ``.layers`` are ``LayeredStore``'s. A list read from a config file is only known at run time,
+# so ``open(config=...)`` is typed ``SecretStore`` (a ``LayeredStore`` is one).
+@overload
+def open(
+    url: str | None = None,
+    *,
+    client: Any = None,
+    config: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> SecretStore: ...
+
+
+@overload
+def open(
+    url: LayerList,
+    *,
+    client: Any = None,
+    config: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> LayeredStore: ...
+
+
 def open(
     url: str | Layers | None = None,
     *,
@@ -85,14 +122,17 @@ def open(
 ) -> SecretStore:
     """Open the store a URL names, e.g. ``"memory://"``, ``"vault://host:8200/secret"``.
 
-    ``url`` defaults to the ``SECRETKIT_URL`` environment variable. Options come from the
+    ``url`` defaults to the ``SECRETKIT_URL`` environment variable, else the encrypted file
+    store in the user's data directory (``default_url()``); a ``NotFoundError`` from that
+    implicit default says it came from there because ``SECRETKIT_URL`` is not set. Options come from the
     URL's query, then the ``config`` TOML file, then keyword arguments (later wins);
     ``client`` passes a ready SDK client to the driver.
 
     A list (``["env://?prefix=APP_", "file:///…"]``, URLs or already-open stores, also as
     ``url = [...]`` in the config file) opens a layered store (``secretkit.layered``): reads try
     each layer in turn, falling through only on ``NotFoundError``; writes go to the first
-    writable layer. Each layer takes its options in its own URL query.
+    writable layer. Each layer takes its options in its own URL query. Type checkers see a
+    list open a ``LayeredStore`` (``origin``, ``layers``) and a URL open a ``SecretStore``.
     """
     file_options: dict[str, Any] = {}
     if config is not None:
@@ -100,9 +140,13 @@ def open(
         file_url = file_options.pop("url", None)
         url = file_url if url is None else url
     # One rule everywhere (open, the CLI, the examples): $SECRETKIT_URL, else the encrypted file
-    # store in the user's data directory.
+    # store in the user's data directory. That store is personal: a service deployed without
+    # SECRETKIT_URL reads it too, so what it cannot find there says where it looked and why.
+    hint = None
     if url is None:
         url = default_url()
+        if not os.environ.get("SECRETKIT_URL"):
+            hint = f"looked in the default store {url}, used because SECRETKIT_URL is not set"
     if isinstance(url, str) and not url.strip():
         raise ConfigError("a store URL must not be empty (omit it for $SECRETKIT_URL or the default store)")
     if not isinstance(url, str):
@@ -111,11 +155,20 @@ def open(
     merged: dict[str, Any] = {**params, **_flatten(file_options), **options}
     store_options, driver_options = split_options(merged)
     factory = _resolve(parsed.scheme)
-    driver = factory(parsed, driver_options, client=client)
-    return SecretStore(driver, options=store_options, url=url)
+    try:
+        driver = factory(parsed, driver_options, client=client)
+    except SecretError as exc:
+        # A factory's error may quote an option's URL, and chain the SDK's complaint about it
+        # ("Invalid endpoint: http://user:password@…"): mask the one, drop the other.
+        if not url_credentials_in(exc):
+            raise
+        mask_credentials(exc)
+        exc.__cause__ = exc.__context__ = None
+        raise exc.with_traceback(None) from None
+    return SecretStore(driver, options=store_options, url=url, not_found_hint=hint)
 
 
-def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> SecretStore:
+def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> LayeredStore:
     """A ``LayeredStore`` over ``layers``; the layers opened here are closed with it."""
     from secretkit.layered import LayeredStore
 
@@ -135,7 +188,8 @@ def _open_layered(layers: Any, *, client: Any, options: dict[str, Any]) -> Secre
             elif isinstance(layer, str) or (isinstance(layer, Sequence) and not isinstance(layer, bytes)):
                 if not layer:
                     raise ConfigError("a layer of a layered store is an empty URL or list")
-                opened = open(layer)
+                # a nested list is a layered layer (what open(list) makes)
+                opened = open(layer) if isinstance(layer, str) else _open_layered(layer, client=None, options={})
                 stores.append(opened)
                 owned.append(opened)
             else:

@@ -17,9 +17,11 @@ compare-and-set on the current version, so the loser gets ``ConflictError`` and 
 nothing. Where each backend keeps the stages is ``secretkit.stages``' business.
 
 Rotation keeps the secret's shape: with ``field="password"`` only that field gets a new value
-and every other field (octet fields too) is kept; a one-field secret rotates its one field; the
-default generator refuses a secret of several fields without ``field=`` rather than replace
-the whole map with one password.
+and every other field (octet fields too) is kept; a one-field secret rotates its one field. For
+a secret of several fields without ``field=``, the default generator refuses rather than
+replace the whole map with one password, and a custom ``generate`` must return every field the
+secret has (more are allowed): readers of a field, and a Kubernetes Secret's ``type``, depend on
+it being there. Anything else is refused before any write.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from secretkit import stages
-from secretkit.errors import InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
+from secretkit.drivers.base import RotationSettings
+from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
 from secretkit.generate import generate_password, generate_token
 from secretkit.seam import StoreSeam
-from secretkit.secret import Kind, Secret, Stage, Value
+from secretkit.secret import Kind, Secret, Stage, TextForm, Value
 
 __all__ = [
     "Apply",
@@ -68,44 +71,85 @@ class RotationResult:
     already_done: bool = False
 
 
-def new_value(current: Secret, generate: Generate | None, field: str | None) -> Value:
+def new_value(current: Secret, generate: Generate | None, field: str | None, *, backend: str | None = None) -> Value:
     """The value a rotation writes, in the shape of ``current`` (see the module docstring).
 
     ``generate(current)`` returns the new value of ``field`` when one is given (or implied by a
     one-field secret), else the whole new value; the default generator makes a password.
+    ``InvalidArgumentError`` (naming ``backend``) when the value would not keep the shape.
     """
-    raw = current.value.raw
-    if field is None and current.value.has_fields() and len(current.fields) == 1 and (
+    value = current.value
+    raw = value.raw
+    if isinstance(raw, TextForm) and field != raw.key:
+        # Text as Vault or Kubernetes keep it ({"value": text}) rotates as the text it is, the
+        # way the same secret rotates on every other backend (a JSON object text by its member).
+        value = Value(Kind.TEXT, raw.item) if isinstance(raw.item, str) else Value(Kind.BYTES, raw.item)
+        raw = value.raw
+    if field is None and value.has_fields() and len(value.fields) == 1 and (
         not isinstance(raw, Mapping) or len(raw) == 1
     ):
-        field = next(iter(current.fields))  # one field, as a map or as a JSON object: rotate that field
+        field = next(iter(value.fields))  # one field, as a map or as a JSON object: rotate that field
     if field is None:
-        if generate is None and current.value.has_fields() and len(current.fields) > 1:
+        fields = field_names(value)
+        if len(fields) <= 1:
+            return Value.of((generate or (lambda _: generate_password()))(current))
+        if generate is None:
             raise InvalidArgumentError(
-                f"the secret has {len(current.fields)} fields; say which one to rotate (field=...), "
+                f"the secret has {len(fields)} fields; say which one to rotate (field=...), "
                 "or pass generate= returning the whole new value",
-                name=current.name,
+                name=current.name, backend=backend,
             )
-        return Value.of((generate or (lambda _: generate_password()))(current))
-    if not current.value.has_fields():
-        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {current.kind.value} without fields",
+        new = Value.of(generate(current))
+        _keeps_fields(current.name, value, new, fields, backend)
+        return new
+    if not value.has_fields():
+        raise InvalidArgumentError(f"field={field!r} given, but the secret holds {value.kind.value} without fields",
                                    name=current.name)
-    if field not in current.fields and not (isinstance(raw, Mapping) and field in raw):
+    if field not in value.fields and not (isinstance(raw, Mapping) and field in raw):
         raise NotFoundError(f"the secret has no field {field!r} to rotate", name=current.name)
     replacement = (generate or (lambda _: generate_password()))(current)
     if not isinstance(replacement, (str, bytes)):
         raise InvalidArgumentError("with field=, generate returns the field's new value (str or bytes)",
                                    name=current.name)
     Value.of({field: replacement})  # the same checks a put makes
+    if isinstance(raw, TextForm):
+        return Value.of(replacement)  # its one field is the text: stored back the same way, read as text
     if isinstance(raw, Mapping):
         return Value(Kind.FIELDS, {**raw, field: replacement})
     if isinstance(replacement, bytes):
         raise InvalidArgumentError("a field of a JSON text secret holds text, not bytes", name=current.name)
-    # JSON text (AWS, GCP): replace the one member; the others keep their JSON types and order
-    document = json.loads(current.text)
+    # JSON text (AWS, GCP; Vault and Kubernetes keep it under "value"): replace the one member;
+    # the others keep their JSON types and order
+    document = json.loads(value.text)
     document[field] = replacement
-    text = json.dumps(document, ensure_ascii=False, separators=_separators(current.text))
-    return Value(current.kind, text if current.kind is Kind.TEXT else text.encode("utf-8"))
+    text = json.dumps(document, ensure_ascii=False, separators=_separators(value.text))
+    return Value(value.kind, text if value.kind is Kind.TEXT else text.encode("utf-8"))
+
+
+def field_names(value: Value) -> set[str]:
+    """The names of a value's fields: a map's keys (octet fields too), a JSON object's members."""
+    raw = value.raw
+    if isinstance(raw, Mapping):
+        return set(raw)
+    return set(value.fields) if value.has_fields() else set()
+
+
+def _keeps_fields(name: str, shape: Value, value: Value, fields: set[str], backend: str | None) -> None:
+    """Refuse a generated whole ``value`` that drops a field of ``shape`` (the current value, as
+    the text it holds where the backend keeps text in a map). Where the backend holds a map of
+    fields (Vault, Kubernetes), text is stored under one key, so even JSON text with every member
+    would replace the map: there only a mapping keeps the fields."""
+    as_map = isinstance(shape.raw, Mapping)
+    kept = field_names(value) if isinstance(value.raw, Mapping) or not as_map else set()
+    missing = fields - kept
+    if missing:
+        returned = "a mapping" if isinstance(value.raw, Mapping) else f"{value.kind.value} (not a mapping)"
+        raise InvalidArgumentError(
+            f"generate returned {returned} without the field(s) {', '.join(map(repr, sorted(missing)))} "
+            f"of this {len(fields)}-field secret; return a mapping with every field (more are allowed), "
+            "or rotate one field with field=...",
+            name=name, backend=backend,
+        )
 
 
 def _separators(text: str) -> tuple[str, str]:
@@ -123,14 +167,15 @@ def rotate(
     token: str | None = None,
     resume: bool = False,
     field: str | None = None,
+    allow_native_rotation: bool = False,
 ) -> RotationResult:
     """Run the four rotation steps for ``name`` (which must exist); see ``SecretStore.rotate``."""
     steps = stages.for_store(store)
     token = token or uuid.uuid4().hex
     # bypass the cache: a stale current would only fail later at promotion's if_current check
     current = store.get(name, stage=Stage.CURRENT, refresh=True)
-    value = new_value(current, generate, field)
-    value = store.prepare_value(name, value)
+    check_settings(store, name, allow_native_rotation=allow_native_rotation)
+    value = store.prepare_value(name, new_value(current, generate, field, backend=store.backend))
     try:
         pending = steps.create(name, value, token=token, adopt=resume)
     finally:
@@ -144,6 +189,35 @@ def rotate(
     finally:
         store.invalidate(name)
     return RotationResult(name, version, current.version, token)
+
+
+def check_settings(store: StoreSeam, name: str, *, allow_native_rotation: bool) -> None:
+    """Refuse, before anything is written, a rotation the backend's own settings would defeat:
+
+    * a backend that keeps fewer than two versions (Vault ``max_versions=1``) prunes the old
+      value at promotion, so ``previous`` — the credential clients still hold — would be gone
+      while the result reports it (``NotSupportedError``, naming the setting);
+    * a secret the backend rotates itself (an AWS rotation Lambda) would have two rotators, each
+      promoting values the other's target never got (``ConflictError``, naming the other one),
+      unless the caller says the two are coordinated (``allow_native_rotation=True``).
+    """
+    driver = store.driver
+    if not isinstance(driver, RotationSettings):
+        return
+    found = store.call_driver("rotate.check", name, lambda: driver.rotation_settings(name))
+    if found.kept_versions is not None and found.kept_versions < 2:
+        raise NotSupportedError(
+            f"the backend keeps {found.kept_versions} version of this secret ({found.kept_by}), so promotion "
+            "would prune the previous value that clients still use; raise it to 2 or more to rotate",
+            name=name, backend=store.backend,
+        )
+    if found.rotated_by is not None and not allow_native_rotation:
+        raise ConflictError(
+            f"{found.rotated_by} rotates this secret already; a second rotator beside it races it for the pending "
+            "value and promotes values the other one's target never got. Rotate it there, turn that rotation off, "
+            "or pass allow_native_rotation=True if the two are coordinated",
+            name=name, backend=store.backend,
+        )
 
 
 def run_user_step(step: str, fn: Callable[[Secret], Any] | None, pending: Secret, backend: str) -> None:

@@ -3,12 +3,18 @@
 A ``Value`` keeps exactly what the backend holds, in the shape the backend holds it (one
 text, one octet string, or a map of fields), and derives every other view on demand:
 
-* ``.text`` — the stored text exactly; octets decoded as UTF-8; a one-field map's value;
-  a map of several fields as canonical JSON;
-* ``.bytes`` — the stored octets; text (or a one-field map's value) encoded as UTF-8;
+* ``.text`` — the stored text exactly; octets decoded as UTF-8; a map of fields as its
+  canonical JSON (sorted keys, no spaces: the text AWS and GCP hold for the same put);
+* ``.bytes`` — the stored octets; the UTF-8 of the text view otherwise;
 * ``.fields`` — a map's text fields; text (or UTF-8 octets) that is a JSON object, with any
   non-string JSON value given as its JSON text (as Vault's own CLI shows it);
 * ``.field_bytes(key)`` — the octets of one field, also one that is not text.
+
+Vault and Kubernetes have no text type: they keep text as a map of one field (``value``).
+Their drivers hand such a map over as a ``TextForm``, which reads as the text it holds, so
+``.text`` (and every reader built on it: references, settings, ``secretkit run``/``get``) is
+the same on every backend. Only a ``TextForm`` reads as its field; any other map of one field
+(``{"password": "x"}``) is a map like the rest, and reads as its JSON everywhere.
 
 So whatever wrote a secret (secretkit, the backend's CLI, Terraform, another SDK), every view
 that makes sense works, and what you put comes back exactly through the same view.
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any, SupportsIndex, Union
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
 
@@ -75,6 +81,13 @@ def _field_text(item: FieldValue) -> str | None:
     return _json_text(item)
 
 
+def _sized(item: FieldValue) -> FieldValue:
+    """A field as ``Value.size`` measures it: octets that are not UTF-8 as base64-length text."""
+    if isinstance(item, builtins.bytes) and _field_text(item) is None:
+        return "A" * ((len(item) + 2) // 3 * 4)
+    return item
+
+
 def fields_to_json(fields: Mapping[str, FieldValue]) -> str:
     """Canonical JSON for a field mapping (sorted keys, no spaces, non-ASCII kept).
 
@@ -95,6 +108,61 @@ def parse_fields(text: str) -> dict[str, str] | None:
     if not isinstance(parsed, dict):
         return None
     return {str(k): v if isinstance(v, str) else _json_text(v) for k, v in parsed.items()}
+
+
+class TextForm(Mapping[str, FieldValue]):
+    """The map of one field in which a backend without a text type keeps text: Vault's
+    ``{"value": text}``, a Kubernetes Secret whose only data key is ``value``.
+
+    A map of that one field (``.fields``, ``secret["value"]`` and ``NAME#value`` keep working on
+    secrets other tools wrote), whose text view is the field's text: exactly what the same put
+    reads as on a backend that holds text as text. Drivers make one with ``text_form``.
+    """
+
+    __slots__ = ("item", "key")
+
+    def __init__(self, key: str, item: str | builtins.bytes) -> None:
+        self.key = key
+        self.item = item
+
+    def __getitem__(self, key: str) -> FieldValue:
+        if key != self.key:
+            raise KeyError(key)
+        return self.item
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.key,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"TextForm(key={self.key!r}, item={MASK})"
+
+
+def text_form(data: Mapping[str, FieldValue], key: str) -> Mapping[str, FieldValue]:
+    """``data`` as a ``TextForm`` when it is how the backend keeps text (exactly one field,
+    ``key``, holding text or octets), else ``data`` unchanged: for drivers' decoders."""
+    if len(data) == 1 and key in data:
+        item = data[key]
+        if isinstance(item, (str, builtins.bytes)):
+            return TextForm(key, item)
+    return data
+
+
+def same_value(a: Value, b: Value) -> bool:
+    """True if ``a`` and ``b`` are one stored value: equal, or one is the ``TextForm`` in which
+    the backend keeps the other (text or octets written, ``{"value": ...}`` read back)."""
+    if a == b:
+        return True
+    for form, other in ((a.raw, b.raw), (b.raw, a.raw)):
+        if isinstance(form, TextForm) and isinstance(other, (str, builtins.bytes)):
+            return _octets(form.item) == _octets(other)
+    return False
+
+
+def _octets(data: str | builtins.bytes) -> builtins.bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
 
 
 class Value:
@@ -161,11 +229,10 @@ class Value:
             except UnicodeDecodeError:
                 pass  # raised below, outside the handler: the decode error holds the octets
             raise ViewError("the secret holds octets that are not UTF-8 text; read .bytes instead")
-        if len(data) == 1:
-            ((key, item),) = data.items()
-            text = _field_text(item)
+        if isinstance(data, TextForm):
+            text = _field_text(data.item)
             if text is None:
-                raise ViewError(f"field {key!r} holds octets that are not UTF-8 text; use field_bytes({key!r})")
+                raise ViewError("the secret holds octets that are not UTF-8 text; read .bytes instead")
             return text
         binary = [k for k, v in data.items() if _field_text(v) is None]
         if binary:
@@ -179,13 +246,21 @@ class Value:
             return data
         if isinstance(data, str):
             return data.encode("utf-8")
-        if len(data) == 1:
-            return self.field_bytes(next(iter(data)))
+        if isinstance(data, TextForm):
+            item = data.item
+            return item if isinstance(item, builtins.bytes) else item.encode("utf-8")
         return self.text.encode("utf-8")
 
     @property
     def fields(self) -> Mapping[str, str]:
         data = self._data
+        if isinstance(data, TextForm):
+            # text that is a JSON object has its members as fields, as it has on every backend;
+            # any other text keeps the one field it is stored in (Vault Agent's `.Data.data.value`)
+            text = _field_text(data.item)
+            parsed = parse_fields(text) if text is not None else None
+            if parsed is not None:
+                return parsed
         if isinstance(data, Mapping):
             out = {}
             for key, item in data.items():
@@ -204,7 +279,7 @@ class Value:
 
     def field_bytes(self, key: str) -> builtins.bytes:
         data = self._data
-        if isinstance(data, Mapping):
+        if isinstance(data, Mapping) and not (isinstance(data, TextForm) and key not in data):
             if key not in data:
                 raise NotFoundError(f"the secret has no field {key!r}")
             item = data[key]
@@ -226,18 +301,18 @@ class Value:
 
     @property
     def size(self) -> int:
-        """Size in octets: of the text or bytes, or of a map's canonical JSON (octet fields as base64)."""
+        """Size in octets: of the text (UTF-8) or bytes, or of a map's canonical JSON exactly as
+        ``fields_to_json`` writes it, escapes included (``"\\u0001"`` is six octets): the
+        ``SecretString`` AWS stores and the payload GCP stores. A field of octets that are not
+        UTF-8 (no JSON holds them) counts as its base64 text."""
         data = self._data
         if isinstance(data, str):
             return len(data.encode("utf-8"))
         if isinstance(data, builtins.bytes):
             return len(data)
-        total = 2
-        for key, item in data.items():
-            text = _field_text(item)
-            length = len(text.encode("utf-8")) if text is not None else (len(item) + 2) // 3 * 4
-            total += len(key.encode("utf-8")) + length + 6  # quotes, colon, comma
-        return total
+        # Measured on the encoding itself: counting by hand missed escapes and the commas.
+        sized = {key: _sized(item) for key, item in data.items()}
+        return len(fields_to_json(sized).encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Value):
@@ -257,8 +332,26 @@ class Value:
 
     __str__ = __repr__
 
+    # Every serialisation hook refuses (pickle, copyreg, shelve, multiprocessing and some crash
+    # reporters call one of them), and a copy is this object itself: it cannot change, so a
+    # copy would only be a second place holding the data.
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("secret values are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="secret values"))
+
+    def __copy__(self) -> Value:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Value:
+        return self
+
+
+_NOT_PICKLABLE = "{what} are not picklable; store the name and re-read it"
 
 
 def _check_text(text: str, what: str) -> None:
@@ -417,9 +510,22 @@ class Secret:
 
     __str__ = __repr__
 
+    # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
+    # Every hook refuses, as Value's do; copies are the object itself (it is immutable).
+    def __getstate__(self) -> object:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
     def __reduce__(self) -> str | tuple[object, ...]:
-        # Refuse silent pickling (into caches, queues, crash dumps): it would write the value out.
-        raise TypeError("Secret objects are not picklable; store the name and re-read it")
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[object, ...]:
+        raise TypeError(_NOT_PICKLABLE.format(what="Secret objects"))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
 
 
 class BatchResult(Mapping[str, Secret]):

@@ -20,9 +20,10 @@ Which secret fills a field: the reference in its ``SecretRef`` (``NAME`` or ``NA
 Other fields are left to the other sources.
 
 Every secret the settings need is read with one ``get_many`` (one AWS BatchGetSecretValue call
-for up to 20 names), through the store's cache. A field typed as a nested model, a dict or a
-list gets the secret's JSON (a map of fields is that JSON object); ``bytes``/``SecretBytes``
-fields get the octets; every other field the reference's text. Values reach pydantic as
+for up to 20 names), through the store's cache. Every field gets what the reference resolves to
+(``NAME``: the secret's ``.text``, the same on every backend; ``NAME#FIELD``: that field): a
+field typed as a nested model, a dict or a list parses it as JSON (a map of fields is its JSON
+object); ``bytes``/``SecretBytes`` fields get the octets (``.bytes``). Values reach pydantic as
 strings whose ``repr`` is masked, so neither ``repr(settings)`` (with ``SecretStr``/
 ``SecretBytes`` fields) nor a ``ValidationError`` shows them.
 
@@ -33,6 +34,10 @@ raised as the ``SecretError`` it is, never disguised as missing configuration.
 
 After a rotation, ``Settings()`` re-reads through the store's cache (new values once cached
 entries expire); ``fresh_settings(Settings)`` re-reads every secret from the backend now.
+
+One store for one app: ``shared_store(url)`` is the store the source opened for ``url``, so the
+rest of the application (``AsyncSecretStore(shared_store())`` in an async app) reads through
+the cache ``Settings()`` filled, with the same SDK client.
 """
 
 from __future__ import annotations
@@ -54,11 +59,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from secretkit import forking
 from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError
-from secretkit.references import Reference, json_text, text_of
-from secretkit.secret import Kind, Secret
+from secretkit.references import Reference, text_of
+from secretkit.secret import Secret
 from secretkit.store import SecretStore
 
-__all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference"]
+__all__ = ["SecretRef", "SecretsSource", "fresh_settings", "secret_reference", "shared_store"]
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -138,8 +143,9 @@ class SecretsSource(PydanticBaseSettingsSource):
     """A pydantic-settings source reading fields from a secretkit store.
 
     ``store=`` an open ``SecretStore``, or ``url=`` a store URL (one store per URL is opened
-    and shared in the process, so its cache serves every ``Settings()``); neither means
-    ``$SECRETKIT_URL``, else the encrypted file store in the user's data directory.
+    and shared in the process, ``shared_store(url)``, so its cache serves every ``Settings()``
+    and the rest of the app); neither means ``$SECRETKIT_URL``, else the encrypted file store
+    in the user's data directory.
     ``prefix``: fields without a ``SecretRef`` are filled from the secret ``prefix + field
     name``; without a prefix they are left to other sources.
     """
@@ -157,7 +163,7 @@ class SecretsSource(PydanticBaseSettingsSource):
             raise ConfigError("pass store= or url=, not both")
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidArgumentError(f"prefix is a str, not {type(prefix).__name__}")
-        self.store = store if store is not None else _shared_store(url)
+        self.store = store if store is not None else shared_store(url)
         self.prefix = prefix
         self.slots: list[_Slot] = []
         for field_name, field in settings_cls.model_fields.items():
@@ -203,21 +209,20 @@ class SecretsSource(PydanticBaseSettingsSource):
     def _value(self, secret: Secret, slot: _Slot) -> Any:
         ref = slot.reference
         annotation = _unwrap(slot.field.annotation)
+        backend = self.store.backend
         if annotation in (builtins.bytes, SecretBytes):
             if ref.field is not None:
-                text_of(secret, ref)  # the same errors as a text field (no fields, missing field)
+                text_of(secret, ref, backend=backend)  # the same errors as a text field (no fields, missing field)
                 return SecretOctets(secret.field_bytes(ref.field))
-            if secret.kind is Kind.FIELDS:
-                return SecretOctets(json_text(secret).encode("utf-8"))
-            return SecretOctets(secret.bytes)
+            return SecretOctets(secret.bytes)  # of a map of fields, the UTF-8 of its JSON (its .text)
         if _is_complex(annotation) and not any(isinstance(m, _JSON) for m in slot.field.metadata):
-            text = json_text(secret) if ref.field is None and secret.kind is Kind.FIELDS else text_of(secret, ref)
+            text = text_of(secret, ref, backend=backend)
             try:
                 document = json.loads(text)
             except ValueError:
                 raise _NotJSON from None  # the decoder's message quotes the text
             return _masked(document)
-        return SecretText(text_of(secret, ref))
+        return SecretText(text_of(secret, ref, backend=backend))
 
 
 class _NotJSON(Exception):
@@ -291,15 +296,22 @@ def _new_stores_lock() -> None:
     _stores_lock = threading.Lock()  # held by a thread of the parent opening a store at the fork
 
 
-def _shared_store(url: str | None) -> SecretStore:
-    """One open store per URL in the process, so every ``Settings()`` shares its cache."""
+def shared_store(url: str | None = None) -> SecretStore:
+    """The process's one open store for ``url``: the store ``SecretsSource(settings_cls, url=url)``
+    reads through (``url=None``: ``$SECRETKIT_URL``, else the encrypted file store in the user's
+    data directory, the rule of ``secretkit.open()``).
+
+    Opened on first use and kept open for the life of the process, so every ``Settings()`` and
+    the rest of the application can read through one cache and one SDK client: an async app
+    wraps it (``AsyncSecretStore(shared_store())``, which leaves it open when the app stops)
+    and its first read of a secret ``Settings()`` just read is a cache hit. Do not close it.
+    """
     from secretkit.config import default_url
     from secretkit.registry import open as open_store
 
-    url = url or default_url()  # the rule of secretkit.open(): $SECRETKIT_URL, else the user's file store
+    url = url or default_url()
     with _stores_lock:
         store = _stores.get(url)
         if store is None:
             store = _stores[url] = open_store(url)
         return store
-

@@ -27,7 +27,7 @@ from typing import Literal
 from secretkit.drivers.base import History, NativeStages, Record
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.seam import StoreSeam
-from secretkit.secret import Kind, Secret, Stage, Value
+from secretkit.secret import Kind, Secret, Stage, Value, same_value
 
 StageSupport = Literal["native", "emulated"]
 
@@ -141,7 +141,7 @@ class Companion:
 
     def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
         now = self.store.call_driver("rotate.promote", name, lambda: self.driver.read(name))
-        if now.value != pending.value:  # else a crashed run already wrote it: just clean up
+        if not same_value(now.value, pending.value):  # else a crashed run already wrote it: just clean up
             if now.version != current.version:
                 raise ConflictError(f"current version is {now.version!r}, not {current.version!r}", name=name,
                                     backend=self.store.backend)

@@ -34,7 +34,7 @@ from secretkit.cache import (
     name_of,
     parts_of,
 )
-from secretkit.config import StoreOptions, redact_url
+from secretkit.config import StoreOptions, mask_credentials, mask_url_credentials, redact_url, url_credentials_in
 from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
@@ -83,12 +83,18 @@ class SecretStore:
     """
 
     def __init__(
-        self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None, clock: Clock | None = None
+        self, driver: Driver, *, options: StoreOptions | None = None, url: str | None = None, clock: Clock | None = None,
+        not_found_hint: str | None = None,
     ) -> None:
-        """``clock`` (seconds, monotonic) drives cache expiry; tests pass a fake one instead of sleeping."""
+        """``clock`` (seconds, monotonic) drives cache expiry; tests pass a fake one instead of sleeping.
+
+        ``not_found_hint`` is added to every ``NotFoundError`` the store raises: ``open()``
+        uses it to say that a store nobody named is the default one (and why).
+        """
         self._driver = driver
         self.options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
+        self.not_found_hint = not_found_hint
         self._hooks: list[AuditHook] = []
         # runs remote attempts where the caller can stop waiting at the attempt's end (cheap to make:
         # its worker threads are shared by every store and started only when needed)
@@ -420,6 +426,7 @@ class SecretStore:
         resume: bool = False,
         if_older_than: timedelta | None = None,
         field: str | None = None,
+        allow_native_rotation: bool = False,
     ) -> _rotation.RotationResult | None:
         """Rotate ``name``: create pending, ``apply`` it, ``verify`` it, promote it to current.
 
@@ -428,12 +435,16 @@ class SecretStore:
         rotator gets ``ConflictError``. With ``if_older_than``, returns None without rotating
         while the current version is younger than that. ``field`` rotates one field of a
         field secret and keeps the others; ``generate(current)`` then returns that field's new
-        value (else the whole new value; default: a strong password). See ``secretkit.rotation``.
+        value (else the whole new value; default: a strong password). Refused before anything is
+        written where the backend would prune the previous value (Vault ``max_versions=1``), and,
+        unless ``allow_native_rotation``, where the backend rotates the secret itself (an AWS
+        rotation Lambda). See ``secretkit.rotation``.
         """
         self._check_name(name)
         self._refuse_if_read_only(name)
         steps: dict[str, Any] = {
             "generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume, "field": field,
+            "allow_native_rotation": allow_native_rotation,
         }
         if if_older_than is not None:
             return _rotation.rotate_if_older(self, name, if_older_than, **steps)
@@ -452,8 +463,8 @@ class SecretStore:
     # -- secret references (secretkit.references) ----------------------------------------
 
     def resolve(self, reference: str, *, refresh: bool = False) -> str:
-        """The text a reference names: ``"NAME"`` (a field secret gives its canonical JSON) or
-        ``"NAME#FIELD"``. ``InvalidArgumentError`` for a malformed reference (before any I/O)
+        """The text a reference names: ``"NAME"`` (exactly the secret's ``.text``, the same on
+        every backend) or ``"NAME#FIELD"``. ``InvalidArgumentError`` for a malformed reference (before any I/O)
         or ``#FIELD`` on a secret without fields; ``NotFoundError`` for a missing secret or field."""
         return _references.resolve(self, reference, refresh=refresh)
 
@@ -596,15 +607,21 @@ class SecretStore:
             exc.name = name
         if exc.backend is None:
             exc.backend = self.backend
+        hint = self.not_found_hint
+        if hint and isinstance(exc, NotFoundError) and hint not in exc.message:
+            exc.message = f"{exc.message}; {hint}"
+            exc.args = (exc.message,)
         return exc
 
     def _translate(self, name: str | None, fn: Callable[[], T], sensitive: bool) -> T:
         """Run a driver call; turn the SDK's exceptions into portable errors.
 
         The SDK exception stays as ``__cause__`` (the escape hatch) unless its text may quote a
-        value (``Classified.cause_safe``) or the call carries a value (``sensitive``: a write),
-        whose SDK and driver frames hold it in their locals: then the error is raised afresh,
-        with no chain and a traceback that starts in the store, where values are wrapped.
+        value (``Classified.cause_safe``), the call carries a value (``sensitive``: a write),
+        whose SDK and driver frames hold it in their locals, or the chain shows a URL with
+        credentials (an ``endpoint_url``/``host`` option of ``http://user:password@…``): then
+        the error is raised afresh, with no chain and a traceback that starts in the store,
+        where values are wrapped. Credentials in a URL are masked in the message too.
 
         On a remote backend the call runs where its caller can stop waiting for it at the end of
         the attempt (``DeadlineExceededError``; see ``retry.AttemptRunner``); a local one runs here.
@@ -613,14 +630,16 @@ class SecretStore:
             return self._runner.run(fn) if self._driver.capabilities.remote else fn()
         except SecretError as exc:
             error = self._fill(exc, name)
-            if not sensitive:
+            if not sensitive and not url_credentials_in(error):
                 raise
+            mask_credentials(error)
         except Exception as exc:
             classified = self._driver.classify(exc)
             if classified is None:
                 raise
-            error = error_for(classified.code, classified.detail, name=name, backend=self.backend)
-            if classified.cause_safe and not sensitive:
+            detail = mask_url_credentials(classified.detail)
+            error = error_for(classified.code, detail, name=name, backend=self.backend)
+            if classified.cause_safe and not sensitive and not url_credentials_in(exc):
                 raise error from exc
         error.__cause__ = error.__context__ = None
         raise error.with_traceback(None)

@@ -9,7 +9,7 @@ every driver). This module is all a new backend's author needs to read:
 * Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
   runtime-checkable) and given a fallback by the store when absent, so adding one never
   forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
-  ``History``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``.
+  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``.
 * ``Capabilities`` — the flags the store and the conformance suite read.
 * ``NameRules`` — how the backend holds names (what it accepts unchanged, how a portable
   name it cannot hold is mapped); the store checks every name against them before any I/O.
@@ -52,6 +52,8 @@ __all__ = [
     "NameRules",
     "NativeStages",
     "Record",
+    "RotationSetting",
+    "RotationSettings",
     "SdkClient",
     "StoreURL",
     "ValueLimits",
@@ -81,8 +83,9 @@ class Capabilities:
     idempotent_put: bool = False
     """A retried ``put`` with the same token never creates two versions (so puts may be retried)."""
     max_value_bytes: int | None = None
-    """Every value whose ``Value.size`` is at most this round-trips; one byte more is
-    ``InvalidArgumentError`` before I/O. None: no limit the store knows of."""
+    """Every value whose ``Value.size`` (for fields: their canonical JSON, exactly) is at most
+    this round-trips; one byte more is ``InvalidArgumentError`` before I/O. None: no limit the
+    store knows of. A backend whose encoding is larger still checks it in ``ValueLimits``."""
     read_only: bool = False
     """Nothing can be written (``files://``, ``env://``): ``put``, ``delete`` and ``rotate`` are
     ``NotSupportedError`` before any I/O, and a layered store never picks it for writes."""
@@ -236,6 +239,29 @@ class History(Protocol):
     def read_previous(self, name: str) -> Record:
         """The version before the current one. ``NotFoundError`` if there is none (or it is
         deleted or destroyed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RotationSetting:
+    """What a backend's own settings do to the rotation of one secret (``RotationSettings``)."""
+
+    #: How many versions the backend keeps of the secret, where a setting limits it (else None).
+    kept_versions: int | None = None
+    #: That setting, as the backend's users know it (``max_versions=1 on the secret's metadata``).
+    kept_by: str = ""
+    #: Another authority that rotates the secret (``the rotation Lambda arn:aws:lambda:…``), or None.
+    rotated_by: str | None = None
+
+
+@runtime_checkable
+class RotationSettings(Protocol):
+    """Backend settings a rotation must respect; the store reads them before it writes anything
+    and refuses what would lose the previous value or race another rotator (``secretkit.rotation``)."""
+
+    def rotation_settings(self, name: str) -> RotationSetting:
+        """The settings of existing secret ``name``. One a policy hides is reported as unknown
+        (None), not as an error: the rotation then proceeds as before."""
         ...
 
 

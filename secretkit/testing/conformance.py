@@ -39,7 +39,7 @@ from secretkit.errors import (
 )
 from secretkit.drivers.base import VersionProbe
 from secretkit.layered import LayeredStore
-from secretkit.secret import Secret, Stage
+from secretkit.secret import Secret, Stage, Value
 from secretkit.store import SecretStore
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
 from secretkit.testing.spy import CountingDriver
@@ -169,6 +169,25 @@ class StoreConformance(_EveryStore):
         name = new_name("big-text")
         store.put(name, text)
         assert store.get(name).text == text
+
+    def test_fields_whose_json_is_exactly_the_limit_round_trip(self, store: SecretStore, new_name: NameFactory) -> None:
+        """``Value.size`` of fields is their canonical JSON exactly, escapes included (a control
+        character is six bytes): at the limit it is stored, one byte more is refused before I/O."""
+        limit = store.capabilities.max_value_bytes
+        if limit is None:
+            pytest.skip("store declares no value size limit")
+
+        def fields_of(size: int) -> dict[str, str]:
+            return {"k": "\x01" * 100 + "x" * (size - 8 - 600)}  # {"k":"…"}: 8 bytes; 100 escapes of 6
+
+        assert Value.of(fields_of(limit)).size == limit
+        name = new_name("big-fields")
+        store.put(name, fields_of(limit))
+        assert store.get(name).fields == fields_of(limit)
+        counted, spy = self.counting(store)
+        with pytest.raises(InvalidArgumentError):
+            counted.put(name, fields_of(limit + 1))
+        assert spy.total == 0
 
     def test_one_byte_over_the_limit_is_rejected_before_io(self, store: SecretStore, new_name: NameFactory) -> None:
         limit = store.capabilities.max_value_bytes
@@ -390,10 +409,17 @@ class StoreConformance(_EveryStore):
         store.delete(name, missing_ok=True)
 
     def test_delete_then_put_again(self, store: SecretStore, new_name: NameFactory) -> None:
+        """After a recoverable delete a put writes a new value, or (AWS: the secret is still in
+        its recovery window) refuses with ``ConflictError``; it never destroys what is recoverable."""
         name = new_name("reborn")
         store.put(name, "old")
         store.delete(name)
-        store.put(name, "new")
+        try:
+            store.put(name, "new")
+        except ConflictError:
+            assert store.capabilities.recoverable_delete, "only a recoverable delete may refuse a later put"
+            store.delete(name, purge=True)
+            store.put(name, "new")
         assert store.get(name).text == "new"
         store.delete(name, purge=True)
         with pytest.raises(NotFoundError):

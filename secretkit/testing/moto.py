@@ -84,8 +84,8 @@ _MARKED = "You can't perform this operation on the secret because it was marked 
 def _put_secret_value(original: Callable[..., Any]) -> Callable[..., Any]:
     def put_secret_value(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> Any:
         """PutSecretValue on a secret scheduled for deletion raises InvalidRequestException, as on
-        AWS. moto adds the version to the deleted secret, so a writer that must start a new secret
-        over a deleted name (secretkit's put does) would pass on moto and fail on AWS."""
+        AWS. moto adds the version to the deleted secret, so code that writes over a deleted secret
+        (secretkit's put refuses, or restores it first when asked) would pass on moto and fail on AWS."""
         secret = self.secrets.get(secret_id)
         if secret is not None and getattr(secret, "deleted_date", None):
             raise InvalidRequestException(_MARKED)

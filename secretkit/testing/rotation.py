@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from secretkit.drivers.base import NativeStages, Record
-from secretkit.errors import ConflictError, NotFoundError, NotSupportedError, RotationError
+from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreFixtures
@@ -82,6 +82,16 @@ class WithoutNativeStages:
         return getattr(self._inner, attr)
 
 
+#: Every driver call that changes something: a store that must refuse "before any write" makes none.
+_WRITES = frozenset({"write", "write_pending", "promote", "discard_pending", "delete"})
+
+
+def refusing_writes(store: SecretStore) -> tuple[SecretStore, CrashingDriver]:
+    """``store`` over a driver that dies at the first write (``fired`` says whether one came)."""
+    driver = CrashingDriver(store.driver, lambda attr, args: attr in _WRITES, "before")
+    return SecretStore(driver, options=store.options), driver
+
+
 def _native(store: SecretStore) -> bool:
     return isinstance(store.driver, NativeStages)
 
@@ -120,6 +130,35 @@ class RotationConformance(StoreFixtures):
         assert store.get(name).version == result.version
         assert store.get(name, stage=Stage.PREVIOUS).text == "old-password"
         assert _pending_or_none(store, name) is None
+
+    def test_custom_generate_must_keep_every_field(self, store: SecretStore, new_name: NameFactory) -> None:
+        """A generator's whole new value for a secret of several fields keeps every field (extra
+        ones are allowed); text, or a map missing a field, is refused before anything is written,
+        naming the secret, the backend and the missing fields, never a value."""
+        _require_rotation(store)
+        name = new_name("shape")
+        original = {"username": "app", "password": "pw-before-1", "host": "db.internal"}
+        before = store.put(name, original).version
+        guarded, driver = refusing_writes(store)
+        refused: list[tuple[Any, set[str]]] = [
+            ("pw-bare-text-2", {"username", "password", "host"}),
+            ({"password": "pw-partial-3"}, {"username", "host"}),
+        ]
+        for returned, missing in refused:
+            with pytest.raises(InvalidArgumentError) as info:
+                guarded.rotate(name, generate=lambda c: returned)  # noqa: B023 - called at once
+            message = str(info.value)
+            assert name in message and store.backend in message, message
+            assert all(repr(field) in message for field in missing), message
+            assert not [f for f in set(original) - missing if repr(f) in message], message
+            assert "pw-" not in message, message
+        assert not driver.fired  # refused before any write
+        assert store.get(name).version == before and store.get(name).fields == original
+        assert _pending_or_none(store, name) is None
+
+        store.rotate(name, generate=lambda c: {**c.fields, "password": "pw-after-4", "rotated": "yes"})
+        assert store.get(name).fields == {**original, "password": "pw-after-4", "rotated": "yes"}
+        assert store.get(name, stage=Stage.PREVIOUS).fields == original
 
     def test_generated_value_by_default(self, store: SecretStore, new_name: NameFactory) -> None:
         _require_rotation(store)

@@ -18,7 +18,7 @@ def secret(text: str = "v", version: str = "1") -> Secret:
 
 
 def test_done_callbacks_run_once_settled_from_the_settling_thread_or_at_once() -> None:
-    flight = Flight(0)
+    flight = Flight()
     calls: list[tuple[str, str]] = []
     flight.add_done_callback(lambda f: calls.append(("early", threading.current_thread().name)))
     flight.add_done_callback(lambda f: 1 / 0)  # a failing callback does not starve the others
@@ -67,6 +67,6 @@ def test_a_write_during_a_joined_load_keeps_the_old_value_out_but_wakes_the_wait
 
 def test_join_raises_a_cached_not_found() -> None:
     cache = Cache(CachePolicy(jitter=0, negative_ttl=30), lambda key: secret())
-    cache.insert(KEY, NotFoundError("secret not found", name=KEY), 0, cache.clock())
+    cache.insert(KEY, NotFoundError("secret not found", name=KEY), cache.clock())
     with pytest.raises(CachedNotFoundError):
         cache.join(KEY)

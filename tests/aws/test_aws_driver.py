@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,7 @@ from tests.doubles.aws import (
     fake_aws_env,
     free_port,
     lose_response,
+    enable_native_rotation,
     make_client,
     moto_backend,
     read_timeout,
@@ -422,32 +424,109 @@ def test_purge_deletes_at_once_and_reports_missing(env: Env, store: SecretStore,
     assert counter.calls == {"DescribeSecret": 1}
 
 
-def test_put_after_delete_starts_a_new_secret_without_old_versions(env: Env, store: SecretStore) -> None:
+def _made_by_terraform(raw: Any, name: str) -> dict[str, Any]:
+    """A secret as another tool makes it: description, tags, its own KMS key, a resource
+    policy; then scheduled for deletion. Returns what must survive anything a put does."""
+    raw.create_secret(Name=name, SecretString="old", Description="db of team x",
+                      KmsKeyId="alias/team-x", Tags=[{"Key": "team", "Value": "x"}])
+    raw.put_resource_policy(SecretId=name, ResourcePolicy=POLICY)
+    raw.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    return _lasting(raw, name)
+
+
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/app"},
+     "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+
+
+def _lasting(raw: Any, name: str) -> dict[str, Any]:
+    described = raw.describe_secret(SecretId=name)
+    return {"ARN": described["ARN"], "Description": described.get("Description"),
+            "KmsKeyId": described.get("KmsKeyId"), "Tags": described.get("Tags"),
+            "Policy": raw.get_resource_policy(SecretId=name).get("ResourcePolicy")}
+
+
+@pytest.mark.parametrize("create_only", [False, True])
+def test_put_over_a_secret_scheduled_for_deletion_conflicts_and_destroys_nothing(
+    env: Env, store: SecretStore, counter: CallCounter, create_only: bool
+) -> None:
+    name = unique("pending-del")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    versions_before = all_versions(raw, name)
+    counter.reset()
+
+    with pytest.raises(ConflictError) as info:
+        store.put(name, "new", create_only=create_only)
+
+    message = str(info.value)
+    assert "scheduled for deletion" in message and "restore-secret" in message and "restore_deleted" in message
+    assert (info.value.name, info.value.backend) == (name, "aws-sm") and "new" not in message.replace(name, "")
+    assert "DeleteSecret" not in counter.calls and "RestoreSecret" not in counter.calls
+    assert _lasting(raw, name) == before
+    assert "DeletedDate" in raw.describe_secret(SecretId=name)  # still recoverable, not restored
+    assert all_versions(raw, name) == versions_before
+    raw.restore_secret(SecretId=name)
+    assert store.get(name).text == "old"
+
+
+def test_restore_deleted_option_restores_the_secret_and_adds_the_version(env: Env) -> None:
+    name = unique("restore")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    old = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
+
+    with env.open(restore_deleted=True) as store:
+        new = store.put(name, "new").version
+        assert store.get(name).text == "new"
+        assert store.get(name, stage=Stage.PREVIOUS).text == "old"
+        with pytest.raises(AlreadyExistsError):  # restored, it exists: create_only never restores
+            store.put(name, "other", create_only=True)
+
+    assert _lasting(raw, name) == before
+    described = raw.describe_secret(SecretId=name)
+    assert "DeletedDate" not in described
+    assert set(described["VersionIdsToStages"]) == {new, *old}
+
+
+def test_restore_deleted_does_not_turn_create_only_into_a_restore(env: Env) -> None:
+    name = unique("restore-co")
+    raw = env.raw()
+    before = _made_by_terraform(raw, name)
+    with env.open(restore_deleted=True) as store, pytest.raises(ConflictError, match="scheduled for deletion"):
+        store.put(name, "new", create_only=True)
+    assert _lasting(raw, name) == before
+    assert "DeletedDate" in raw.describe_secret(SecretId=name)
+
+
+def test_put_over_a_secret_being_purged_is_retried_not_refused(inproc: Env) -> None:
+    """After a force delete AWS frees the name asynchronously: DeletedDate is now, not days
+    ahead, so nothing is recoverable and the put is transient (the store retries it)."""
+    from moto.backends import get_backend
+
+    name = unique("purging")
+    raw = inproc.raw()
+    raw.create_secret(Name=name, SecretString="gone")
+    get_backend("secretsmanager")["123456789012"][REGION].secrets[name].delete(time.time())
+    with inproc.open(retry={"max_attempts": 2, "initial_backoff": 0.001}) as store:
+        counter = CallCounter(store.client)
+        with pytest.raises(UnavailableError, match="being purged"):
+            store.put(name, "new")
+    assert counter.calls["PutSecretValue"] == 2  # retried
+    assert "DeleteSecret" not in counter.calls and "RestoreSecret" not in counter.calls
+
+
+def test_put_after_purge_starts_a_new_secret(env: Env, store: SecretStore) -> None:
     name = unique("reborn")
     v1 = store.put(name, "old-1").version
-    store.put(name, "old-2")
-    store.delete(name)
+    store.delete(name, purge=True)
 
-    v3 = store.put(name, "new").version
+    v2 = store.put(name, "new", create_only=True).version
 
     assert store.get(name).text == "new"
-    assert [v.version for v in store.versions(name)] == [v3]
+    assert [v.version for v in store.versions(name)] == [v2]
     with pytest.raises(NotFoundError):
         store.get(name, version=v1)
-    with pytest.raises(NotFoundError):
-        store.get(name, stage=Stage.PREVIOUS)
-    described = env.raw().describe_secret(SecretId=name)
-    assert "DeletedDate" not in described
-    assert list(described["VersionIdsToStages"]) == [v3]
-
-
-def test_create_only_after_delete_succeeds(store: SecretStore) -> None:
-    name = unique("recreate")
-    store.put(name, "old")
-    store.delete(name)
-    store.put(name, "new", create_only=True)
-    assert store.get(name).text == "new"
-    assert len(store.versions(name)) == 1
 
 
 # -- stages ----------------------------------------------------------------------------
@@ -496,6 +575,26 @@ def test_rotation_after_aws_left_pending_on_a_finished_version(env: Env, store: 
     labels = raw.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert labels[result.version] == ["AWSCURRENT"] and labels[v2] == ["AWSPREVIOUS"]
     assert "AWSPENDING" not in {label for ls in labels.values() for label in ls}
+
+
+def test_rotation_beside_a_rotation_lambda_is_refused_unless_allowed(env: Env, store: SecretStore) -> None:
+    """Secrets Manager rotates this secret itself (a rotation Lambda); a second rotator would
+    race it. Refused before anything is written, naming the Lambda, unless the caller opts in."""
+    name = unique("lambda-rotated")
+    store.put(name, "old")
+    arn = enable_native_rotation(env.endpoint, name)
+    raw = env.raw()
+    described = raw.describe_secret(SecretId=name)
+    assert described["RotationEnabled"] is True and described["RotationLambdaARN"] == arn
+    with pytest.raises(ConflictError) as info:
+        store.rotate(name, generate=lambda c: "new")
+    message = str(info.value)
+    assert arn in message and name in message and "aws-sm" in message and "allow_native_rotation=True" in message
+    assert "new" not in message.replace("allow_native_rotation", "")
+    assert raw.describe_secret(SecretId=name)["VersionIdsToStages"] == described["VersionIdsToStages"]  # nothing
+    result = store.rotate(name, generate=lambda c: "new", allow_native_rotation=True)
+    assert result is not None and store.get(name).text == "new"
+    assert store.get(name, stage=Stage.PREVIOUS).text == "old"
 
 
 # -- names ----------------------------------------------------------------------------
@@ -651,6 +750,31 @@ def test_text_at_the_limit_is_stored_exactly(env: Env, store: SecretStore) -> No
     store.put(name, text)
     assert store.get(name).text == text
     assert env.raw().get_secret_value(SecretId=name)["SecretString"] == text
+
+
+def _fields_of_json_size(size: int, *, control: int = 0) -> dict[str, str]:
+    """One field whose SecretString (the driver's JSON) is ``size`` bytes, ``control`` of its
+    characters being control characters (escaped as six bytes each)."""
+    fields = {"k": "\x01" * control + "x" * (size - 8 - 6 * control)}
+    assert codec.stored_size(codec.encode_value(Value.of(fields))) == size
+    return fields
+
+
+@pytest.mark.parametrize("control", [0, 5000])
+def test_fields_at_the_limit_are_stored_and_one_byte_more_is_refused_before_io(
+    env: Env, store: SecretStore, counter: CallCounter, control: int
+) -> None:
+    name = unique("fields-limit")
+    at_limit = _fields_of_json_size(codec.AWS_MAX_VALUE, control=control)
+    store.put(name, at_limit)
+    stored = env.raw().get_secret_value(SecretId=name)["SecretString"]
+    assert len(stored.encode("utf-8")) == codec.AWS_MAX_VALUE and json.loads(stored) == at_limit
+    assert store.get(name).fields == at_limit
+    before = counter.total
+    for over in (_fields_of_json_size(codec.AWS_MAX_VALUE + 1, control=control), {"k": "\x01" * 60000}):
+        with pytest.raises(InvalidArgumentError, match=str(codec.AWS_MAX_VALUE)):
+            store.put(name, over)
+    assert counter.total == before
 
 
 def test_check_value_measures_the_stored_form(store: SecretStore) -> None:

@@ -13,6 +13,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.rotation import RotationConformance
 from secretkit.testing.moto import REGION, aws_faithful_moto, fake_aws_env
 from tests.doubles.aws import aws_http_endpoint
@@ -52,3 +53,9 @@ class TestAwsRotationInProcess(RotationConformance):
 
 class TestAwsRotationOverHttp(RotationConformance):
     store = TestAwsOverHttp.store
+
+
+class TestAwsReaders(ReaderAgreement):
+    """moto in-process: the command line run in this process reaches the same mock."""
+
+    store = TestAwsInProcess.store

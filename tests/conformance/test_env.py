@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Mapping
 
@@ -10,8 +9,10 @@ import pytest
 
 import secretkit
 from secretkit.drivers.env import variable_name
+from secretkit.secret import fields_to_json
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import ReadOnlyStoreConformance, Seed
+from secretkit.testing.readers import ReaderAgreement
 
 
 @pytest.fixture
@@ -32,7 +33,19 @@ class TestEnvStore(ReadOnlyStoreConformance):
         def seed(name: str, value: str | bytes | Mapping[str, str]) -> None:
             if isinstance(value, bytes):
                 raise AssertionError("holds_octets is False: no octets are seeded")
-            text = json.dumps(dict(value), ensure_ascii=False) if isinstance(value, Mapping) else value
+            # a map as the JSON object secretkit itself would write (canonical: sorted, compact)
+            text = fields_to_json(value) if isinstance(value, Mapping) else value
             monkeypatch.setenv(variable_name(name, prefix), text)
 
         return seed
+
+
+class TestEnvReaders(ReaderAgreement):
+    """Values set as variables: text as it is, a field secret as its JSON object."""
+
+    store = TestEnvStore.store
+    seed = TestEnvStore.seed
+
+    @pytest.fixture
+    def cli_url(self, prefix: str) -> str:
+        return f"env://?prefix={prefix}"

@@ -13,6 +13,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import ReadOnlyStoreConformance, Seed
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.kubelet import KubeletVolume
 
 
@@ -104,3 +105,40 @@ class TestFilesPollingOnly(ReadOnlyStoreConformance):
     @pytest.fixture
     def seed(self, root: Path) -> Seed:
         return KubeletSeeder(root)
+
+
+class TestFilesKubeletReaders(ReaderAgreement):
+    """Values as the kubelet mounts them: text a file of a volume, a field secret a volume of its own."""
+
+    @pytest.fixture
+    def store(self, files_store: SecretStore) -> SecretStore:
+        return files_store
+
+    @pytest.fixture
+    def seed(self, root: Path) -> Seed:
+        return KubeletSeeder(root)
+
+    @pytest.fixture
+    def cli_url(self, root: Path) -> str:
+        return f"files://{root}"
+
+
+class TestFilesMountedSecretReaders(ReaderAgreement):
+    """Each value as the kubelet mounts the Secret ``k8s://`` writes for it: text is a volume of
+    the one key ``value``, a field secret a volume of its keys. Read through ``files://``, every
+    reader gives what it gives through ``k8s://`` and every other backend."""
+
+    @pytest.fixture
+    def store(self, files_store: SecretStore) -> SecretStore:
+        return files_store
+
+    @pytest.fixture
+    def seed(self, root: Path) -> Seed:
+        def seed(name: str, value: str | bytes | Mapping[str, str]) -> None:
+            KubeletVolume(root / name, dict(value) if isinstance(value, Mapping) else {"value": _octets(value)})
+
+        return seed
+
+    @pytest.fixture
+    def cli_url(self, root: Path) -> str:
+        return f"files://{root}"

@@ -12,6 +12,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.rotation import RotationConformance
 from tests.doubles import gcp_sm
 
@@ -40,3 +41,11 @@ class TestGcpRotation(RotationConformance):
     """Rotation with companion stages: the pending value never becomes `latest` before promotion."""
 
     store = TestGcpGrpc.store
+
+
+class TestGcpReaders(ReaderAgreement):
+    store = TestGcpGrpc.store
+
+    @pytest.fixture
+    def cli_url(self, gcp_double: gcp_sm.RunningDouble) -> str:
+        return f"gcp-sm://test-project?endpoint={gcp_double.grpc_target}&insecure=true"

@@ -11,6 +11,7 @@ from secretkit.errors import NotFoundError
 from secretkit.secret import Stage
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreConformance
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.rotation import RotationConformance
 from tests.doubles import k8s_api
 
@@ -47,3 +48,13 @@ class TestKubernetesRotation(RotationConformance):
     """Rotation with companion Secrets: `pending` while a rotation runs, `previous` after it."""
 
     store = TestKubernetesStore.store
+
+
+class TestKubernetesReaders(ReaderAgreement):
+    """Kubernetes holds text as the one data key `value`: every reader must still give the text."""
+
+    store = TestKubernetesStore.store
+
+    @pytest.fixture
+    def cli_url(self, kube_api: k8s_api.FakeKubeAPI) -> str:
+        return f"k8s://conformance?host={kube_api.url}&token={k8s_api.ADMIN_TOKEN}"

@@ -12,6 +12,7 @@ from secretkit.drivers.vault.kv1 import KV1_CAPABILITIES
 from secretkit.errors import InvalidArgumentError
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreConformance
+from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.rotation import RotationConformance
 from tests.doubles import openbao
 
@@ -71,3 +72,21 @@ class TestVaultKV1Rotation(RotationConformance):
     """KV v1 has no atomic create-only write, so rotation must refuse with NotSupportedError."""
 
     store = TestVaultKV1.store
+
+
+class TestVaultKV2Readers(ReaderAgreement):
+    """Vault holds text as the map {"value": text}: every reader must still give the text."""
+
+    store = TestVaultKV2.store
+
+    @pytest.fixture
+    def cli_url(self, bao: openbao.OpenBaoServer) -> str:
+        return f"{bao.url('secret')}?token={bao.root_token}"
+
+
+class TestVaultKV1Readers(ReaderAgreement):
+    store = TestVaultKV1.store
+
+    @pytest.fixture
+    def cli_url(self, bao: openbao.OpenBaoServer) -> str:
+        return f"{bao.url(openbao.enable_kv1(bao))}?token={bao.root_token}"

@@ -9,12 +9,15 @@ the public ``secretkit.testing.moto``, which says what each patch fixes and why)
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import socket
 import threading
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -31,6 +34,7 @@ __all__ = [
     "aws_faithful_moto",
     "aws_http_endpoint",
     "begin_aws_rotation",
+    "enable_native_rotation",
     "fake_aws_env",
     "fail_before_send",
     "free_port",
@@ -229,3 +233,40 @@ def begin_aws_rotation(name: str, token: str) -> None:
     """What RotateSecret does on AWS before it invokes the rotation Lambda's first step (a
     version ``token`` labelled AWSPENDING, no value yet); see ``secretkit.testing.moto``."""
     begin_rotation(name, token)
+
+
+def enable_native_rotation(endpoint_url: str | None, name: str) -> str:
+    """Turn on AWS's own rotation of ``name`` with a rotation Lambda, through moto's real API
+    (IAM CreateRole, Lambda CreateFunction, Secrets Manager RotateSecret); returns the Lambda's ARN.
+
+    moto runs a rotation Lambda's code only in Docker; its Lambda backend without Docker
+    (``use_docker: False``, moto's own setting, which also serves the in-process HTTP server)
+    keeps the function and answers invocations without running it. ``RotateImmediately=False``
+    invokes only ``testSecret``, so the value stays as it was; the AWSPENDING version RotateSecret
+    opened for that test is then closed the way AWS's docs say to close an unfinished rotation
+    (UpdateSecretVersionStage ``RemoveFromVersionId``), leaving rotation enabled and no rotation
+    in progress.
+    """
+    from moto.core.config import default_user_config
+
+    session = boto3.session.Session(region_name=REGION)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("rotate.py", "def handler(event, context):\n    return None\n")
+    function = "rotate-" + "".join(c if c.isalnum() else "-" for c in name)[:50]
+    with mock.patch.dict(default_user_config, {"lambda": {"use_docker": False}}):
+        role = session.client("iam", endpoint_url=endpoint_url).create_role(
+            RoleName=function, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        arn: str = session.client("lambda", endpoint_url=endpoint_url).create_function(
+            FunctionName=function, Runtime="python3.12", Role=role, Handler="rotate.handler",
+            Code={"ZipFile": buffer.getvalue()},
+        )["FunctionArn"]
+        client = make_client(endpoint_url)
+        client.rotate_secret(SecretId=name, RotationLambdaARN=arn, RotationRules={"AutomaticallyAfterDays": 30},
+                             RotateImmediately=False)
+    labels = client.describe_secret(SecretId=name)["VersionIdsToStages"]
+    for version, stages in labels.items():
+        if "AWSPENDING" in stages and "AWSCURRENT" not in stages:
+            client.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=version)
+    return arn

@@ -8,7 +8,8 @@ One in-memory model (``SecretManagerModel``) is served two ways, on loopback por
 
 The model follows the wire reference: responses name the project by number, version ids
 count from 1 per secret and are never reused, ``latest`` is the newest version whatever its
-state, aliases resolve on Get/Access, disabled/destroyed versions fail access with
+state, version aliases (set with UpdateSecret, checked as resources.proto says) resolve on
+Get/Access only, disabled/destroyed versions fail access with
 FAILED_PRECONDITION, etags are checked where the API takes them, CRC32C is verified on add
 and returned on access, payloads are 1..65536 bytes, lists are newest first and paged.
 
@@ -49,6 +50,12 @@ MAX_PAYLOAD = 65536
 ENABLED, DISABLED, DESTROYED = 1, 2, 3
 _STATE_NAMES = {ENABLED: "ENABLED", DISABLED: "DISABLED", DESTROYED: "DESTROYED"}
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+#: A version alias (resources.proto ``version_aliases``): 1-63 ASCII letters, digits, ``_`` and
+#: ``-`` starting with a letter, never ``latest`` or ``NEW``; at most 50 per secret.
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+_RESERVED_ALIASES = ("latest", "NEW")
+MAX_ALIASES = 50
+_NUMBER = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() would take '２' and '٣' as numbers
 _ANNOTATION_KEY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 MAX_LABELS = 64
 MAX_ANNOTATIONS_SIZE = 16 * 1024  # keys and values together must be smaller than this
@@ -212,7 +219,9 @@ class SecretManagerModel:
             raise ModelError(Code.NOT_FOUND, f"Secret [{self._prefix()}/secrets/{sid}] not found.")
         return sid, found
 
-    def _version(self, name: str) -> tuple[str, _Secret, _Version]:
+    def _version(self, name: str, *, aliases: bool = False) -> tuple[str, _Secret, _Version]:
+        """The version ``name`` names: a number, ``latest``, or (``aliases``: Get and Access
+        only) one of the secret's version aliases."""
         ref = self._parse(_VERSION, name)["version"]
         sid, sec = self._secret(name.rsplit("/versions/", 1)[0])
         number: int | None
@@ -220,8 +229,10 @@ class SecretManagerModel:
             if not sec.versions:
                 raise ModelError(Code.NOT_FOUND, f"Secret [{self._prefix()}/secrets/{sid}] not found or has no versions.")
             number = max(sec.versions)
-        elif ref.isdigit():
+        elif _NUMBER.fullmatch(ref):
             number = int(ref)
+        elif not aliases:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Resource ID [{name}] is not in a valid format.")
         else:
             number = sec.meta.version_aliases.get(ref)
             if number is None:
@@ -284,8 +295,7 @@ class SecretManagerModel:
         meta.ClearField("name")
         meta.create_time.CopyFrom(_now())
         meta.etag = _etag()
-        if meta.version_aliases:
-            raise ModelError(Code.INVALID_ARGUMENT, "Version aliases must refer to existing versions.")
+        check_aliases(meta.version_aliases, {})  # a new secret has no versions to name
         self._secrets[sid] = _Secret(meta, next(self._seq))
         return self._secret_out(sid, self._secrets[sid])
 
@@ -300,9 +310,7 @@ class SecretManagerModel:
             raise ModelError(Code.INVALID_ARGUMENT, "Field [update_mask] is required.")
         for path in paths:
             if path == "version_aliases":
-                for alias, number in req.secret.version_aliases.items():
-                    if number not in sec.versions:
-                        raise ModelError(Code.INVALID_ARGUMENT, f"Version alias [{alias}] refers to a missing version.")
+                check_aliases(req.secret.version_aliases, sec.versions)
             if path not in ("labels", "annotations", "version_aliases"):
                 raise ModelError(Code.INVALID_ARGUMENT, f"Field [{path}] cannot be updated by this double.")
             if path == "labels":
@@ -348,11 +356,11 @@ class SecretManagerModel:
         return self._version_out(sid, version)
 
     def _get_secret_version(self, req: Any) -> Any:
-        sid, _, version = self._version(req.name)
+        sid, _, version = self._version(req.name, aliases=True)
         return self._version_out(sid, version)
 
     def _access_secret_version(self, req: Any) -> Any:
-        sid, _, version = self._version(req.name)
+        sid, _, version = self._version(req.name, aliases=True)
         name = f"{self._prefix()}/secrets/{sid}/versions/{version.number}"
         if version.state != ENABLED:
             raise ModelError(Code.FAILED_PRECONDITION, f"Secret Version [{name}] is in {_STATE_NAMES[version.state]} state.")
@@ -423,6 +431,18 @@ def check_labels(labels: Any) -> None:
             raise ModelError(Code.INVALID_ARGUMENT, f"Label key [{key}] is not valid.")
         if not (len(value) <= 63 and len(value.encode()) <= 128 and _label_text(value, first=False)):
             raise ModelError(Code.INVALID_ARGUMENT, f"Label value [{value}] of key [{key}] is not valid.")
+
+
+def check_aliases(aliases: Any, versions: Any) -> None:
+    """The version alias rules of resources.proto: at most 50, each name ``[A-Za-z][A-Za-z0-9_-]{0,62}``
+    other than ``latest`` and ``NEW``, each naming a version the secret has."""
+    if len(aliases) > MAX_ALIASES:
+        raise ModelError(Code.INVALID_ARGUMENT, f"A secret can have at most {MAX_ALIASES} version aliases.")
+    for alias, number in aliases.items():
+        if not _ALIAS.fullmatch(alias) or alias in _RESERVED_ALIASES:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Version alias [{alias}] is not valid.")
+        if number not in versions:
+            raise ModelError(Code.INVALID_ARGUMENT, f"Version alias [{alias}] refers to a missing version [{number}].")
 
 
 def check_annotations(annotations: Any) -> None:

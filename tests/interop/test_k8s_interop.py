@@ -173,8 +173,11 @@ def test_raw_one_key_secret_reads_as_text_bytes_and_fields(
 ) -> None:
     raw_create(core, namespace, "one-key", {key: raw})
     got = store.get("one-key")
-    assert got.text == raw.decode()  # one key: its value is the text, JSON-looking or not
-    assert got.bytes == raw
+    if key == "value":  # how k8s:// keeps text: reads as that text, as the same put does on every backend
+        assert got.text == raw.decode() and got.bytes == raw
+    else:  # any other one key is a map like any other: its JSON, the text AWS holds for the same put
+        assert got.text == json.dumps({key: raw.decode()}, ensure_ascii=False, separators=(",", ":"))
+        assert got.bytes == got.text.encode()
     assert got.fields == {key: raw.decode()}
     assert got.field_bytes(key) == raw
 
@@ -182,11 +185,12 @@ def test_raw_one_key_secret_reads_as_text_bytes_and_fields(
 def test_raw_secret_with_one_binary_key(store: SecretStore, core: Any, namespace: str) -> None:
     raw_create(core, namespace, "keystore", {"keystore.p12": ALL_OCTETS})
     got = store.get("keystore")
-    assert got.bytes == ALL_OCTETS
     assert got.field_bytes("keystore.p12") == ALL_OCTETS
     assert got.fields == {}  # no text keys
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match="keystore.p12"):
         got.text  # noqa: B018 - not UTF-8
+    with pytest.raises(InvalidArgumentError, match="keystore.p12"):
+        got.bytes  # noqa: B018 - a map's octets are its JSON's: field_bytes() reads the key
 
 
 def test_raw_secret_with_binary_and_text_keys(store: SecretStore, core: Any, namespace: str) -> None:
@@ -203,7 +207,7 @@ def test_raw_tls_secret_and_native_names(store: SecretStore, core: Any, namespac
     raw_create(core, namespace, "zabbix-db", {"password": b"x"})
     raw_create(core, namespace, "1-starts-with-digit", {"k": b"v"})
     assert store.get("tls.example.com").fields == {"tls.crt": "CRT", "tls.key": "KEY"}
-    assert store.get("zabbix-db").text == "x"
+    assert store.get("zabbix-db").text == '{"password":"x"}'  # a map of one field: its JSON
     assert store.get("1-starts-with-digit")["k"] == "v"
     with secretkit.open(f"k8s://{namespace}", host=core.api_client.configuration.host, include_unmanaged=True) as every:
         assert list(every.list()) == ["1-starts-with-digit", "tls.example.com", "zabbix-db"]
@@ -250,17 +254,51 @@ def test_rotate_one_field_of_a_raw_db_secret(store: SecretStore, core: Any, name
         "username": b64("app"), "password": b64("old-pw"), "keystore.jks": b64(b"\xfe\xed\x00")}
 
 
+def test_generated_whole_value_keeps_a_basic_auth_secrets_keys(store: SecretStore, core: Any, namespace: str) -> None:
+    """A ``kubernetes.io/basic-auth`` Secret needs its ``username`` and ``password`` keys: a
+    custom generator returning text (stored under one ``value`` key) or a partial map is refused
+    before any write; a full map keeps the type and both keys."""
+    raw_create(core, namespace, "db-auth", string_data={"username": "app", "password": "old-pw"},
+               type_="kubernetes.io/basic-auth")
+    before = raw_secret(core, namespace, "db-auth")
+    with pytest.raises(InvalidArgumentError, match="'password', 'username'"):
+        store.rotate("db-auth", generate=lambda c: "new-pw")
+    with pytest.raises(InvalidArgumentError, match="'username'"):
+        store.rotate("db-auth", generate=lambda c: {"password": "new-pw"})
+    assert raw_secret(core, namespace, "db-auth") == before  # not even the resourceVersion moved
+    assert raw_names(core, namespace) == ["db-auth"]  # and no companion was made
+    store.rotate("db-auth", generate=lambda c: {**c.fields, "password": "new-pw"})
+    after = raw_secret(core, namespace, "db-auth")
+    assert after["type"] == "kubernetes.io/basic-auth"
+    assert after["data"] == {"username": b64("app"), "password": b64("new-pw")}
+
+
+def test_a_finished_rotation_leaves_no_secretkit_annotation(store: SecretStore, core: Any, namespace: str) -> None:
+    """The Secret carries what its owner put there and nothing of the rotation (``kubectl
+    describe`` shows annotations); what a re-run needs is kept on the previous companion."""
+    raw_create(core, namespace, "db", string_data={"username": "app", "password": "old-pw"})
+    core.patch_namespaced_secret("db", namespace, {"metadata": {"annotations": {"team.example/owner": "payments"}}})
+    for _ in range(2):  # the second rotation replaces the first one's previous companion
+        result = store.rotate("db", field="password", token=f"tok-{_}")
+        assert raw_secret(core, namespace, "db")["metadata"]["annotations"] == {"team.example/owner": "payments"}
+        assert result is not None
+        again = store.rotate("db", field="password", token=f"tok-{_}", resume=True)  # a re-run after the end
+        assert again is not None and again.already_done
+    assert raw_names(core, namespace) == ["db", "db.secretkit-previous"]
+
+
 # -- kubectl -----------------------------------------------------------------------------
 
 
 def test_kubectl_created_secret_is_read_by_its_own_name(store: SecretStore, kubectl: Kubectl) -> None:
     kubectl("create", "secret", "generic", "zabbix-db", "--from-literal=password=x")
     got = store.get("zabbix-db")
-    assert got["password"] == "x" and got.text == "x"
+    assert got["password"] == "x" and got.text == '{"password":"x"}'
     assert "zabbix-db" not in list(store.list())  # not secretkit's ...
     store.put("zabbix-db", {"password": "y"})
-    assert "zabbix-db" in list(store.list())  # ... until secretkit writes it
+    assert "zabbix-db" not in list(store.list())  # ... and a put does not make it secretkit's
     assert kubectl("get", "secret", "zabbix-db", "-o", "jsonpath={.data.password}") == b64("y")
+    assert kubectl("get", "secret", "zabbix-db", "-o", "jsonpath={.metadata.labels}{.metadata.annotations}") == ""
 
 
 @pytest.mark.parametrize(
@@ -297,6 +335,7 @@ def test_kubectl_rotate_a_kubectl_made_db_secret(
     described = kubectl("describe", "secret", "db")
     assert "old-pw" not in described and b64("old-pw") not in described
     assert "keystore.jks:  6 bytes" in described and "username:      3 bytes" in described
+    assert kubectl("get", "secret", "db", "-o", "jsonpath={.metadata.labels}") == ""  # still not secretkit's
 
 
 # -- no value in the logs ------------------------------------------------------------------

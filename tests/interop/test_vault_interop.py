@@ -170,8 +170,12 @@ def test_cli_value_field_reads_as_text(bao: openbao.OpenBaoServer, store: Secret
     assert got.kind is Kind.FIELDS and got.value.map == {"value": text}
     assert got.text == text
     assert got.bytes == text.encode("utf-8")
-    assert got.fields == {"value": text}
-    assert got["value"] == text
+    if text == JSON_TEXT:  # its fields are the object's members, as the same text has on every backend
+        assert got.fields == {"user": "app", "port": "5432"} and store.resolve(f"{name}#user") == "app"
+    else:  # other text keeps the field it is stored in (Vault Agent's .Data.data.value)
+        assert got.fields == {"value": text}
+        assert got["value"] == text and store.resolve(f"{name}#value") == text
+    assert store.resolve(name) == text
 
 
 def test_cli_written_base64_with_the_marker_reads_as_bytes(bao: openbao.OpenBaoServer, store: SecretStore,
@@ -298,6 +302,30 @@ def test_rotating_one_field_of_a_cli_written_secret_keeps_the_others(
     assert pending.returncode == 2 and "No value found" in pending.stderr  # nothing left beside the secret
 
 
+def test_generated_whole_value_keeps_the_kv_map(bao: openbao.OpenBaoServer, root: Any) -> None:
+    """A custom generator for a map of several fields returns every field: text (which Vault
+    would hold as ``{"value": ...}``) or a partial map is refused before any write, and a full
+    map reaches the CLI with every key."""
+    name = f"sk-interop-{uuid.uuid4().hex[:8]}/db"
+    bao_cli(bao, "kv", "put", f"secret/{name}", "username=app", "password=old-password", "port=5432")
+    try:
+        with secretkit.open(bao.url("secret"), token=bao.root_token) as store:
+            with pytest.raises(InvalidArgumentError, match="'password', 'port', 'username'"):
+                store.rotate(name, generate=lambda c: "new-password")
+            with pytest.raises(InvalidArgumentError, match="'port', 'username'"):
+                store.rotate(name, generate=lambda c: {"password": "new-password"})
+            shown = json.loads(bao_cli(bao, "kv", "get", "-format=json", f"secret/{name}"))["data"]
+            assert shown["metadata"]["version"] == 1  # nothing written
+            assert shown["data"] == {"username": "app", "password": "old-password", "port": "5432"}
+            with pytest.raises(hvac.exceptions.InvalidPath):
+                root.secrets.kv.v2.read_secret_metadata(f"secretkit-pending/{name}")
+            store.rotate(name, generate=lambda c: {**c.fields, "password": "new-password"})
+        assert cli_map(bao, "secret", name) == {"username": "app", "password": "new-password", "port": "5432"}
+        assert hvac_map(root, "secret", name) == {"username": "app", "password": "new-password", "port": "5432"}
+    finally:
+        root.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
 # -- bao agent ------------------------------------------------------------------------------
 
 
@@ -386,6 +414,57 @@ def test_minimal_rotator_policy_rotates(bao: openbao.OpenBaoServer, root: Any) -
             root.secrets.kv.v2.read_secret_metadata(f"secretkit-pending/{name}")  # purged at promotion
     finally:
         root.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
+def _nothing_written(root: Any, name: str, mount: str = "secret") -> None:
+    meta = root.secrets.kv.v2.read_secret_metadata(name, mount_point=mount)["data"]
+    assert meta["current_version"] == 1 and sorted(meta["versions"]) == ["1"]
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.secrets.kv.v2.read_secret_metadata(f"secretkit-pending/{name}", mount_point=mount)
+
+
+def test_rotation_refused_where_max_versions_1_on_the_secret_would_prune_previous(
+    bao: openbao.OpenBaoServer, root: Any
+) -> None:
+    """With max_versions=1 Vault prunes version N at the write of N+1: the promoted rotation
+    would report a previous value nobody can read any more. Refused before anything is written,
+    also under the documented rotator policy (which grants the reads the check needs)."""
+    name = f"sk-interop-{uuid.uuid4().hex[:8]}/db-password"
+    root.secrets.kv.v2.create_or_update_secret(name, secret={"value": "old"})
+    root.secrets.kv.v2.update_metadata(name, max_versions=1)
+    rotator = token_with(root, f"rotator-{uuid.uuid4().hex[:6]}", docs_policy("rotator", name))
+    try:
+        for token in (bao.root_token, rotator):
+            with secretkit.open(bao.url("secret"), token=token) as s:
+                with pytest.raises(NotSupportedError, match="max_versions=1 on the secret's metadata") as info:
+                    s.rotate(name, generate=lambda c: "new")
+                assert name in str(info.value) and "vault" in str(info.value) and "new" not in str(info.value)
+            _nothing_written(root, name)
+        root.secrets.kv.v2.update_metadata(name, max_versions=2)  # enough for current and previous
+        with secretkit.open(bao.url("secret"), token=rotator) as s:
+            result = s.rotate(name, generate=lambda c: "new")
+            assert result is not None and result.previous == "1"
+            assert s.get(name, stage=Stage.PREVIOUS).text == "old"
+    finally:
+        root.secrets.kv.v2.delete_metadata_and_all_versions(name)
+
+
+def test_rotation_refused_where_the_mounts_max_versions_is_1(bao: openbao.OpenBaoServer, root: Any) -> None:
+    mount = f"kv-{uuid.uuid4().hex[:8]}"
+    root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    try:
+        bao_cli(bao, "write", f"{mount}/config", "max_versions=1")
+        root.secrets.kv.v2.create_or_update_secret("db", secret={"value": "old"}, mount_point=mount)
+        with secretkit.open(bao.url(mount), token=bao.root_token) as s:
+            with pytest.raises(NotSupportedError, match=f"max_versions=1 in the config of mount '{mount}'"):
+                s.rotate("db", generate=lambda c: "new")
+            _nothing_written(root, "db", mount)
+            # Vault keeps max(secret's, mount's): a secret that asks for more is rotated
+            root.secrets.kv.v2.update_metadata("db", max_versions=3, mount_point=mount)
+            s.rotate("db", generate=lambda c: "new")
+            assert s.get("db", stage=Stage.PREVIOUS).text == "old"
+    finally:
+        root.sys.disable_secrets_engine(mount)
 
 
 # -- secrecy --------------------------------------------------------------------------------

@@ -335,7 +335,7 @@ def lock_and_use(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Callable
     else:
         from secretkit import settings
 
-        yield settings._stores_lock, lambda: settings._shared_store("memory://fork-settings").backend
+        yield settings._stores_lock, lambda: settings.shared_store("memory://fork-settings").backend
 
 
 def test_a_lock_another_thread_held_at_the_fork_does_not_block_the_child(

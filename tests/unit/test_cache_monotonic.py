@@ -7,9 +7,14 @@ from __future__ import annotations
 import random
 import threading
 import time
+import tracemalloc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import pytest
+
+import secretkit
+import secretkit.cache
 from secretkit.cache import CachePolicy
 from secretkit.config import StoreOptions
 from secretkit.drivers.base import Record
@@ -18,6 +23,7 @@ from secretkit.errors import SecretError
 from secretkit.retry import RetryPolicy
 from secretkit.secret import Value
 from secretkit.store import SecretStore
+from secretkit.testing.faulty import FaultyDriver
 
 
 class SlowAnswers(MemoryDriver):
@@ -152,3 +158,213 @@ def test_concurrent_readers_never_go_back_in_time() -> None:
         t.join(10)
     assert violations == []
     assert newest[0] > 100  # the readers really followed the writer
+
+
+class Answer:
+    """A read run in a thread of its own: ``value()`` waits for its text."""
+
+    def __init__(self, read: Callable[[], str]) -> None:
+        self._got: list[str | BaseException] = []
+
+        def run() -> None:
+            try:
+                self._got.append(read())
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                self._got.append(exc)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def waiting(self) -> bool:
+        """Still waiting after a short while (it joined a load that is held)."""
+        self._thread.join(0.2)
+        return self._thread.is_alive()
+
+    def value(self) -> str:
+        self._thread.join(10)
+        assert self._got, "the read never returned"
+        got = self._got[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+
+@pytest.mark.parametrize("later", ["joins the load in flight", "hits the cache"])
+def test_an_answer_a_write_left_behind_is_never_followed_by_an_older_one(later: str) -> None:
+    """A load the store's own write detached from the cache (it started before the write)
+    still answers the readers waiting for it, and its answer may be newer than that of the
+    load started after the write: it reached the backend later. A reader served that newer
+    answer must not get the older one next, whether its next read joins the later load or
+    hits what that load cached. (On aws-sm: "22" then "21" under puts and max_age reads.)"""
+    inner = MemoryDriver()
+    driver = FaultyDriver(inner)
+    store = _store(driver)  # type: ignore[arg-type]
+    store.put("db", "1")
+    early = driver.hold("read")  # the first load waits before it reaches the backend
+    reader = Answer(lambda: store.get("db", max_age=5).text)
+    assert early.entered.wait(5)
+    store.put("db", "2")  # detaches the early load: it must not fill the cache
+    late = driver.hold("read", after=True)  # the next load reads "2"; its answer waits
+    other = Answer(lambda: store.get("db").text)
+    assert late.entered.wait(5)
+    _external_write(inner, "db", "3")  # another process writes: nothing tells the store
+    if later == "hits the cache":
+        late.release()
+        assert other.value() == "2"  # cached: it was the current value when read
+        early.release()
+        assert reader.value() == "3"
+        assert store.get("db").text == "3"  # not the "2" cached before "3" was served
+    else:
+        early.release()
+        assert reader.value() == "3"
+        again = Answer(lambda: store.get("db").text)
+        assert again.waiting()  # it joined the load of "2", still held
+        late.release()
+        assert again.value() == "3"
+        assert other.value() in ("2", "3")  # that reader asked before "3" was served
+    assert store.get("db").text == "3"
+
+
+
+class BatchMemoryDriver(MemoryDriver):
+    """memory:// with a batch read (one snapshot per name), so ``get_many`` loads in one call."""
+
+    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
+        out: dict[str, Record | SecretError] = {}
+        for name in names:
+            try:
+                out[name] = self.read(name)
+            except SecretError as exc:
+                out[name] = exc
+        return out
+
+
+def test_an_overtaken_batch_load_reads_that_name_again_alone() -> None:
+    inner = BatchMemoryDriver()
+    driver = FaultyDriver(inner)
+    store = _store(driver)  # type: ignore[arg-type]
+    store.put("db", "1")
+    early = driver.hold("read")
+    reader = Answer(lambda: store.get("db").text)
+    assert early.entered.wait(5)
+    store.put("db", "2")
+    late = driver.hold("read_many", after=True)  # the batch reads "2"; its answer waits
+    batch = Answer(lambda: store.get_many(["db"])["db"].text)
+    assert late.entered.wait(5)
+    _external_write(inner, "db", "3")
+    early.release()
+    assert reader.value() == "3"
+    late.release()
+    assert batch.value() == "3"  # "2" may be older than the "3" served meanwhile: read again
+    assert driver.calls["read_many"] == 1 and driver.calls["read"] == 2
+    assert store.get("db").text == "3"
+
+
+def test_a_load_overtaken_by_the_same_version_does_not_read_again() -> None:
+    """The usual case after a put: the load left behind and the one started after it both
+    read the new version; the later load's answer stands, at no extra backend read."""
+    inner = MemoryDriver()
+    driver = FaultyDriver(inner)
+    store = _store(driver)  # type: ignore[arg-type]
+    store.put("db", "1")
+    early = driver.hold("read")
+    reader = Answer(lambda: store.get("db").text)
+    assert early.entered.wait(5)
+    store.put("db", "2")
+    late = driver.hold("read", after=True)
+    other = Answer(lambda: store.get("db").text)
+    assert late.entered.wait(5)
+    early.release()
+    assert reader.value() == "2"
+    late.release()
+    assert other.value() == "2"
+    assert driver.calls["read"] == 2
+    assert store.get("db").text == "2" and driver.calls["read"] == 2  # cached
+
+
+def test_readers_never_go_back_on_aws_sm_under_puts() -> None:
+    """aws-sm on moto: 150 puts through the store while 16 readers mix ``max_age`` reads and
+    plain gets; no answer is older than one that reader, or any reader before it asked, already
+    had. Calls travel with random latency (``FaultyDriver.delay``), so loads overtake each other
+    on the way to and from the backend as over a network; without it the race shows only now
+    and then. (Before the fix: 3 to 40 answers went back per run.)"""
+    moto = pytest.importorskip("moto")
+    from secretkit.testing.moto import aws_faithful_moto, fake_aws_env
+
+    with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
+        opened = secretkit.open("aws-sm://?region=us-east-1")
+        driver = FaultyDriver(opened.driver)
+        driver.delay("read", 0.002, jitter=True)
+        driver.delay("read", 0.001, jitter=True, after=True)
+        driver.delay("write", 0.002)
+        driver.delay("write", 0.002, after=True)  # the put has landed; the store does not know yet
+        store = SecretStore(driver, options=opened.options)
+        assert store.cache_policy is not None  # a remote backend: cached by default
+        store.put("db", "0")
+        newest = [0]
+        lock = threading.Lock()
+        violations: list[tuple[int, int]] = []
+        stop = threading.Event()
+
+        def reader(seed: int) -> None:
+            choose = random.Random(seed)
+            mine = 0
+            while not stop.is_set():
+                floor = max(newest[0], mine)
+                if choose.random() < 0.5:
+                    value = int(store.get("db", max_age=choose.choice((0, 0.001))).text)
+                else:
+                    value = int(store.get("db").text)
+                if value < floor:
+                    violations.append((floor, value))
+                mine = max(mine, value)
+                if value > newest[0]:
+                    with lock:
+                        newest[0] = max(newest[0], value)
+                time.sleep(0)  # let the other threads run between reads, hits included
+
+        threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(16)]
+        for t in threads:
+            t.start()
+        try:
+            for version in range(1, 151):
+                store.put("db", str(version))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        assert violations == []
+        assert store.get("db").text == "150"  # read your writes
+        assert newest[0] > 100  # the readers really followed the writer
+        store.close()
+
+
+def test_names_written_and_deleted_leave_nothing_behind_in_the_cache() -> None:
+    """The cache keeps state only for cached entries (at most ``max_entries``) and loads in
+    flight: 2,000 names put, read and deleted through a cached store leave its memory where it
+    was. (Before: a per-name write counter was kept forever, +51 KiB here, +18 MiB for
+    200,000 names.)"""
+    store = SecretStore(MemoryDriver(), options=StoreOptions(cache=CachePolicy(max_entries=64)))
+
+    def churn(names: range) -> None:
+        for i in names:
+            store.put(f"app/{i}", "v")
+            assert store.get(f"app/{i}").text == "v"  # cached ...
+            store.delete(f"app/{i}")  # ... and dropped
+
+    def held_by_the_cache() -> int:
+        only = [tracemalloc.Filter(True, secretkit.cache.__file__)]
+        return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(only).statistics("filename"))
+
+    churn(range(100))  # warm up: the dicts' first allocations, the refresh worker
+    tracing = tracemalloc.is_tracing()  # e.g. python -X tracemalloc: leave it on
+    tracemalloc.start()
+    try:
+        before = held_by_the_cache()
+        churn(range(100, 2100))
+        grown = held_by_the_cache() - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert store.cache_stats().size == 0
+    assert grown < 8 * 1024, f"the cache kept {grown} bytes for names it no longer holds"

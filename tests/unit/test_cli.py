@@ -186,8 +186,9 @@ def test_invalid_input_says_why_without_quoting_it(cli) -> None:  # type: ignore
     not_text = cli("put", "x", stdin=b"\xffs3cr3t-value")
     assert not_text.returncode == 2
     assert b"--binary" in not_text.stderr and b"s3cr3t" not in not_text.stderr and b"0xff" not in not_text.stderr
-    not_strings = cli("put", "x", "--fields", stdin=b'{"port": 5432}')
-    assert not_strings.returncode == 2 and b"values are strings" in not_strings.stderr
+    not_an_object = cli("put", "x", "--fields", stdin=b'["s3cr3t-value"]')
+    assert not_an_object.returncode == 2 and b"expects a JSON object" in not_an_object.stderr
+    assert b"s3cr3t" not in not_an_object.stderr
 
 
 def test_put_on_memory_warns_that_nothing_persists(run) -> None:  # type: ignore[no-untyped-def]
@@ -201,7 +202,8 @@ def test_the_default_store_is_named_and_documented(run, tmp_path: Path) -> None:
     done = run("ls")
     assert done.stderr.decode().startswith(f"secretkit: using {(tmp_path / 'data' / 'secretkit' / 'store').as_uri()}")
     doc = (ROOT / "docs" / "cli.md").read_text()
-    assert "$SECRETKIT_URL" in doc and "user data" in doc and "ConfigError" in doc
+    assert "$SECRETKIT_URL" in doc and "user data" in doc
+    assert "SECRETKIT_URL is not set" in doc and "raises `ConfigError`" not in doc  # open() uses it too
 
 
 def test_a_value_typed_at_a_terminal_is_not_echoed(tmp_path: Path) -> None:
@@ -280,5 +282,123 @@ def test_docs_cli_md_shell_examples_run_as_written(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [
-        '{"host":"db.internal","password":"s3cr3t","user":"app"}', "app", "connecting to db.internal as app",
+        '{"host":"db.internal","password":"s3cr3t","port":"5432","user":"app"}', "app", "old-token",
+        "connecting to db.internal as app",
     ]
+
+
+# -- issue 21: a read never creates a store, the default store says so, parsing paper cuts --
+
+
+def test_a_read_of_a_mistyped_store_creates_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    typo = tmp_path / "typo"
+    for args in (["get", "x"], ["versions", "x"], ["rm", "x"], ["ls"], ["rm", "-f", "x"]):
+        done = cli("--url", typo.as_uri(), *args)
+        if args[0] in ("get", "versions") or args == ["rm", "x"]:
+            assert done.returncode == 1, (args, done.stderr)
+            assert f"no file store at {typo}".encode() in done.stderr
+        else:
+            assert done.returncode == 0, (args, done.stderr)
+        assert not typo.exists(), args
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()  # no key made either
+    assert cli("--url", typo.as_uri(), "put", "x", stdin=b"v").returncode == 0  # the first write creates it
+    assert cli("--url", typo.as_uri(), "-q", "get", "x").stdout == b"v\n"
+
+
+def test_global_options_work_after_the_subcommand(cli, run) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    url = f"memory://cli-{uuid.uuid4().hex}"  # named: every main() of this process shares it
+    assert cli("put", "x", "--url", url, stdin=b"v").returncode == 0
+    done = cli("get", "x", "--url", url, "-q")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"v\n", b"")
+    assert cli("ls", "--quiet", "--url", url).stdout == b"x\n"
+    assert cli("-q", "get", "x", "--url", url).stdout == b"v\n"  # before and after mix
+    assert cli("--url", url, "get", "x", "-q").stdout == b"v\n"
+    run("put", "k", stdin=b"value-that-must-not-show")
+    debug = run("get", "--raw", "k", "--debug")
+    assert debug.stdout == b"value-that-must-not-show" and b"get k on file: ok" in debug.stderr
+    assert b"value-that-must-not-show" not in debug.stderr
+    # after `run`'s `--`, an option belongs to the command, not to secretkit
+    ran = cli("run", "--url", url, "-q", "--env", "X=x", "--", sys.executable, "-c",
+              "import os, sys; sys.exit(0 if os.environ['X'] == 'v' and sys.argv[1:] == ['--url', 'y'] else 9)",
+              "--url", "y")
+    assert ran.returncode == 0, ran.stderr
+
+
+def test_get_at_a_version_and_get_version_is_refused_with_the_new_name(cli, run) -> None:  # type: ignore[no-untyped-def]
+    cli("put", "x", stdin=b"one")
+    cli("put", "x", stdin=b"two")
+    assert cli("-q", "get", "x", "--at", "1").stdout == b"one\n"
+    assert cli("-q", "get", "--at", "2", "x").stdout == b"two\n"
+    assert cli("get", "x", "--at", "9").returncode == 1
+    old = cli("get", "x", "--version", "1")
+    assert old.returncode == 2 and b"--at" in old.stderr and old.stdout == b""
+    assert run("get", "x", "--version").returncode == 2
+    import secretkit
+
+    assert run("--version").stdout.decode().strip() == f"secretkit {secretkit.__version__}"
+
+
+def test_get_stage(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("put", "x", stdin=b"one")
+    cli("put", "x", stdin=b"two")
+    assert cli("-q", "get", "x", "--stage", "previous").stdout == b"one\n"
+    assert cli("-q", "get", "x", "--stage", "current").stdout == b"two\n"
+    assert cli("-q", "get", "x", "--stage", "pending").returncode == 1  # no rotation under way
+    assert cli("get", "x", "--stage", "older").returncode == 2
+    assert cli("get", "x", "--stage", "previous", "--at", "1").returncode == 2  # one or the other
+    cli("rotate", "x")
+    assert cli("-q", "get", "x", "--stage", "previous").stdout == b"two\n"
+
+
+def test_rm_several_names(cli) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a", "b", "c", "d"):
+        cli("put", name, stdin=b"v")
+    assert cli("rm", "a", "b").returncode == 0
+    assert cli("-q", "ls").stdout == b"c\nd\n"
+    bad = cli("rm", "c", "bad//name", "also//bad")
+    assert bad.returncode == 2  # every name is checked before anything is deleted
+    assert b"'bad//name'" in bad.stderr and b"'also//bad'" in bad.stderr
+    assert cli("-q", "ls").stdout == b"c\nd\n"
+    partly = cli("rm", "c", "never", "d", "gone")
+    assert partly.returncode == 1  # the first failure's code; the others are still deleted
+    assert b"'never'" in partly.stderr and b"'gone'" in partly.stderr
+    assert cli("-q", "ls").stdout == b""
+    assert cli("rm", "-f", "never", "gone").returncode == 0
+
+
+def test_put_fields_reads_json_values_as_the_library_does(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import secretkit
+
+    doc = b'{"port": 5432, "ratio": 0.5, "tls": true, "proxy": null, "tags": ["a"], "user": "app"}'
+    assert cli("put", "typed", "--fields", stdin=doc).returncode == 0
+    cli("put", "as-text", stdin=doc)  # the same JSON stored as text, as AWS tools write fields
+    for field, shown in (("port", b"5432"), ("ratio", b"0.5"), ("tls", b"true"), ("proxy", b"null"),
+                         ("tags", b'["a"]'), ("user", b"app")):
+        assert cli("-q", "get", "typed", "--field", field).stdout == shown + b"\n"
+        assert cli("-q", "get", "as-text", "--field", field).stdout == shown + b"\n"
+    store = secretkit.open((tmp_path / "data" / "secretkit" / "store").as_uri())
+    assert store.get("typed").fields == store.get("as-text").fields
+    assert cli("put", "x", "--fields", stdin=b'["not", "an", "object"]').returncode == 2
+
+
+def test_put_refuses_empty_input_unless_allowed(cli) -> None:  # type: ignore[no-untyped-def]
+    for args, stdin in ((["put", "x"], b""), (["put", "x"], b"\n"), (["put", "x", "--binary"], b""),
+                        (["put", "x", "--fields"], b"")):
+        refused = cli(*args, stdin=stdin)
+        assert refused.returncode == 2, args
+        assert b"empty" in refused.stderr and b"--allow-empty" in refused.stderr
+    assert cli("get", "x").returncode == 1  # nothing was stored
+    assert cli("put", "x", "--allow-empty").returncode == 0
+    assert cli("-q", "get", "x", "--raw").stdout == b""
+    assert cli("put", "y", "--binary", "--allow-empty").returncode == 0
+
+
+def test_not_found_in_the_default_store_says_why_that_store(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("put", "other", stdin=b"v")
+    missing = run("-q", "get", "nope")
+    assert missing.returncode == 1
+    assert b"default store" in missing.stderr and b"SECRETKIT_URL is not set" in missing.stderr
+    named = run("-q", "--url", (tmp_path / "data" / "secretkit" / "store").as_uri(), "get", "nope")
+    assert named.returncode == 1 and b"SECRETKIT_URL" not in named.stderr

@@ -132,3 +132,14 @@ def test_capabilities_doc_is_generated_from_the_drivers() -> None:
         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_testing_md_counts_and_names_every_fixture_of_the_plugin() -> None:
+    source = (ROOT / "secretkit" / "testing" / "plugin.py").read_text()
+    fixtures = re.findall(r"^@pytest\.fixture\b.*\ndef (\w+)", source, flags=re.MULTILINE)
+    assert len(fixtures) >= 3
+    intro = (ROOT / "docs" / "testing.md").read_text().split("## The conformance suite")[0]
+    numbers = {2: "two", 3: "three", 4: "four", 5: "five"}
+    assert f"pytest plugin with {numbers[len(fixtures)]} fixtures" in intro
+    for name in fixtures:
+        assert f"`{name}`" in intro, name

@@ -20,3 +20,19 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "OK" in done.stdout
+
+
+def test_the_quickstart_never_writes_into_your_own_store(tmp_path: Path) -> None:
+    """Run as the README says, with no SECRETKIT_URL: a throwaway store, nothing left in the user's
+    data or config directory or keyring, and it says so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SECRETKIT_", "VAULT_", "XDG_"))}
+    home = tmp_path / "home"
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
+               PYTHONPATH=str(ROOT), PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring", TMPDIR=str(tmp_path))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "quickstart OK" in done.stdout and "temporary" in done.stdout
+    assert "secretkit.open()" in (ROOT / "examples" / "quickstart.py").read_text()  # still shows the default
+    # no store and no key in the user's directories (HOME was never made), and the throwaway one is gone
+    assert list(tmp_path.iterdir()) == []

@@ -599,3 +599,83 @@ def test_a_store_id_that_is_not_one_is_refused(tmp_path: Path, content: str) -> 
         secretkit.open(directory.as_uri())
 
 
+
+
+# -- a read never creates a store: only the first write does ------------------------------
+
+
+def _read_everything(store: secretkit.SecretStore) -> None:
+    """Every call that reads, each refused the way a missing secret is (list: nothing to list)."""
+    with pytest.raises(secretkit.NotFoundError, match="no file store at .*the first write creates it"):
+        store.get("x")
+    with pytest.raises(secretkit.NotFoundError, match="no file store at"):
+        store.versions("x")
+    with pytest.raises(secretkit.NotFoundError, match="no file store at"):
+        store.delete("x")
+    store.delete("x", missing_ok=True)
+    assert list(store.list()) == [] and store.exists("x") is False
+    assert store.get_many(["x"]).errors["x"].code.value == "not_found"
+    watcher = store.watch("x", lambda secret: None, interval=0.05)
+    assert watcher.poll() is False
+    watcher.stop()
+
+
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "typo"
+    store = secretkit.open(typo.as_uri())
+    _read_everything(store)
+    assert not typo.exists()  # no directory, no lock file, no store id
+    assert not (tmp_path / "config").exists()  # and no key made for it
+    with pytest.raises(secretkit.NotFoundError, match=str(typo)):
+        secretkit.open(typo.as_uri()).get("x")
+    assert not typo.exists()
+
+
+def test_reading_an_empty_directory_leaves_it_empty(tmp_path: Path) -> None:
+    directory = tmp_path / "empty"
+    directory.mkdir(mode=0o700)
+    _read_everything(secretkit.open(directory.as_uri()))
+    assert list(directory.iterdir()) == [] and not (tmp_path / "config").exists()
+
+
+def test_the_first_write_creates_the_store_and_other_openers_see_it(tmp_path: Path) -> None:
+    url = (tmp_path / "s").as_uri()
+    reader = secretkit.open(url)  # opened before the store exists
+    writer = secretkit.open(url)
+    with pytest.raises(secretkit.NotFoundError, match="no file store"):
+        reader.get("a")
+    writer.put("a", "v")
+    assert sorted(f.name for f in (tmp_path / "s").iterdir()) == ["store.enc", "store.id", "store.lock"]
+    assert reader.get("a").text == "v"  # the key the writer made is found
+    with pytest.raises(secretkit.NotFoundError, match="secret not found"):
+        reader.get("b")
+    assert list(reader.list()) == ["a"]
+
+
+def test_a_new_store_with_a_key_file_option_makes_the_key_at_the_first_write(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "k"
+    store = secretkit.open((tmp_path / "s").as_uri(), key_file=str(key_file))
+    with pytest.raises(secretkit.NotFoundError, match="no file store"):
+        store.get("a")
+    assert not key_file.exists() and not key_file.parent.exists() and not (tmp_path / "s").exists()
+    store.put("a", "v")
+    assert key_file.exists()
+    assert secretkit.open((tmp_path / "s").as_uri(), key_file=str(key_file)).get("a").text == "v"
+
+
+def test_a_store_made_while_a_reader_opens_it_is_not_called_keyless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader's open looks for the key without the store lock: a first write that completes
+    between its look for the store id and its look for data must not read as "data, no key"."""
+    url = (tmp_path / "s").as_uri()
+    real = keys._read_store_id
+
+    def a_writer_finishes_meanwhile(directory: Path) -> str | None:
+        found = real(directory)
+        monkeypatch.setattr(keys, "_read_store_id", real)
+        secretkit.open(url).put("a", "v")
+        return found
+
+    monkeypatch.setattr(keys, "_read_store_id", a_writer_finishes_meanwhile)
+    assert secretkit.open(url).get("a").text == "v"

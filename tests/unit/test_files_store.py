@@ -57,15 +57,37 @@ def test_docker_style_flat_files_read_exactly(root: Path) -> None:
     assert store.get("tls").field_bytes("key.pem") == b"\x00\xff binary\r\n"
 
 
-def test_dot_entries_are_never_names_nor_listed(root: Path) -> None:
-    (root / ".hidden").write_text("h")
+def test_kubelet_bookkeeping_is_never_a_name_nor_listed(root: Path) -> None:
+    (root / "..2024_01_01_00_00_00.1").mkdir()
+    (root / "..2024_01_01_00_00_00.1" / "visible").write_text("old")
+    (root / "..stray").write_text("s")
     (root / "visible").write_text("v")
     (root / "control\nchar").write_text("c")  # no name reaches it, so it is not listed
     store = files(root)
     assert list(store.list()) == ["visible"]
-    for bad in (".hidden", "..data", "a/../visible", "./visible", "a//b", "/visible", "visible/"):
+    for bad in ("..data", "..stray", "..2024_01_01_00_00_00.1/visible", "a/../visible", "./visible", ".", "..",
+                "a//b", "/visible", "visible/"):
         with pytest.raises(secretkit.InvalidArgumentError, match="relative paths"):
             store.get(bad)
+
+
+def test_a_key_named_with_one_leading_dot_is_a_name(root: Path) -> None:
+    """A Secret of type kubernetes.io/dockerconfigjson mounts its one key ``.dockerconfigjson``;
+    the kubelet only refuses keys starting with ``..`` (its own entries), so a single leading dot
+    is the key's own name: read, listed, and a field of the volume."""
+    config = '{"auths":{"registry.example":{"auth":"dXNlcjpwYXNz"}}}'
+    volume = KubeletVolume(root / "pull-secret", {".dockerconfigjson": config})
+    assert os.readlink(root / "pull-secret" / ".dockerconfigjson") == "..data/.dockerconfigjson"
+    (root / ".env").write_text("FLAT=1\n")  # a Docker secret file named with a dot
+    store = files(root)
+    assert store.get("pull-secret/.dockerconfigjson").text == config
+    assert store.get("pull-secret").fields == {".dockerconfigjson": config}
+    assert store.get(".env").text == "FLAT=1\n"
+    assert list(store.list()) == [".env", "pull-secret/.dockerconfigjson"]
+    assert list(store.list("pull-secret/.")) == ["pull-secret/.dockerconfigjson"]
+    volume.update({".dockerconfigjson": config.replace("dXNl", "bmV3"), ".extra": "x"})
+    assert store.get("pull-secret").fields == {".dockerconfigjson": config.replace("dXNl", "bmV3"), ".extra": "x"}
+    assert list(store.list("pull-secret/")) == ["pull-secret/.dockerconfigjson", "pull-secret/.extra"]
 
 
 def test_the_version_follows_the_file(root: Path) -> None:

@@ -6,6 +6,7 @@ Each behaviour runs over both client transports (gRPC and REST) where the transp
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -209,6 +210,28 @@ def test_largest_payload_is_64_kib(store: SecretStore, raw: sm.SecretManagerServ
     assert len(_raw_data(raw, sid("big/ascii-bytes"))) == gcp_sm.MAX_PAYLOAD
 
 
+@pytest.mark.parametrize("control", [0, 5000])
+def test_fields_at_the_payload_limit_are_stored_and_one_byte_more_is_refused_before_io(
+    store: SecretStore, raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel, control: int
+) -> None:
+    """The payload of fields is their JSON with its escapes; exactly 65 536 bytes of it fit."""
+    limit = gcp_sm.MAX_PAYLOAD
+
+    def fields_of(size: int) -> dict[str, str]:
+        fields = {"k": "\x01" * control + "x" * (size - 8 - 6 * control)}
+        assert len(codec.encode_value(Value.of(fields))) == size
+        return fields
+
+    store.put("big/fields", fields_of(limit))
+    payload = _raw_data(raw, sid("big/fields"))
+    assert len(payload) == limit and json.loads(payload) == fields_of(limit)
+    before = sum(model.calls.values())
+    for over in (fields_of(limit + 1), {"k": "\x01" * 60000}):
+        with pytest.raises(InvalidArgumentError, match=str(limit)):
+            store.put("big/fields", over)
+    assert sum(model.calls.values()) == before
+
+
 # -- names ------------------------------------------------------------------------------------
 
 
@@ -355,6 +378,61 @@ def test_versions_and_stages(store: SecretStore) -> None:
     with pytest.raises(NotFoundError):
         store.get("stages/s", version="latest")
     assert store.driver.current_version("stages/s") == "3"  # type: ignore[attr-defined]
+
+
+def _set_aliases(raw: sm.SecretManagerServiceClient, secret_id: str, aliases: dict[str, int]) -> None:
+    raw.update_secret(
+        secret={"name": _path(secret_id), "version_aliases": aliases}, update_mask={"paths": ["version_aliases"]}
+    )
+
+
+def test_a_version_alias_reads_the_version_it_names(
+    store: SecretStore, raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel
+) -> None:
+    """Aliases (``stable``, ``canary``) are set by other tools with UpdateSecret; GCP's
+    AccessSecretVersion takes one in place of a number, so ``get(version=alias)`` does too."""
+    for value in ("one", "two", "three"):
+        store.put("alias/s", value)
+    _set_aliases(raw, sid("alias/s"), {"stable": 1, "canary": 3, "Prod_2-b": 2})
+    stable = store.get("alias/s", version="stable")
+    assert (stable.text, stable.version, stable.stages) == ("one", "1", frozenset())  # the version it names
+    assert store.get("alias/s", version="canary").version == "3"
+    assert store.get("alias/s", version="Prod_2-b").text == "two"
+    _set_aliases(raw, sid("alias/s"), {"stable": 2})
+    assert store.get("alias/s", version="stable", refresh=True).text == "two"  # follows a moved alias
+    with pytest.raises(NotFoundError):  # a well-formed alias the secret does not have: GCP says so
+        store.get("alias/s", version="canary", refresh=True)
+    raw.disable_secret_version(name=_path(sid("alias/s"), "2"))
+    with pytest.raises(NotFoundError, match="version 2 is disabled"):
+        store.get("alias/s", version="stable", refresh=True)
+
+
+@pytest.mark.parametrize(
+    "version", ["latest", "NEW", "0", "01", "-1", "1a", "_x", "a" * 64, "has space", "a/b", "\uff12", "\u0663", "\u00e9t\u00e9"]
+)
+def test_what_is_neither_a_version_number_nor_an_alias_is_refused_before_io(
+    store: SecretStore, model: gcp_sm.SecretManagerModel, version: str
+) -> None:
+    """GCP's rules: versions are numbers from 1; an alias is 1-63 of ``[A-Za-z0-9_-]`` starting
+    with a letter, never ``latest`` or ``NEW``. Anything else names no version, so no call is made."""
+    store.put("refs/bad", "v")
+    before = sum(model.calls.values())
+    with pytest.raises(NotFoundError, match="a version alias"):
+        store.get("refs/bad", version=version)
+    assert sum(model.calls.values()) == before
+
+
+def test_the_double_keeps_gcp_alias_rules(raw: sm.SecretManagerServiceClient, model: gcp_sm.SecretManagerModel) -> None:
+    _raw_put(raw, "aliased", b"v1")
+    for bad in ({"latest": 1}, {"NEW": 1}, {"1st": 1}, {"a" * 64: 1}, {"ok": 2}):
+        with pytest.raises(gexc.InvalidArgument):
+            _set_aliases(raw, "aliased", bad)
+    with pytest.raises(gexc.InvalidArgument):
+        _set_aliases(raw, "aliased", {f"a{i}": 1 for i in range(gcp_sm.MAX_ALIASES + 1)})
+    _set_aliases(raw, "aliased", {"stable": 1})
+    assert raw.get_secret_version(name=_path("aliased", "stable")).name.endswith("/versions/1")
+    with pytest.raises(gexc.InvalidArgument):  # aliases are for Get and Access only
+        raw.disable_secret_version(name=_path("aliased", "stable"))
 
 
 def test_previous_of_a_first_version_is_not_found(store: SecretStore) -> None:

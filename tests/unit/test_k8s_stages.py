@@ -78,13 +78,14 @@ def test_a_finished_rotation_leaves_the_secret_and_its_previous_companion(
     assert sorted(objects) == ["db", "db.secretkit-previous"]  # no pending left
     secret, previous = objects["db"], objects["db.secretkit-previous"]
     assert secret["data"] == {"username": _b64(b"app"), "password": _b64(b"new-pw")}  # no extra keys
-    assert secret["metadata"]["annotations"] == {stages.TOKEN: result.token, stages.PROMOTED: seen[0]}
+    assert not secret["metadata"].get("annotations")  # nothing of the rotation on the Secret readers see
     assert previous["data"] == before["data"]
     assert previous["type"] == "Opaque"
     assert previous["metadata"]["labels"] == {stages.STAGE_LABEL: "previous"}
     assert previous["metadata"]["annotations"] == {
         stages.COMPANION_OF: f"{namespace}/db", stages.OWNER_UID: before["metadata"]["uid"],
         stages.PREVIOUS_VERSION: before["metadata"]["resourceVersion"],
+        stages.TOKEN: result.token, stages.PROMOTED: seen[0],  # how a re-run learns it is done
     }
     assert previous["metadata"]["ownerReferences"] == [
         {"apiVersion": "v1", "kind": "Secret", "name": "db", "uid": before["metadata"]["uid"]}]
@@ -229,7 +230,7 @@ def test_crash_between_keeping_previous_and_the_swap_resumes(
     store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str
 ) -> None:
     store.put("db", {"username": "app", "password": "old"})
-    _crash_once(store.driver, "patch", lambda args, kwargs: stages.PROMOTED in json.dumps(args[1]))
+    _crash_once(store.driver, "patch", lambda args, kwargs: args[0] == "db")  # the swap
     with pytest.raises(Crash):
         store.rotate("db", field="password", generate=lambda c: "new", token="t1")
     assert store.get("db")["password"] == "old"  # current untouched
@@ -239,6 +240,36 @@ def test_crash_between_keeping_previous_and_the_swap_resumes(
     assert store.get("db").fields == {"username": "app", "password": "new"}
     assert store.get("db", stage=Stage.PREVIOUS)["password"] == "old"
     assert sorted(_objects(kube_api, namespace)) == ["db", "db.secretkit-previous"]
+
+
+def test_a_put_after_a_crash_before_the_swap_is_not_taken_for_a_promotion(
+    store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str
+) -> None:
+    """The previous companion already records the rotation, and the Secret has moved on, but
+    not to the pending value: the re-run must promote, not report the rotation done."""
+    store.put("db", "old")
+    _crash_once(store.driver, "patch", lambda args, kwargs: args[0] == "db")
+    with pytest.raises(Crash):
+        store.rotate("db", generate=lambda c: "new", token="t3")
+    store.put("db", "someone-elses")
+    result = store.rotate("db", generate=lambda c: "other", token="t3", resume=True)
+    assert not result.already_done
+    assert store.get("db").text == "new" and store.get("db", stage=Stage.PREVIOUS).text == "someone-elses"
+    assert sorted(_objects(kube_api, namespace)) == ["db", "db.secretkit-previous"]
+
+
+def test_annotations_of_older_releases_are_honoured_then_removed(
+    store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str
+) -> None:
+    """Older releases recorded a finished rotation on the Secret: a re-run of that rotation
+    still finds it done, and the next promotion takes the annotations off."""
+    kube_api.seed(namespace, "db", {"value": b"old"}, labels={codec.MANAGED_LABEL: "true"},
+                  annotations={stages.TOKEN: "old-release", stages.PROMOTED: "7", "team.example/owner": "x"})
+    assert store.rotate("db", generate=lambda c: "unused", token="old-release").already_done
+    assert store.get("db").text == "old"
+    store.rotate("db", generate=lambda c: "new")
+    assert kube_api.stored(namespace, "db")["metadata"]["annotations"] == {"team.example/owner": "x"}
+    assert store.get("db").text == "new" and store.get("db", stage=Stage.PREVIOUS).text == "old"
 
 
 def test_crash_after_the_swap_resumes_as_done_and_cleans_up(

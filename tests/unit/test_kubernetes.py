@@ -130,7 +130,8 @@ class KubernetesBehaviour:
         })
         got = store.get(obj)
         assert got.kind is Kind.FIELDS and got.fields == {"password": "x"}
-        assert got.text == "x" and got["password"] == "x"  # one key: its value is the text
+        # one key other than `value` is a map like any other: its JSON, as on AWS for the same put
+        assert got.text == '{"password":"x"}' and got["password"] == "x"
         assert obj not in list(store.list())
 
     def test_put_over_kubectl_secret_keeps_its_metadata_and_type(
@@ -146,10 +147,58 @@ class KubernetesBehaviour:
         store.put(obj, {"tls.crt": "new-crt", "tls.key": "new-key"})
         raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
         assert raw["type"] == "kubernetes.io/tls"
-        assert raw["metadata"]["labels"] == {"team": "web", codec.MANAGED_LABEL: "true"}
+        assert raw["metadata"]["labels"] == {"team": "web"}  # nothing of ours on what we did not create
         assert raw["metadata"]["annotations"] == {"owner": "ops"}
         assert store.get(obj).fields == {"tls.crt": "new-crt", "tls.key": "new-key"}
-        assert obj in list(store.list())  # secretkit manages it now
+        version = store.get(obj).version
+        store.put(obj, {"tls.crt": "crt-3", "tls.key": "key-3"}, if_version=version)  # a conditional put too
+        raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
+        assert (raw["metadata"]["labels"], raw["metadata"]["annotations"]) == ({"team": "web"}, {"owner": "ops"})
+        assert obj not in list(store.list())  # list() shows the Secrets secretkit created
+
+    def test_put_over_kubectl_secret_without_metadata_adds_none(
+        self, store: SecretStore, core: Any, namespace: str, cleanup: list[str]
+    ) -> None:
+        obj = f"plain-{uuid.uuid4().hex[:8]}"
+        cleanup.append(obj)
+        core.create_namespaced_secret(namespace, {  # kubectl create secret generic plain --from-literal=k=v
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": obj}, "data": {"k": _b64(b"v")},
+        })
+        store.put(obj, "new")
+        raw = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
+        assert raw["data"] == {"value": _b64(b"new")}
+        assert not raw["metadata"].get("labels") and not raw["metadata"].get("annotations")
+
+    @pytest.mark.parametrize(("type_", "data", "needs"), [
+        ("kubernetes.io/tls", {"tls.crt": b"crt", "tls.key": b"key"}, "tls.crt and tls.key"),
+        ("kubernetes.io/basic-auth", {"username": b"app", "password": b"pw"}, "username or password"),
+        ("kubernetes.io/ssh-auth", {"ssh-privatekey": b"-----BEGIN KEY-----"}, "ssh-privatekey"),
+        ("kubernetes.io/dockerconfigjson", {".dockerconfigjson": b'{"auths": {}}'}, ".dockerconfigjson"),
+        ("kubernetes.io/dockercfg", {".dockercfg": b"{}"}, ".dockercfg"),
+    ])
+    def test_text_into_a_typed_secret_is_refused_before_any_write(
+        self, store: SecretStore, core: Any, namespace: str, cleanup: list[str], type_: str,
+        data: dict[str, bytes], needs: str,
+    ) -> None:
+        obj = f"typed-{uuid.uuid4().hex[:8]}"
+        cleanup.append(obj)
+        core.create_namespaced_secret(namespace, {
+            "apiVersion": "v1", "kind": "Secret", "type": type_, "metadata": {"name": obj},
+            "data": {k: _b64(v) for k, v in data.items()},
+        })
+        before = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
+        for value in ("new-text", b"new-bytes", {"other": "x"}):
+            with pytest.raises(InvalidArgumentError) as info:
+                store.put(obj, value)
+            message = str(info.value)
+            assert type_ in message and needs in message and obj in message
+            assert "new-" not in message
+            with pytest.raises(InvalidArgumentError, match=needs):
+                store.put(obj, value, if_version=before["metadata"]["resourceVersion"])
+        after = json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)
+        assert after == before  # not written at all: same data, same resourceVersion
+        store.put(obj, {k: v.decode() for k, v in data.items()})  # a mapping with the keys is fine
+        assert json.loads(core.read_namespaced_secret(obj, namespace, _preload_content=False).data)["type"] == type_
 
     def test_immutable_secret_gives_a_clear_error(
         self, store: SecretStore, core: Any, namespace: str, cleanup: list[str]
@@ -310,6 +359,28 @@ def test_value_key_option(kube_api: k8s_api.FakeKubeAPI, namespace: str) -> None
 
 
 
+# typed Secrets that only the double can hold as kubectl would (a cluster's controllers own them)
+
+
+@pytest.mark.parametrize(("type_", "data", "annotations", "needs"), [
+    ("kubernetes.io/service-account-token", {"token": b"t", "ca.crt": b"c", "namespace": b"n"},
+     {"kubernetes.io/service-account.name": "default"}, "token"),
+    ("bootstrap.kubernetes.io/token", {"token-id": b"abcdef", "token-secret": b"0123456789abcdef"}, {},
+     "token-id and token-secret"),
+])
+def test_controller_owned_typed_secrets_refuse_text(
+    store: SecretStore, kube_api: k8s_api.FakeKubeAPI, namespace: str, type_: str, data: dict[str, bytes],
+    annotations: dict[str, str], needs: str,
+) -> None:
+    kube_api.seed(namespace, "typed", data, annotations=annotations, type_=type_)
+    before = kube_api.stored(namespace, "typed")
+    with pytest.raises(InvalidArgumentError, match=f"{type_}.*{needs}"):
+        store.put("typed", "text")
+    assert kube_api.stored(namespace, "typed") == before
+    store.put("typed", {k: v.decode() for k, v in data.items()})
+    assert kube_api.stored(namespace, "typed")["type"] == type_
+
+
 # writes on the wire
 
 
@@ -386,7 +457,9 @@ def test_secret_with_a_binary_key_stays_readable(kube_api: k8s_api.FakeKubeAPI, 
         with pytest.raises(InvalidArgumentError, match="keystore.jks"):
             got.text  # noqa: B018 - no text view of a binary key
         one = store.get("only-binary")
-        assert one.bytes == b"\xfe\xed"  # one key: its octets are the bytes view
+        assert one.field_bytes("keystore.jks") == b"\xfe\xed"
+        with pytest.raises(InvalidArgumentError, match="keystore.jks"):
+            one.bytes  # noqa: B018 - a map's octets are its JSON's, and this key is not text
 
 
 def test_secrets_of_older_releases_read_and_lose_the_kind_annotation(

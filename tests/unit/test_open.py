@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,32 @@ def test_open_without_url_or_env_is_the_default_file_store(monkeypatch: pytest.M
         assert store.url == secretkit.default_url() == (tmp_path / "data" / "secretkit" / "store").as_uri()
         store.put("a", "1")
     assert secretkit.open().get("a").text == "1"
+
+
+def test_not_found_in_the_implicit_default_store_says_where_and_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A deployed service that forgot SECRETKIT_URL must not just see "secret not found"."""
+    monkeypatch.delenv("SECRETKIT_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    where = (tmp_path / "data" / "secretkit" / "store").as_uri()
+    with pytest.raises(secretkit.NotFoundError) as missing_store:
+        secretkit.open().get("db/password")  # no store there yet
+    secretkit.open().put("other", "v")
+    with pytest.raises(secretkit.NotFoundError) as missing_secret:
+        secretkit.open().get("db/password")
+    batch = secretkit.open().get_many(["db/password"]).errors["db/password"]
+    for error in (missing_store.value, missing_secret.value, batch):
+        assert "default store" in str(error) and "SECRETKIT_URL is not set" in str(error) and where in str(error)
+        assert error.name == "db/password" and error.backend == "file"
+    # only when the URL was implicit: the same store named explicitly, or through the variable, says nothing of it
+    with pytest.raises(secretkit.NotFoundError) as explicit:
+        secretkit.open(where).get("db/password")
+    monkeypatch.setenv("SECRETKIT_URL", where)
+    with pytest.raises(secretkit.NotFoundError) as from_env:
+        secretkit.open().get("db/password")
+    for error in (explicit.value, from_env.value):
+        assert "default store" not in str(error) and "SECRETKIT_URL" not in str(error)
 
 
 def test_open_uses_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,6 +178,37 @@ def test_malformed_urls_are_config_errors(url: str) -> None:
     with pytest.raises(secretkit.ConfigError) as info:
         secretkit.open(url)
     assert info.value.__cause__ is None
+
+
+MALFORMED_WITH_PASSWORD = [
+    "vault://user:hunter2@host:badport/x",
+    "vault://user:hunter2@host:-1/x",
+    "vault://user:hunter2@host:8200:99/x",
+    "vault://user:hunter2@[::1/x",
+    "vault://user:hunter2@[zz::1]:8200/x",
+    "vault://user:hunter2@[fe80::1%eth0]:x/",
+    "vault://user:hunter2/x@host:badport/x",
+    "vault://user:hunter2@ho st:x/",
+]
+
+
+def _shown(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)) + repr(error) + str(error)
+
+
+@pytest.mark.parametrize("url", MALFORMED_WITH_PASSWORD)
+def test_a_malformed_url_never_shows_its_password(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the URL is passed, read from a config file or from $SECRETKIT_URL."""
+    config = tmp_path / "secretkit.toml"
+    config.write_text(f"url = {json.dumps(url)}\n")
+    monkeypatch.setenv("SECRETKIT_URL", url)
+    for opening in (lambda: secretkit.open(url), lambda: secretkit.open(config=config), lambda: secretkit.open()):
+        with pytest.raises(secretkit.ConfigError, match="malformed") as info:
+            opening()
+        assert "hunter2" not in _shown(info.value)
+        assert "vault://***@" in str(info.value)  # the rest of the URL still says which one
 
 
 def test_non_str_url_is_a_config_error() -> None:

@@ -384,6 +384,55 @@ def test_url_opens_one_shared_store_and_secretkit_url_is_the_default(monkeypatch
     assert SecretsSource(BaseSettings).store.backend == "file"  # the default store, as secretkit.open()
 
 
+def open_counting_driver(url: Any, options: dict[str, Any], client: Any = None) -> CountingDriver:
+    """Driver factory of the ``counting://`` scheme the test below registers: memory, read counted."""
+    from secretkit.drivers.memory import MemoryDriver
+
+    return CountingDriver(MemoryDriver())
+
+
+def test_settings_and_an_async_app_share_one_store_and_its_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FastAPI + settings setup of docs/async.md: ``Settings()`` reads through the process's
+    store for $SECRETKIT_URL, and the app's facade over ``shared_store()`` reads the same cache,
+    so the app's first read of a secret the settings just read costs no backend call."""
+    import asyncio
+
+    from secretkit import registry
+    from secretkit import settings as settings_module
+    from secretkit.aio import AsyncSecretStore
+    from secretkit.settings import shared_store
+
+    monkeypatch.setitem(registry._registered, "counting", (f"{__name__}:open_counting_driver", None))
+    monkeypatch.setattr(settings_module, "_stores", {})  # this test's shared stores only
+    monkeypatch.setenv("SECRETKIT_URL", "counting://?cache=true")
+    store = shared_store()
+    assert shared_store() is store and shared_store("counting://?cache=true") is store
+    backend = store.driver
+    assert isinstance(backend, CountingDriver)
+    store.put("payments/db", {"user": "app", "password": CANARY})
+
+    class AppSettings(BaseSettings):
+        db_password: Annotated[SecretStr, SecretRef("payments/db#password")]
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], **sources: PydanticBaseSettingsSource
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (SecretsSource(settings_cls),)  # neither store= nor url=: $SECRETKIT_URL's shared store
+
+    assert AppSettings().db_password.get_secret_value() == CANARY
+    reads = backend.calls["read"] + backend.calls["read_many"]
+    assert reads == 1
+
+    async def app_reads() -> str:
+        async with AsyncSecretStore(shared_store()) as secrets:  # the app's lifespan
+            return (await secrets.get("payments/db")).fields["password"]
+
+    assert asyncio.run(app_reads()) == CANARY
+    assert backend.calls["read"] + backend.calls["read_many"] == reads  # a cache hit: no backend read
+    store.get("payments/db")  # leaving the facade left the shared store open
+
+
 def test_secret_reference_names_what_fills_a_field(store: SecretStore) -> None:
     settings_cls = settings_class(store)
     assert secret_reference(settings_cls, "db_password") == "payments/db#password"

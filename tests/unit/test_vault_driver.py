@@ -419,6 +419,29 @@ def test_if_version_must_be_the_current_number(store: SecretStore, name: str) ->
     store.delete(name, purge=True)
 
 
+@pytest.mark.parametrize("spelling", ["01", "001", "\uff11", "\u0661", "\u09e7", "1\u200b"], ids=repr)
+def test_a_version_id_is_compared_exactly_as_the_store_returned_it(
+    root: Any, store: SecretStore, name: str, spelling: str
+) -> None:
+    """``int()`` reads '01', fullwidth '１' and Arabic-Indic '١' as 1; Vault's cas would then
+    match version 1. The store returned "1", and like every other backend an id that is not
+    exactly a version id is a ConflictError for ``if_version`` (NotFoundError for a read),
+    decided before any request."""
+    assert store.put(name, "one").version == "1"
+    sent: list[str] = []
+    hooks = store.driver.client.adapter.session.hooks["response"]  # type: ignore[attr-defined]
+    hooks.append(lambda response, *args, **kwargs: sent.append(response.request.method))
+    with pytest.raises(ConflictError):
+        store.put(name, "overwritten", if_version=spelling)
+    with pytest.raises(NotFoundError):
+        store.get(name, version=spelling)
+    assert sent == []  # decided before any request
+    hooks.pop()
+    meta = root.secrets.kv.v2.read_secret_metadata(name)["data"]
+    assert meta["current_version"] == 1 and store.get(name, refresh=True).text == "one"
+    store.delete(name, purge=True)
+
+
 def test_previous_is_the_version_before_the_current_one(root: Any, store: SecretStore, name: str) -> None:
     store.put(name, "one")
     with pytest.raises(NotFoundError, match="no previous version"):

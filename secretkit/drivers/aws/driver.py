@@ -7,15 +7,18 @@
 | current_version(name)             | DescribeSecret (VersionIdsToStages)                              |
 | versions(name)                    | ListSecretVersionIds(IncludeDeprecated)                          |
 | list(prefix)                      | ListSecrets with a ``name`` prefix filter                         |
-| write(...)                        | PutSecretValue(ClientRequestToken); CreateSecret when missing    |
+| write(...)                        | PutSecretValue(ClientRequestToken); CreateSecret when missing;   |
+|                                   | RestoreSecret first if deleted and ``restore_deleted``           |
 | write(create_only)                | CreateSecret                                                     |
 | write(if_version)                 | ``stages.compare_and_set`` (UpdateSecretVersionStage)             |
 | write_pending / promote / discard | ``stages`` (AWSPENDING / AWSCURRENT moves)                        |
+| rotation_settings(name)           | DescribeSecret (RotationEnabled, RotationLambdaARN, OwningService)  |
 | delete(name[, purge])             | DeleteSecret (recovery window / ForceDeleteWithoutRecovery)      |
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,13 +27,14 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
+from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
-from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_gone, is_marked_for_deletion, message_of
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
+from secretkit.drivers.base import Capabilities, Classified, Record, RotationSetting
 from secretkit.errors import (
     AlreadyExistsError,
     ConfigError,
+    ConflictError,
     NotFoundError,
     SecretError,
     UnavailableError,
@@ -42,6 +46,8 @@ from secretkit.secret import Stage, Value, VersionInfo
 
 BACKEND = "aws-sm"
 BATCH_SIZE = 20
+#: A deleted secret whose DeletedDate is less than this far ahead is being purged, not recoverable.
+PURGE_MARGIN_SECONDS = 300.0
 
 
 class AwsOptions(BaseModel):
@@ -54,6 +60,9 @@ class AwsOptions(BaseModel):
     profile: str | None = Field(None, description="a named profile from ~/.aws/config")
     recovery_window_days: int | None = Field(
         None, ge=7, le=30, description="recovery window of delete() without purge; default AWS's 30 days"
+    )
+    restore_deleted: bool = Field(
+        False, description="put() on a secret scheduled for deletion restores it first (else ConflictError)"
     )
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
     read_timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
@@ -82,10 +91,13 @@ class AwsDriver:
     names = codec.NAMES
     sdk_loggers = ("botocore", "boto3", "urllib3")
 
-    def __init__(self, client: Any, *, owned: bool, recovery_window_days: int | None = None) -> None:
+    def __init__(
+        self, client: Any, *, owned: bool, recovery_window_days: int | None = None, restore_deleted: bool = False
+    ) -> None:
         self.client = client
         self._owned = owned
         self._recovery_window = recovery_window_days
+        self._restore_deleted = restore_deleted
 
     def check_value(self, name: str, value: Value) -> None:
         codec.check_value(value)
@@ -184,23 +196,41 @@ class AwsDriver:
         return self._put(name, member, token)
 
     def _put(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
-        """PutSecretValue; CreateSecret when there is no secret; a fresh secret over a deleted one."""
+        """PutSecretValue; CreateSecret when there is no secret."""
         try:
-            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
-            return VersionInfo(name, str(response["VersionId"]), None, codec.stages(response.get("VersionStages")))
+            return self._add_version(name, member, token)
         except bx.ClientError as exc:
-            if not is_gone(exc):
+            if code_of(exc) != "ResourceNotFoundException":
                 raise
         try:
             return self._create(name, member, token)
         except AlreadyExistsError:
             # Another writer created it between our two calls; add our version to theirs.
-            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
-            return VersionInfo(name, str(response["VersionId"]), None, codec.stages(response.get("VersionStages")))
+            return self._add_version(name, member, token)
 
-    def _create(self, name: str, member: dict[str, Any], token: str, *, purged: bool = False) -> VersionInfo:
-        """CreateSecret (atomic create-only). A name in its recovery window is purged first:
-        writing to a deleted name starts a new secret, never resurrecting the old versions."""
+    def _add_version(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
+        """PutSecretValue. A secret in its recovery window is someone's recoverable secret (its
+        description, tags, KMS key, policy and versions): a put never destroys it, and restores
+        it first only when the store was opened with ``restore_deleted``."""
+        try:
+            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
+        except bx.ClientError as exc:
+            if not is_marked_for_deletion(code_of(exc), message_of(exc)):
+                raise
+            taken = self._why_taken(name, token)
+            if isinstance(taken, VersionInfo):
+                return taken
+            if isinstance(taken, ConflictError) and self._restore_deleted:
+                self.client.restore_secret(SecretId=name)
+            elif not isinstance(taken, AlreadyExistsError):  # AlreadyExists: restored meanwhile
+                raise taken from exc
+            response = self.client.put_secret_value(SecretId=name, ClientRequestToken=token, **member)
+        return VersionInfo(name, str(response["VersionId"]), None, codec.stages(response.get("VersionStages")))
+
+    def _create(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
+        """CreateSecret (atomic create-only). A name in its recovery window is a ``ConflictError``,
+        even with ``restore_deleted``: restoring is not creating, and purging to free the name
+        would destroy a recoverable secret."""
         try:
             response = self.client.create_secret(Name=name, ClientRequestToken=token, **member)
             return VersionInfo(name, str(response.get("VersionId", token)), None, codec.stages(["AWSCURRENT"]))
@@ -208,23 +238,34 @@ class AwsDriver:
             code = code_of(exc)
             if code != "ResourceExistsException" and not is_marked_for_deletion(code, message_of(exc)):
                 raise
+            taken = self._why_taken(name, token)
+        if isinstance(taken, VersionInfo):
+            return taken
+        raise taken
+
+    def _why_taken(self, name: str, token: str) -> VersionInfo | SecretError:
+        """Why a write found ``name`` taken (DescribeSecret): our own earlier attempt whose
+        response was lost (its version, success), a live secret (``AlreadyExistsError``), one in
+        its recovery window (``ConflictError``), or one being purged (``UnavailableError``:
+        AWS frees the name asynchronously; the store retries the idempotent put)."""
         try:
             description = self.client.describe_secret(SecretId=name)
         except bx.ClientError as exc:
             if code_of(exc) == "ResourceNotFoundException":  # purged meanwhile: let the store retry
-                raise UnavailableError("secret of this name was being deleted; retry") from exc
+                return UnavailableError("secret of this name was being deleted; retry")
             raise
         found = (description.get("VersionIdsToStages") or {}).get(token)
-        if found is not None:  # our own earlier attempt created it (its response was lost)
+        if found is not None:
             return VersionInfo(name, token, None, codec.stages(found))
-        if not description.get("DeletedDate"):
+        deleted = description.get("DeletedDate")
+        if deleted is None:
             versions = description.get("VersionIdsToStages") or {}
-            raise already_exists(next((str(v) for v, labels in versions.items() if "AWSCURRENT" in labels), None))
-        if purged:
-            # AWS deletes asynchronously; the name frees up shortly (put is retried, idempotently).
-            raise UnavailableError("the deleted secret of this name is still being purged; retry")
-        self.client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
-        return self._create(name, member, token, purged=True)
+            return already_exists(next((str(v) for v, labels in versions.items() if "AWSCURRENT" in labels), None))
+        # DeletedDate is when the secret goes: days ahead in a recovery window (7-30), about now
+        # after a force delete or at the window's end. The margin absorbs clock skew.
+        if codec.timestamp(deleted) > time.time() + PURGE_MARGIN_SECONDS:
+            return scheduled_for_deletion(name)
+        return UnavailableError("the deleted secret of this name is still being purged; retry")
 
     def delete(self, name: str, *, purge: bool) -> None:
         if purge:
@@ -251,6 +292,17 @@ class AwsDriver:
 
     def discard_pending(self, name: str, version: str) -> None:
         stages.unstage(self.client, name, version)
+
+    def rotation_settings(self, name: str) -> RotationSetting:
+        """Whether Secrets Manager rotates ``name`` itself: a rotation Lambda, or rotation
+        managed by the service that owns the secret (RDS, Redshift, …)."""
+        description = self.client.describe_secret(SecretId=name)
+        if not description.get("RotationEnabled"):
+            return RotationSetting()
+        if description.get("RotationLambdaARN"):
+            return RotationSetting(rotated_by=f"the rotation Lambda {description['RotationLambdaARN']}")
+        owner = description.get("OwningService")
+        return RotationSetting(rotated_by=f"{owner}'s managed rotation" if owner else "Secrets Manager's rotation")
 
     # -- errors, lifecycle -----------------------------------------------------------
 
@@ -288,12 +340,31 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
         raise ConfigError("aws-sm:// takes no host or path; use aws-sm://?region=eu-west-1")
     opts = validate(AwsOptions, options, what="aws-sm store")
     if client is not None:
-        return AwsDriver(client, owned=False, recovery_window_days=opts.recovery_window_days)
+        return AwsDriver(client, owned=False, **driver_settings(opts))
     try:
         session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
         made = session.client("secretsmanager", endpoint_url=opts.endpoint_url, config=client_config(opts))
         made.meta.events.register("before-send.secrets-manager", refuse_late_requests)
-    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError, ValueError) as exc:
+    except ValueError:
+        # botocore's "Invalid endpoint: ..." quotes the option, which may carry user info
+        shown = redact_url(opts.endpoint_url or "")
+        raise ConfigError(f"cannot configure the AWS Secrets Manager client: endpoint_url {shown!r} is not a "
+                          "valid endpoint URL (scheme://host[:port])") from None
+    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError) as exc:
         hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
         raise ConfigError(f"cannot configure the AWS Secrets Manager client: {exc}{hint}") from exc
-    return AwsDriver(made, owned=True, recovery_window_days=opts.recovery_window_days)
+    return AwsDriver(made, owned=True, **driver_settings(opts))
+
+
+def driver_settings(options: AwsOptions) -> dict[str, Any]:
+    """The options the driver itself reads (the rest configure the boto3 client)."""
+    return {"recovery_window_days": options.recovery_window_days, "restore_deleted": options.restore_deleted}
+
+
+def scheduled_for_deletion(name: str) -> ConflictError:
+    """The refusal of a write over a secret in its recovery window, with the ways out."""
+    return ConflictError(
+        "secret is scheduled for deletion and still recoverable; nothing was written. Restore it "
+        f"(aws secretsmanager restore-secret --secret-id {name}, or open the store with "
+        "aws-sm://?restore_deleted=true to restore on put), or purge it first with delete(name, purge=True)"
+    )

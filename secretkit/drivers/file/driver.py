@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -25,9 +26,9 @@ from secretkit.drivers.file.disk import (
     remove_stale_temporaries,
 )
 from secretkit.drivers.file.document import decrypt, encrypt
-from secretkit.drivers.file.keys import KeySource, load_key
+from secretkit.drivers.file.keys import LEGACY_KEY, STORE_ID, KeySource, load_key
 from secretkit.drivers.memory import capabilities
-from secretkit.errors import ConfigError, ErrorCode
+from secretkit.errors import ConfigError, ErrorCode, NotFoundError
 from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
 
@@ -46,17 +47,25 @@ class FileOptions(BaseModel):
 
 
 class FileDriver:
-    """Versioned secrets in one encrypted file; semantics shared with memory://."""
+    """Versioned secrets in one encrypted file; semantics shared with memory://.
+
+    A store that does not exist yet is created by its first write (directory, key, store id),
+    never by a read: a read of a mistyped path says that no store is there and leaves nothing
+    behind. ``key`` is None until the store has one (``keys`` says where it is looked for).
+    """
 
     backend = "file"
     sdk_loggers: tuple[str, ...] = ()
     capabilities = capabilities(1024 * 1024)
 
-    def __init__(self, directory: Path, key: bytes, *, max_value_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self, directory: Path, key: bytes | None, *, keys: KeySource | None = None, max_value_bytes: int = 1024 * 1024
+    ) -> None:
         self.directory = directory
         self.capabilities = capabilities(max_value_bytes)
         self.names: NameRules = portable_rules()
-        self._aead = AESGCM(key)
+        self._keys = keys or KeySource()
+        self._aead = AESGCM(key) if key is not None else None
         self._data = directory / "store.enc"
         self._lock = threading.Lock()
         at_fork(self, FileDriver._after_fork)
@@ -69,20 +78,23 @@ class FileDriver:
 
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
         return self._mutate(
-            lambda e: versioned.write(e, name, value, if_version=if_version, create_only=create_only, token=token)
+            lambda e: versioned.write(e, name, value, if_version=if_version, create_only=create_only, token=token),
+            create=True,
         )
 
     def delete(self, name: str, *, purge: bool) -> None:
         self._mutate(lambda e: versioned.delete(e, name))
 
     def list(self, prefix: str) -> list[str]:
-        return versioned.names(self._load(), prefix)
+        # a store that does not exist holds no names: listing it is not an error (a layered
+        # store lists every layer), and creates nothing either
+        return versioned.names(self._load(missing_ok=True), prefix)
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
         return versioned.versions(self._load(), name)
 
     def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
-        return self._mutate(lambda e: versioned.write_pending(e, name, value, token=token, adopt=adopt))
+        return self._mutate(lambda e: versioned.write_pending(e, name, value, token=token, adopt=adopt), create=True)
 
     def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
         return self._mutate(lambda e: versioned.promote(e, name, version, if_current=if_current))
@@ -105,12 +117,17 @@ class FileDriver:
 
     # -- storage -----------------------------------------------------------------------
 
-    def _load(self) -> versioned.Entries:
-        """The current document; decrypted again only when the file changed on disk."""
+    def _load(self, *, missing_ok: bool = False) -> versioned.Entries:
+        """The current document; decrypted again only when the file changed on disk.
+
+        A store that does not exist is a ``NotFoundError`` naming its path (``missing_ok``: empty).
+        """
         with self._lock:
             fd = open_nofollow(self._data, os.O_RDONLY, "store file", missing_ok=True)
             if fd is None:
-                return {}
+                if missing_ok or store_exists(self.directory):
+                    return {}  # a store whose first write made its key, then stopped
+                raise self._no_store()
             try:
                 st = os.fstat(fd)
                 stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -120,24 +137,37 @@ class FileDriver:
                 os.close(fd)
             return self._cached[1]
 
-    def _mutate(self, change: Callable[[versioned.Entries], T]) -> T:
-        """Read-modify-write under the process lock and the inter-process file lock."""
-        with self._lock, self._file_lock():
-            remove_stale_temporaries(self.directory)
-            fd = open_nofollow(self._data, os.O_RDONLY, "store file", missing_ok=True)
-            if fd is None:
-                entries: versioned.Entries = {}
-            else:
-                try:
-                    entries = self._decrypt(read_all(fd))
-                finally:
-                    os.close(fd)
-            result = change(entries)
-            blob = self._encrypt(entries)
-            self._atomic_write(blob)
-            st = self._data.stat()
-            self._cached = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
-            return result
+    def _no_store(self) -> NotFoundError:
+        return NotFoundError(
+            f"no file store at {self.directory}: nothing has been written there (the first write creates it)"
+        )
+
+    def _mutate(self, change: Callable[[versioned.Entries], T], *, create: bool = False) -> T:
+        """Read-modify-write under the process lock and the inter-process file lock; only a
+        ``create`` change (a write) makes a store that does not exist yet."""
+        with self._lock:
+            if not store_exists(self.directory):
+                if not create:
+                    raise self._no_store()
+                make_directory(self.directory)
+            with self._file_lock():
+                remove_stale_temporaries(self.directory)
+                if self._aead is None:  # under the store lock, so two first writers make one key
+                    self._aead = AESGCM(self._key(create=create))
+                fd = open_nofollow(self._data, os.O_RDONLY, "store file", missing_ok=True)
+                if fd is None:
+                    entries: versioned.Entries = {}
+                else:
+                    try:
+                        entries = self._decrypt(read_all(fd))
+                    finally:
+                        os.close(fd)
+                result = change(entries)
+                blob = self._encrypt(entries)
+                self._atomic_write(blob)
+                st = self._data.stat()
+                self._cached = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
+                return result
 
     def _file_lock(self) -> contextlib.AbstractContextManager[None]:
         return locked(self.directory)
@@ -156,10 +186,19 @@ class FileDriver:
             raise
         fsync_dir(self.directory)
 
+    def _key(self, *, create: bool) -> bytes:
+        key = load_key(self.directory, self._keys, create=create)
+        if key is None:  # only a store with neither data nor key gets here, and only a write asks
+            raise self._no_store()
+        return key
+
     def _encrypt(self, entries: versioned.Entries) -> bytes:
+        assert self._aead is not None  # only _mutate encrypts, after it has the key
         return encrypt(self._aead, entries)
 
     def _decrypt(self, blob: bytes) -> versioned.Entries:
+        if self._aead is None:  # another process created the store after this one opened it
+            self._aead = AESGCM(self._key(create=False))
         return decrypt(self._aead, blob, self._data)
 
 
@@ -167,20 +206,33 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> F
     opts = validate(FileOptions, options, what="file store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path
     directory = store_directory(raw)
+    source = KeySource(opts.key_env, opts.key_file, opts.keyring)
     try:
-        with locked(directory):
-            remove_stale_temporaries(directory)
-            data = directory / "store.enc"
-            if data.is_symlink():
-                raise ConfigError(f"refusing store file {data}: it is a symbolic link")
-            key = load_key(directory, KeySource(opts.key_env, opts.key_file, opts.keyring))
+        if store_exists(directory):
+            with locked(directory):
+                remove_stale_temporaries(directory)
+                data = directory / "store.enc"
+                if data.is_symlink():
+                    raise ConfigError(f"refusing store file {data}: it is a symbolic link")
+                key = load_key(directory, source)
+        else:
+            # Nothing to open yet, and opening makes nothing: the first write creates the store
+            # (so a mistyped path read by `secretkit get` leaves no stray store behind). A key that
+            # exists already ($SECRETKIT_FILE_KEY, a key_file) is checked now all the same.
+            key = load_key(directory, source, create=False)
     except OSError as exc:
         raise ConfigError(f"cannot open file store {directory}: {exc.strerror or exc} ({exc.filename})") from None
-    return FileDriver(directory, key, max_value_bytes=opts.max_value_bytes)
+    return FileDriver(directory, key, keys=source, max_value_bytes=opts.max_value_bytes)
+
+
+def store_exists(directory: Path) -> bool:
+    """True once a first write has begun making a store in ``directory`` (its key or its data);
+    a lock file alone, or an empty directory, is no store."""
+    return any(os.path.lexists(directory / name) for name in ("store.enc", STORE_ID, LEGACY_KEY))
 
 
 def store_directory(raw: str) -> Path:
-    """The store's directory, created if missing; any path that cannot be one is a ConfigError."""
+    """The store's directory, checked but not created; any path that cannot be one is a ConfigError."""
     if not raw:
         raise ConfigError("file:// needs a directory, e.g. file:///home/me/.secrets or file://./dev-secrets")
     if "\0" in raw:
@@ -190,6 +242,22 @@ def store_directory(raw: str) -> Path:
     except RuntimeError as exc:  # ~user that does not exist, or no home directory at all
         raise ConfigError(f"file store path {raw!r}: {exc}") from None
     try:
+        st = directory.stat()
+    except FileNotFoundError:
+        return directory  # made by the first write (make_directory)
+    except NotADirectoryError:
+        raise ConfigError(f"file store path {directory}: a part of it is a file, not a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"file store path {directory}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"file store path {directory} exists and is not a directory")
+    check_trusted(directory, st, "file store directory")
+    return directory
+
+
+def make_directory(directory: Path) -> None:
+    """Create the store's directory (0700) for its first write; ConfigError if it cannot be one."""
+    try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     except FileExistsError:
         raise ConfigError(f"file store path {directory} exists and is not a directory") from None
@@ -198,4 +266,3 @@ def store_directory(raw: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"file store directory {directory} cannot be created: {exc.strerror or exc}") from None
     check_trusted(directory, directory.stat(), "file store directory")
-    return directory

@@ -55,47 +55,58 @@ class KeySource:
     keyring: bool = True
 
 
-def load_key(directory: Path, source: KeySource) -> bytes:
-    """The key from ``source.key_env``, else ``source.key_file``, else the store's own key (made
-    for a new store). Call it holding the store's lock, so concurrent first opens agree on one key.
+def load_key(directory: Path, source: KeySource, *, create: bool = True) -> bytes | None:
+    """The key from ``source.key_env``, else ``source.key_file``, else the store's own key.
+
+    A store without a key yet gets one only with ``create`` (its first write); without it,
+    None, and nothing is written. Create holding the store's lock, so concurrent first
+    writers agree on one key; finding an existing key needs no lock.
     """
     encoded = os.environ.get(source.key_env)
     if encoded:
         return _parse_key(encoded, f"${source.key_env}")[0]
     if source.key_file is not None:
-        return _named_key(directory, source.key_file.expanduser(), source)
-    return _own_key(directory, source)
+        return _named_key(directory, source.key_file.expanduser(), source, create)
+    return _own_key(directory, source, create)
 
 
-def _named_key(directory: Path, key_file: Path, source: KeySource) -> bytes:
+def _named_key(directory: Path, key_file: Path, source: KeySource, create: bool) -> bytes | None:
+    has_data = (directory / "store.enc").exists()  # first: see _own_key
     # a key the user names may be a symlink (a Kubernetes secret volume is made of them)
     raw = read_trusted(key_file, "key file", follow_symlinks=True)
     if raw is None:
-        if (directory / "store.enc").exists():
+        if has_data:
             raise AuthenticationError(
                 f"file store {directory} exists but its key is missing: set {source.key_env} or restore {key_file}"
             )
+        if not create:
+            return None
         key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         publish(key_file, (new_key() + "\n").encode())  # if another opener won, its key is read below
         raw = read_trusted(key_file, "key file", follow_symlinks=True) or b""
     return _parse_key(raw.decode("utf-8", "replace"), str(key_file))[0]
 
 
-def _own_key(directory: Path, source: KeySource) -> bytes:
+def _own_key(directory: Path, source: KeySource, create: bool = True) -> bytes | None:
+    # Data first, then the key: a first write makes the key (and id) before the data, so data
+    # seen here has a key to find below even without the store lock (a reader's open), while
+    # the other order could miss a key made in between and call an existing store keyless.
+    has_data = (directory / "store.enc").exists()
     store_id = _read_store_id(directory)
     legacy = directory / LEGACY_KEY
     legacy_raw = read_trusted(legacy, "key file")
-    has_data = (directory / "store.enc").exists()
     if store_id is None:
         if legacy_raw is not None and (legacy_raw.strip() or has_data):
             _warn_legacy(directory)
             return _parse_key(legacy_raw.decode("utf-8", "replace"), str(legacy))[0]
-        if legacy_raw is not None:  # empty, and no data: an older secretkit was killed creating the store
-            legacy.unlink()
         if has_data:
             raise AuthenticationError(
                 f"file store {directory} exists but its key is missing: set {source.key_env} or key_file= to its key"
             )
+        if not create:
+            return None
+        if legacy_raw is not None:  # empty, and no data: an older secretkit was killed creating the store
+            legacy.unlink()
         return _create_own_key(directory, source)
     found = _find_own_key(store_id, source)
     if isinstance(found, list):
@@ -139,7 +150,9 @@ def _create_own_key(directory: Path, source: KeySource) -> bytes:
         raise
     if not created:  # another process linked its id first (possible only without flock)
         _forget_own_key(store_id, location)
-        return _own_key(directory, source)
+        theirs = _own_key(directory, source)
+        assert theirs is not None  # the winner's id is there, so its key is found or the lookup raised
+        return theirs
     return key
 
 

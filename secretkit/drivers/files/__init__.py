@@ -16,8 +16,9 @@ generations. This driver instead reads the ``..data`` link of a directory ONCE p
 every file through the directory it names, and checks afterwards that the link still names it
 (a seqlock): if the kubelet swapped it meanwhile (and maybe began deleting the old directory),
 the read starts again. Timestamped directories are never changed in place, so every read is
-one generation, old or new, never a mix. Dot entries (``..data``, ``..2024_…``, hidden files)
-are never names and never listed.
+one generation, old or new, never a mix. The kubelet's own entries (``..data``, ``..2024_…``:
+anything starting with ``..``, which the kubelet refuses as a key) are never names and never
+listed; one leading dot is part of a name (a dockerconfigjson Secret's ``.dockerconfigjson``).
 
 Version ids are a digest of what the read saw (the ``..data`` targets, and each file's device,
 inode, size and modification time): a kubelet swap, a rename over a file (Vault Agent) or an

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import Capabilities, Classified, Record
 from secretkit.drivers.files.inotify import Inotify
-from secretkit.drivers.files.tree import Tree
+from secretkit.drivers.files.tree import Tree, bookkeeping
 from secretkit.errors import ConfigError, ErrorCode, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.names import NameRules
 from secretkit.secret import Value, VersionInfo
@@ -23,8 +23,8 @@ from secretkit.secret import Value, VersionInfo
 _MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux and macOS
 NAME_RULE = (
     "files:// names are relative paths under the store's directory: segments separated by single '/', "
-    f"none empty or starting with '.' (dot entries are the kubelet's bookkeeping), each at most "
-    f"{_MAX_SEGMENT_BYTES} bytes"
+    "none empty, '.' or starting with '..' (the kubelet's own entries such as '..data'; one leading dot, "
+    f"as in '.dockerconfigjson', is part of a name), each at most {_MAX_SEGMENT_BYTES} bytes"
 )
 READ_ONLY = (
     "files:// is read-only: the files belong to whatever mounted them (kubelet, CSI driver, Vault Agent, Docker)"
@@ -49,11 +49,16 @@ class FilesOptions(BaseModel):
     optional: bool = Field(
         False, description="a missing PATH reads as an empty store (every get NotFoundError) instead of an error"
     )
+    value_key: str = Field(
+        "value", min_length=1,
+        description="a directory holding only this file reads as the text (or octets) in it: a mounted Kubernetes "
+        "Secret in which k8s:// keeps text, read as k8s:// reads it",
+    )
 
 
 def _holds(name: str) -> bool:
     for segment in name.split("/"):
-        if not segment or segment.startswith(".") or "\x00" in segment:
+        if not segment or segment == "." or bookkeeping(segment) or "\x00" in segment:
             return False
         if len(segment.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT_BYTES:
             return False
@@ -74,7 +79,8 @@ class FilesDriver:
         self.options = options or FilesOptions()
         self.root = str(root)
         self.names = NameRules(NAME_RULE, _holds)
-        self._tree = Tree(self.root, max_file_bytes=self.options.max_file_bytes, optional=self.options.optional)
+        self._tree = Tree(self.root, max_file_bytes=self.options.max_file_bytes, optional=self.options.optional,
+                          value_key=self.options.value_key)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from secretkit.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 DATA_LINK = "..data"
 """The kubelet's symlink to the current timestamped directory."""
@@ -55,16 +55,27 @@ def file_key(field: str, st: os.stat_result) -> tuple[str, int, int, int, int]:
     return (field, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def bookkeeping(entry: str) -> bool:
+    """True for the kubelet's own entries (``..data``, ``..data_tmp``, ``..2024_01_01_…``).
+
+    The kubelet refuses payload paths with an element starting with ``..`` (AtomicWriter's
+    validatePath), so no key is ever one of these; a key with one leading dot
+    (``.dockerconfigjson``) is the key's own name.
+    """
+    return entry.startswith("..")
+
+
 def data_target(directory: str) -> str | None:
     """The timestamped directory a kubelet ``..data`` link in ``directory`` names, or None.
 
-    Only a symlink to a sibling dot entry counts, so a stray file called ``..data`` changes nothing.
+    Only a symlink to a sibling bookkeeping entry counts, so a stray file called ``..data``
+    (or a link to a key) changes nothing.
     """
     try:
         target = os.readlink(os.path.join(directory, DATA_LINK))
     except OSError:
         return None
-    if "/" in target or os.sep in target or not target.startswith(".") or target in (".", ".."):
+    if "/" in target or os.sep in target or not bookkeeping(target) or target == "..":
         return None
     return target
 
@@ -81,11 +92,12 @@ def points_into_data(path: str) -> bool:
 class Tree:
     """The files under ``root``, read consistently (see the module docstring)."""
 
-    def __init__(self, root: str, *, max_file_bytes: int, optional: bool) -> None:
+    def __init__(self, root: str, *, max_file_bytes: int, optional: bool, value_key: str = "value") -> None:
         self.root = root
         self._real_root = os.path.realpath(root)
         self.max_file_bytes = max_file_bytes
         self.optional = optional
+        self.value_key = value_key
 
     def names(self) -> builtins.list[str]:
         """Every file under the root, read consistently (restarted when a swap moves the ground)."""
@@ -209,7 +221,8 @@ class Tree:
                 raise Moved()
             if not snapshot.in_generation and not self._same_files(real, name, snapshot):
                 raise Moved()
-            return Value(Kind.FIELDS, fields), snapshot
+            # a mounted Secret of only the value key is how k8s:// keeps text: read it as that text
+            return Value(Kind.FIELDS, text_form(fields, self.value_key)), snapshot
         if not stat.S_ISREG(st.st_mode):
             raise InvalidArgumentError("not a regular file or a directory")
         data, file_st = self._read_file(real, name, snapshot, None)
@@ -230,7 +243,7 @@ class Tree:
         return snapshot
 
     def _entries(self, directory: str, name: str, snapshot: Snapshot) -> builtins.list[tuple[str, str]]:
-        """(field, real path) of each regular file in ``directory`` (dot entries and subdirectories skipped)."""
+        """(field, real path) of each regular file in ``directory`` (kubelet bookkeeping and subdirectories skipped)."""
         try:
             listing = sorted(os.listdir(directory))
         except (FileNotFoundError, NotADirectoryError):
@@ -239,7 +252,7 @@ class Tree:
             raise PermissionDeniedError("the directory is not readable by this process", name=name) from None
         out = []
         for entry in listing:
-            if entry.startswith("."):
+            if bookkeeping(entry):
                 continue
             real = os.path.realpath(os.path.join(directory, entry))
             if not self._inside(real):
@@ -295,7 +308,7 @@ class Tree:
         self, directory: str, rel: str, found: builtins.list[str], links: builtins.list[tuple[str, str]],
         seen: set[str],
     ) -> None:
-        """Every file under ``directory`` (dot entries skipped, kubelet generations read through ``..data``)."""
+        """Every file under ``directory`` (kubelet bookkeeping skipped, generations read through ``..data``)."""
         target = data_target(directory)
         try:
             if target is None:
@@ -313,7 +326,7 @@ class Tree:
             raise PermissionDeniedError("a directory under the store is not readable by this process",
                                         name=rel.rstrip("/") or None) from None
         for entry, path in sorted(entries):
-            if entry.startswith("."):
+            if bookkeeping(entry):
                 continue
             real = os.path.realpath(path)
             if not self._inside(real):

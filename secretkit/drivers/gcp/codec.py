@@ -100,6 +100,31 @@ def annotations_for(name: str, secret_id: str) -> dict[str, str]:
     return {NAME_ANNOTATION: name} if secret_id != name else {}
 
 
+# -- versions -----------------------------------------------------------------------------
+
+_VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,18}")  # ASCII, as GCP writes them (int64, from 1)
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+#: Names GCP refuses as aliases (``latest`` is its own reference; ``get()`` reads it).
+RESERVED_ALIASES = frozenset({"latest", "NEW"})
+
+VERSION_RULE = (
+    "GCP versions are numbers from 1 as GCP writes them, or a version alias of the secret "
+    "(1-63 ASCII letters, digits, '_' and '-', starting with a letter; not 'latest' or 'NEW')"
+)
+
+
+def version_ref(version: str) -> str | None:
+    """What AccessSecretVersion is asked for ``version``: the version number exactly as GCP
+    returns it, or one of the secret's version aliases (``stable``, ``canary``: GCP takes an
+    alias in place of a number on Get and Access). None when it is neither, so no version can
+    answer to it and no call is needed."""
+    if _VERSION_NUMBER.fullmatch(version) and int(version) < 2**63:
+        return version
+    if _ALIAS.fullmatch(version) and version not in RESERVED_ALIASES:
+        return version
+    return None
+
+
 # -- values -------------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 | portable                | Secret Manager                                                      |
 |-------------------------|---------------------------------------------------------------------|
 | read (current)          | AccessSecretVersion(latest)                                         |
-| read(version=N)         | AccessSecretVersion(N)                                              |
+| read(version=N/alias)   | AccessSecretVersion(N), or (ALIAS) the version a version alias names |
 | read_previous           | GetSecretVersion(latest) → N, then AccessSecretVersion(N-1)         |
 | current_version         | GetSecretVersion(latest)                                            |
 | write                   | AddSecretVersion; on NOT_FOUND CreateSecret (annotated) and add     |
@@ -117,9 +117,10 @@ class GcpDriver:
             raise NotSupportedError(f"GCP Secret Manager has no native {stage!r} stage")
         if version is None:
             return self._access(name, "latest", _CURRENT)
-        if not (version.isascii() and version.isdigit()) or int(version) < 1:
-            raise NotFoundError(f"no version {version!r}: GCP version ids are positive integers")
-        return self._access(name, str(int(version)), frozenset())
+        ref = codec.version_ref(version)
+        if ref is None:
+            raise NotFoundError(f"no version {version!r}: {codec.VERSION_RULE}")
+        return self._access(name, ref, frozenset())
 
     def read_previous(self, name: str) -> Record:
         """The version before ``latest``: ids are sequential per secret, so N-1 is exactly the

@@ -6,7 +6,9 @@ form plus ``-`` and 8 hex digits of the SHA-256 of the name as written, and the 
 written is recorded in the annotation ``secretkit.io/name``.
 
 Values: fields are the Secret's data keys; text and bytes are one data key (``value`` unless
-configured). Reading gives the octets of every data key, and ``Value`` derives the views.
+configured). Reading gives the octets of every data key, and ``Value`` derives the views; a
+Secret whose only data key is the value key is a ``TextForm``, so it reads as the text (or
+octets) it holds, as the same put does on every backend.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from secretkit.errors import DataLossError, InvalidArgumentError
 from secretkit.names import NameRules, hashed
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 #: Label on every Secret secretkit writes; ``list()`` selects on it server-side.
 MANAGED_LABEL = "secretkit.io/managed"
@@ -27,6 +29,20 @@ MANAGED_LABEL = "secretkit.io/managed"
 NAME_ANNOTATION = "secretkit.io/name"
 #: The annotation older releases wrote to tell text, bytes and fields apart; removed on write.
 LEGACY_KIND_ANNOTATION = "secretkit.io/kind"
+#: The type of every Secret secretkit creates; the type of a Secret never changes.
+OPAQUE = "Opaque"
+#: The data keys Kubernetes' typed Secrets need, as alternatives (each a group of keys that must
+#: all be there): the API server refuses a Secret of the first five types without them, and the
+#: controllers that own the last two read them.
+TYPED_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "kubernetes.io/tls": (("tls.crt", "tls.key"),),
+    "kubernetes.io/basic-auth": (("username",), ("password",)),
+    "kubernetes.io/ssh-auth": (("ssh-privatekey",),),
+    "kubernetes.io/dockerconfigjson": ((".dockerconfigjson",),),
+    "kubernetes.io/dockercfg": ((".dockercfg",),),
+    "kubernetes.io/service-account-token": (("token",),),
+    "bootstrap.kubernetes.io/token": (("token-id", "token-secret"),),
+}
 #: Kubernetes' limit on the decoded size of all data values of one Secret.
 MAX_SECRET_BYTES = 1024 * 1024
 MAX_OBJECT_NAME = 253
@@ -110,15 +126,29 @@ def encode(value: Value, value_key: str) -> dict[str, str]:
     return {key: base64.b64encode(item).decode("ascii") for key, item in octets.items()}
 
 
-def decode(obj: Mapping[str, Any]) -> Value:
-    """The value of a Secret object as the API returns it: the octets of every data key."""
+def decode(obj: Mapping[str, Any], value_key: str = DEFAULT_VALUE_KEY) -> Value:
+    """The value of a Secret object as the API returns it: the octets of every data key
+    (only ``value_key``: the text form, see the module docstring)."""
     data: dict[str, bytes] = {}
     for key, encoded in (obj.get("data") or {}).items():
         try:
             data[key] = base64.b64decode(encoded or "", validate=True)
         except (binascii.Error, ValueError):
             raise DataLossError(f"data key {key!r} of the Secret is not valid base64") from None
-    return Value(Kind.FIELDS, data)
+    return Value(Kind.FIELDS, text_form(data, value_key))
+
+
+def check_type(secret_type: str, data: Mapping[str, str]) -> None:
+    """Refuse ``data`` for a Secret of ``secret_type`` unless it has the keys that type needs
+    (a text or bytes value is one key, ``value``: it would replace a TLS pair, a password...)."""
+    needs = TYPED_KEYS.get(secret_type)
+    if needs is None or any(all(key in data for key in keys) for keys in needs):
+        return
+    wanted = " or ".join(" and ".join(keys) for keys in needs)
+    raise InvalidArgumentError(
+        f"the Secret is of type {secret_type}, which needs the data keys {wanted}; put a mapping with "
+        "them (fields). Nothing was written"
+    )
 
 
 # -- object metadata -------------------------------------------------------------------

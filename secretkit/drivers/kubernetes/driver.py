@@ -3,7 +3,8 @@
 | portable call            | Kubernetes API                                                          |
 |--------------------------|-------------------------------------------------------------------------|
 | ``read``                 | GET the Secret (stages: GET its companion, see ``stages.py``)          |
-| ``write``                | PATCH (strategic merge, data replaced), POST if missing                 |
+| ``write``                | PATCH (strategic merge, data replaced, ``type: Opaque``), POST if missing |
+|                          | a typed Secret (422 on type): GET, check its keys, PATCH with its type  |
 | ``write(create_only)``   | POST; 409 AlreadyExists → ``AlreadyExistsError``                        |
 | ``write(if_version)``    | PATCH with ``metadata.resourceVersion``; 409 Conflict → ``ConflictError`` |
 | ``delete``               | DELETE its companions, then the Secret                                  |
@@ -31,14 +32,16 @@ from secretkit.drivers.kubernetes.codec import (
     MAX_SECRET_BYTES,
     NAME_ANNOTATION,
     NAME_RULES,
+    OPAQUE,
     annotations_of,
+    check_type,
     decode,
     display_name,
     encode,
     metadata_of,
     resource_version,
 )
-from secretkit.drivers.kubernetes.errors import classify, is_status, rejects_version
+from secretkit.drivers.kubernetes.errors import classify, is_status, rejects_type, rejects_version
 from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companions
 from secretkit.errors import ConfigError, ConflictError, NotSupportedError
 from secretkit.secret import Stage, Value, VersionInfo
@@ -68,7 +71,7 @@ class KubernetesDriver:
         self._opts = opts
         self._owned = owned
         self._api = SecretsApi(core, namespace, timeout=opts.timeout, field_manager=opts.field_manager)
-        self._stages = Companions(self._api, opts.pending_namespace)
+        self._stages = Companions(self._api, opts.pending_namespace, opts.value_key)
 
     # -- the required calls ------------------------------------------------------------
 
@@ -79,15 +82,15 @@ class KubernetesDriver:
         if stage in (Stage.PENDING, Stage.PREVIOUS):
             return self._stages.read(obj, stage)
         doc = self._api.get(obj)
-        return Record(decode(doc), resource_version(doc), None, _CURRENT)
+        return Record(decode(doc, self._opts.value_key), resource_version(doc), None, _CURRENT)
 
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
-        obj, data, stamp = self._object(name), encode(value, self._opts.value_key), self._stamp(name)
+        obj, data = self._object(name), encode(value, self._opts.value_key)
         if create_only:
-            doc = self._create(obj, data, stamp)
+            doc = self._create(name, obj, data)
         elif if_version is not None:
             try:
-                doc = self._patch(obj, data, stamp, if_version)
+                doc = self._update(obj, data, if_version)
             except ApiException as exc:
                 # CAS against a missing object, or a version the server cannot even parse,
                 # means "the current version is not that one".
@@ -95,7 +98,7 @@ class KubernetesDriver:
                     raise ConflictError(f"current version is not {if_version!r}") from exc
                 raise
         else:
-            doc = self._upsert(obj, data, stamp)
+            doc = self._upsert(name, obj, data)
         return VersionInfo(name, resource_version(doc), None, _CURRENT)
 
     def delete(self, name: str, *, purge: bool) -> None:
@@ -145,7 +148,7 @@ class KubernetesDriver:
         return self._stages.write_pending(name, self._object(name), data, token=token, adopt=adopt)
 
     def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
-        return self._stages.promote(name, self._object(name), version, if_current=if_current, stamp=self._stamp(name))
+        return self._stages.promote(name, self._object(name), version, if_current=if_current, stamp=_UPDATE_STAMP)
 
     def discard_pending(self, name: str, version: str) -> None:
         self._stages.discard(self._object(name), version)
@@ -155,50 +158,70 @@ class KubernetesDriver:
     def _object(self, name: str) -> str:
         return self.names.storage_name(name)
 
-    def _stamp(self, name: str) -> dict[str, Any]:
-        """Labels and annotations of every secretkit write: managed, the name as written where
-        it is mapped, and no annotation of older releases (None deletes it in a patch)."""
-        notes: dict[str, str | None] = {LEGACY_KIND_ANNOTATION: None}
+    def _create(self, name: str, obj: str, data: dict[str, str]) -> dict[str, Any]:
+        """POST an Opaque Secret. Only Secrets secretkit creates carry its label (``list()``
+        selects on it) and, under a mapped name, the name as written."""
+        meta: dict[str, Any] = {"name": obj, "labels": {MANAGED_LABEL: "true"}}
         if self.names.is_mapped(name):
-            notes[NAME_ANNOTATION] = name
-        return {"labels": {MANAGED_LABEL: "true"}, "annotations": notes}
-
-    def _create(self, obj: str, data: dict[str, str], stamp: dict[str, Any]) -> dict[str, Any]:
-        meta = {
-            "name": obj,
-            "labels": stamp["labels"],
-            "annotations": {k: v for k, v in stamp["annotations"].items() if v is not None},
-        }
-        return self._api.create({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+            meta["annotations"] = {NAME_ANNOTATION: name}
+        return self._api.create({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": OPAQUE,
                                  "data": data})
 
-    def _patch(self, obj: str, data: dict[str, str], stamp: dict[str, Any], resource_version: str | None
+    def _update(self, obj: str, data: dict[str, str], resource_version: str | None) -> dict[str, Any]:
+        """Replace the data of an existing Secret, never its required keys.
+
+        The patch names the type ``Opaque``; Kubernetes refuses a patch that would change a type
+        (422), so a typed Secret (TLS, basic-auth, ...) is never written unless its type is named,
+        which happens only after its keys were checked (``check_type``): one request for the
+        usual Opaque Secret, and no window between the check and the write.
+        """
+        try:
+            return self._patch(obj, data, resource_version, OPAQUE)
+        except ApiException as exc:
+            if not rejects_type(exc):
+                raise
+        secret_type = str(self._api.get(obj).get("type") or OPAQUE)
+        check_type(secret_type, data)
+        try:
+            return self._patch(obj, data, resource_version, secret_type)
+        except ApiException as exc:
+            if rejects_type(exc):
+                raise ConflictError("the Secret was replaced by one of another type meanwhile; put again") from exc
+            raise
+
+    def _patch(self, obj: str, data: dict[str, str], resource_version: str | None, secret_type: str
                ) -> dict[str, Any]:
-        # A strategic merge patch keeps the object's type and anyone else's labels and
-        # annotations, while "$patch: replace" makes the data exactly the new value.
-        meta: dict[str, Any] = dict(stamp)
+        # A strategic merge patch keeps everyone's labels and annotations, while "$patch:
+        # replace" makes the data exactly the new value. It adds no metadata: a Secret someone
+        # else created stays theirs (it only loses the annotation older releases of ours wrote).
+        meta: dict[str, Any] = dict(_UPDATE_STAMP)
         if resource_version is not None:
             meta["resourceVersion"] = resource_version
-        return self._api.patch(obj, {"metadata": meta, "data": {"$patch": "replace", **data}})
+        return self._api.patch(obj, {"metadata": meta, "type": secret_type, "data": {"$patch": "replace", **data}})
 
-    def _upsert(self, obj: str, data: dict[str, str], stamp: dict[str, Any]) -> dict[str, Any]:
+    def _upsert(self, name: str, obj: str, data: dict[str, str]) -> dict[str, Any]:
         """Patch if it exists, else create; one more patch if someone created it in between."""
         try:
-            return self._patch(obj, data, stamp, None)
+            return self._update(obj, data, None)
         except ApiException as exc:
             if exc.status != 404:
                 raise
         try:
-            return self._create(obj, data, stamp)
+            return self._create(name, obj, data)
         except ApiException as exc:
             if not is_status(exc, 409, "AlreadyExists"):
                 raise
         try:
-            return self._patch(obj, data, stamp, None)
+            return self._update(obj, data, None)
         except ApiException as exc:
             if exc.status == 404:
                 raise ConflictError("the Secret was created and deleted concurrently; put again") from exc
             raise
+
+
+#: The metadata of every write to an existing Secret: nothing added, the annotation of older
+#: releases removed (None deletes a key in a strategic merge patch).
+_UPDATE_STAMP: dict[str, Any] = {"annotations": {LEGACY_KIND_ANNOTATION: None}}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KubernetesDriver:

@@ -65,6 +65,14 @@ def rejects_version(exc: ApiException, version: str) -> bool:
     return "resourceversion" in text.lower() or f'"{version}"' in text
 
 
+def rejects_type(exc: ApiException) -> bool:
+    """True for the 422 a write gets when its ``type`` is not the Secret's (a type is for life)."""
+    if exc.status != 422:
+        return False
+    causes = (status_body(exc).get("details") or {}).get("causes") or []
+    return any(isinstance(c, dict) and c.get("field") == "type" for c in causes)
+
+
 def classify(exc: BaseException, host: str) -> Classified | None:
     """The portable code of anything the client raised; None if it is not the client's."""
     if isinstance(exc, ApiException):

@@ -13,8 +13,11 @@ every key). So:
   promotion the old data is written there first, then the Secret's data is replaced with a
   ``resourceVersion`` precondition (the compare-and-set on ``if_current``), then the pending
   companion is deleted. Each step can be repeated, so a crashed rotation resumes.
-* The Secret records the token and pending version it was promoted from (annotations
-  without values), which is how a re-run learns that its rotation already finished.
+* The previous companion records the token and the pending version of the rotation that
+  filled it (annotations without values), which is how a re-run learns that its rotation
+  already finished: the Secret itself keeps no trace of a rotation, since ``kubectl describe``
+  shows its annotations to everyone (releases before this one annotated the Secret; those
+  annotations are still honoured by a re-run, and removed at the next promotion).
 
 Companions carry the label ``secretkit.io/stage`` (``list()`` never shows them), the
 annotation ``secretkit.io/companion-of: <namespace>/<object>`` and the Secret's uid; in the
@@ -32,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from secretkit.drivers.base import Record
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
+    DEFAULT_VALUE_KEY,
     annotations_of,
     companion_name,
     decode,
@@ -49,11 +53,13 @@ STAGE_LABEL = "secretkit.io/stage"
 COMPANION_OF = "secretkit.io/companion-of"
 #: Annotation on companions: the uid of that Secret (a later Secret of the same name is another one).
 OWNER_UID = "secretkit.io/owner-uid"
-#: Annotation on the pending companion (the rotation holding it) and on the Secret (the last
-#: rotation promoted into it).
+#: Annotation on the pending companion (the rotation holding it) and on the previous companion
+#: (the rotation that promoted over it).
 TOKEN = "secretkit.io/rotation-token"
-#: Annotation on the Secret: the pending version promoted into it last.
+#: Annotation on the previous companion: the pending version that rotation promoted.
 PROMOTED = "secretkit.io/promoted-version"
+#: Set to None in the promotion's patch: the annotations older releases left on the Secret.
+_UNSTAMP = {TOKEN: None, PROMOTED: None}
 #: Annotation on the previous companion: the resourceVersion its value had as current.
 PREVIOUS_VERSION = "secretkit.io/previous-version"
 
@@ -67,9 +73,10 @@ def _uid(obj: dict[str, Any]) -> str:
 class Companions:
     """The ``NativeStages`` steps of one store (see the module docstring)."""
 
-    def __init__(self, api: SecretsApi, pending_namespace: str | None) -> None:
+    def __init__(self, api: SecretsApi, pending_namespace: str | None, value_key: str = DEFAULT_VALUE_KEY) -> None:
         self.api = api
         self.pending_namespace = pending_namespace or api.namespace
+        self.value_key = value_key  # a companion holds a value as the Secret itself does
 
     def where(self, obj: str, stage: str) -> tuple[str, str]:
         """(namespace, name) of ``obj``'s companion for ``stage``."""
@@ -92,13 +99,13 @@ class Companions:
         version = resource_version(doc)
         if stage == Stage.PREVIOUS:
             version = annotations_of(doc).get(PREVIOUS_VERSION) or version
-        return Record(decode(doc), version, None, frozenset({stage}))
+        return Record(decode(doc, self.value_key), version, None, frozenset({stage}))
 
     # -- rotation steps ----------------------------------------------------------------
 
     def write_pending(self, name: str, obj: str, data: dict[str, str], *, token: str, adopt: bool) -> VersionInfo:
         secret = self.api.get(obj)  # 404: the secret must exist
-        if annotations_of(secret).get(TOKEN) == token:  # this rotation was promoted already
+        if self._finished(obj, secret, TOKEN, token):  # this rotation was promoted already
             self._drop_pending(obj, token)
             return VersionInfo(name, resource_version(secret), None, _CURRENT)
         if secret.get("immutable"):
@@ -136,7 +143,7 @@ class Companions:
         then drop pending. ``stamp``: the labels and annotations of any secretkit write."""
         secret = self.api.get(obj)
         namespace, companion = self.where(obj, Stage.PENDING)
-        if annotations_of(secret).get(PROMOTED) == version:  # done before (a retry or a re-run)
+        if self._finished(obj, secret, PROMOTED, version):  # done before (a retry or a re-run)
             self.api.delete_if_there(companion, namespace, resource_version=version)
             return VersionInfo(name, resource_version(secret), None, _CURRENT)
         pending = self.find(obj, Stage.PENDING)
@@ -147,12 +154,11 @@ class Companions:
         # First keep the old value. Should the compare-and-set below then lose a race with a
         # writer that came in since the check above, previous holds what was current a moment
         # ago, which is still a value its readers used.
-        self._keep_previous(obj, secret)
+        self._keep_previous(obj, secret, {TOKEN: annotations_of(pending).get(TOKEN, ""), PROMOTED: version})
         meta = {
             "resourceVersion": if_current,
             "labels": dict(stamp.get("labels") or {}),
-            "annotations": {**(stamp.get("annotations") or {}), TOKEN: annotations_of(pending).get(TOKEN, ""),
-                            PROMOTED: version},
+            "annotations": {**(stamp.get("annotations") or {}), **_UNSTAMP},
         }
         done = self.api.patch(obj, {"metadata": meta, "data": {"$patch": "replace", **(pending.get("data") or {})}})
         self.api.delete_if_there(companion, namespace, resource_version=version)
@@ -193,10 +199,31 @@ class Companions:
             meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Secret", "name": obj, "uid": _uid(owner)}]
         return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": data}
 
-    def _keep_previous(self, obj: str, secret: dict[str, Any]) -> None:
+    def _finished(self, obj: str, secret: dict[str, Any], key: str, expected: str) -> bool:
+        """Whether the rotation whose ``TOKEN`` (or ``PROMOTED`` pending version) is ``expected``
+        was promoted into ``secret``. The previous companion it filled records it; the promotion
+        landed if the Secret has moved on from the version kept there, and (while the pending
+        companion is still there) holds the pending data: a crash between keeping previous and
+        replacing the Secret, then someone else's put, is no promotion."""
+        if annotations_of(secret).get(key) == expected:  # recorded on the Secret by an older release
+            return True
+        previous = self.find(obj, Stage.PREVIOUS)
+        if previous is None or annotations_of(previous).get(OWNER_UID) != _uid(secret):
+            return False
+        notes = annotations_of(previous)
+        if notes.get(key) != expected or notes.get(PREVIOUS_VERSION) == resource_version(secret):
+            return False
+        pending = self.find(obj, Stage.PENDING)
+        if pending is None or annotations_of(pending).get(TOKEN) != notes.get(TOKEN):
+            return True
+        return (pending.get("data") or {}) == (secret.get("data") or {})
+
+    def _keep_previous(self, obj: str, secret: dict[str, Any], rotation: dict[str, str]) -> None:
+        """Write ``secret``'s data to the previous companion, with ``rotation`` (its token and
+        pending version) recorded for ``_finished``."""
         namespace, name = self.where(obj, Stage.PREVIOUS)
         body = self._body(obj, secret, Stage.PREVIOUS, dict(secret.get("data") or {}),
-                          {PREVIOUS_VERSION: resource_version(secret)})
+                          {PREVIOUS_VERSION: resource_version(secret), **rotation})
         existing = self.api.find(name, namespace)
         if existing is None:
             try:

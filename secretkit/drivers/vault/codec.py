@@ -11,8 +11,10 @@ Values are the KV map of one version:
   template ``{{ .Data.data.value }}`` give the text;
 * bytes → ``{VALUE_KEY: "<standard base64>", "encoding": "base64"}``.
 
-Reading gives the map as Vault returns it (``Value`` derives ``.text`` from a one-key map),
-except a map of exactly those two keys with that marker and valid base64, which reads as bytes.
+Reading gives the map as Vault returns it, except: a map of exactly those two keys with that
+marker and valid base64 reads as bytes; a map of only the value key is a ``TextForm``, so it
+reads as the text it holds (``.text``, references, ``secretkit get``), as the same put does
+on every backend, while ``.fields`` and ``NAME#value`` still see its one field.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules
-from secretkit.secret import Kind, Value
+from secretkit.secret import Kind, Value, text_form
 
 DEFAULT_VALUE_KEY = "value"
 #: The one key that marks a bytes value (with the value ``BASE64``) beside the value key.
@@ -87,7 +89,7 @@ def decode(data: Mapping[str, Any] | None, value_key: str = DEFAULT_VALUE_KEY) -
     octets = _bytes_form(data, value_key)
     if octets is not None:
         return Value(Kind.BYTES, octets)
-    return Value(Kind.FIELDS, data)
+    return Value(Kind.FIELDS, text_form(data, value_key))
 
 
 def _bytes_form(data: Mapping[str, Any], value_key: str) -> bytes | None:
@@ -153,9 +155,17 @@ def version_state(meta: Mapping[str, Any], now: datetime | None = None) -> str:
     return "enabled"
 
 
+_VERSION_ID = re.compile(r"[1-9][0-9]*")
+
+
 def version_number(version: str) -> int | None:
-    """A KV v2 version id as its number (1, 2, ...), or None if it is not one."""
-    return int(version) if version.isdigit() and int(version) > 0 else None
+    """A KV v2 version id as its number, or None if it is not one.
+
+    Only the spelling Vault returns (and the store hands out) counts: ``int()`` would also read
+    ``"01"``, fullwidth ``"２"`` and Arabic-Indic ``"٣"``, so ``if_version="01"`` would match
+    version 1 on the server although no store ever returned that id.
+    """
+    return int(version) if _VERSION_ID.fullmatch(version) else None
 
 
 def digest(data: Mapping[str, Any]) -> str:

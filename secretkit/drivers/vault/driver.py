@@ -11,6 +11,7 @@ Each portable call and its wire call (mount ``secret``):
 | ``delete(name)`` / ``purge=True`` | ``POST secret/delete/NAME {"versions": [live...]}`` / ``DELETE secret/metadata/NAME`` |
 | ``versions(name)`` | ``GET secret/metadata/NAME`` (marks current, and previous = current - 1) |
 | ``list(prefix)`` | ``LIST secret/metadata/FOLDER/`` per folder (``exclude_deleted=true``) |
+| ``rotation_settings(name)`` | ``GET secret/metadata/NAME`` (``max_versions``), then ``GET secret/config`` if needed |
 
 Stages are emulated by the store (``secretkit.stages``): ``previous`` is KV v2's own previous
 version (``read_previous``), ``pending`` a companion path that exists only while a rotation runs.
@@ -18,7 +19,7 @@ version (``read_previous``), ``pending`` a companion path that exists only while
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import hvac.exceptions as hx
@@ -26,7 +27,7 @@ from hvac import utils
 
 from secretkit import retry
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Record
+from secretkit.drivers.base import Capabilities, Record, RotationSetting
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
 from secretkit.drivers.vault.codec import parse_time, version_number, version_state
@@ -146,6 +147,28 @@ class KV2Driver(VaultDriverBase):
                         version_state(info))
             for number, info in sorted(found.items(), key=lambda kv: -int(kv[0]))
         ]
+
+    def rotation_settings(self, name: str) -> RotationSetting:
+        """How many versions KV v2 keeps of ``name``: ``max(max_versions of its metadata, of
+        the mount's config)``, 10 where both are 0 (unset). A read the policy denies makes the
+        limit unknown (None)."""
+        key = self._max_versions(lambda: self._metadata(self._path(name)))
+        if key is not None and key >= 2:
+            return RotationSetting()  # the larger of the two wins, whatever the mount says
+        mount = self._max_versions(lambda: self._run(lambda: self._kv().read_configuration(mount_point=self.mount))[
+            "data"])
+        if key is None or mount is None or (max(key, mount) or 10) >= 2:
+            return RotationSetting()
+        where = "on the secret's metadata" if key == 1 else f"in the config of mount {self.mount!r}"
+        return RotationSetting(kept_versions=1, kept_by=f"max_versions=1 {where}")
+
+    def _max_versions(self, read: Callable[[], dict[str, Any]]) -> int | None:
+        try:
+            return int(read().get("max_versions") or 0)
+        except hx.Forbidden as exc:
+            if not acl_denied(exc):
+                raise
+            return None
 
     # -- writes --------------------------------------------------------------------------
 
