@@ -71,16 +71,62 @@ class NotFoundError(SecretError, LookupError):
 
 
 class AlreadyExistsError(SecretError):
-    """A create-only write found the secret already there."""
+    """A create-only write found the secret already there.
+
+    ``current_version``: the version found, where the backend told (else None).
+    """
 
     code = ErrorCode.ALREADY_EXISTS
+
+    def __init__(
+        self, message: str, *, name: str | None = None, backend: str | None = None, current_version: str | None = None
+    ) -> None:
+        super().__init__(message, name=name, backend=backend)
+        self.current_version = current_version
 
 
 class ConflictError(SecretError):
     """The secret's state forbids the write: a compare-and-set precondition failed (someone
-    else changed it), or the secret is deleted but still recoverable (AWS's recovery window)."""
+    else changed it), or the secret is deleted but still recoverable (AWS's recovery window).
+
+    After ``put(if_version=...)``: ``expected_version`` is that version, and ``current_version``
+    the current one where the backend told (else None). Both are None for other conflicts (a
+    rotation already in progress, a secret in its recovery window, a secret changed while a
+    write was being retried).
+    """
 
     code = ErrorCode.CONFLICT
+
+    def __init__(
+        self, message: str, *, name: str | None = None, backend: str | None = None,
+        expected_version: str | None = None, current_version: str | None = None,
+    ) -> None:
+        super().__init__(message, name=name, backend=backend)
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
+# The one wording of each write conflict, so it reads the same on every backend: drivers raise
+# these with what they know, and the store forms every put conflict again with them (a driver
+# that raised its own words, or an SDK error it classified, still reads the same).
+
+
+def version_conflict(
+    expected: str, current: str | None = None, *, name: str | None = None, backend: str | None = None
+) -> ConflictError:
+    """``put(if_version=expected)`` lost: ``current`` is the current version where known."""
+    found = f"the current version is {current!r}" if current is not None else "it is not the current one"
+    return ConflictError(f"compare-and-set refused: expected version {expected!r}, {found}", name=name, backend=backend,
+                         expected_version=expected, current_version=current)
+
+
+def already_exists(
+    current: str | None = None, *, name: str | None = None, backend: str | None = None
+) -> AlreadyExistsError:
+    """``put(create_only=True)`` found the secret: ``current`` is its current version where known."""
+    found = f" (current version {current!r})" if current is not None else ""
+    return AlreadyExistsError(f"create-only write refused: the secret already exists{found}", name=name,
+                              backend=backend, current_version=current)
 
 
 class PermissionDeniedError(SecretError, PermissionError):

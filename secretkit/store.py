@@ -46,7 +46,17 @@ from secretkit.drivers.base import (
     name_rules,
     sdk_client,
 )
-from secretkit.errors import InvalidArgumentError, NotFoundError, NotSupportedError, SecretError, error_for
+from secretkit.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    SecretError,
+    already_exists,
+    error_for,
+    version_conflict,
+)
 from secretkit.names import NameRules, check_field_name, check_prefix
 from secretkit.redact import install_redaction
 from secretkit.secret import BatchResult, Kind, Secret, SecretInput, Stage, Value, VersionInfo
@@ -367,6 +377,14 @@ class SecretStore:
                 retry=self.capabilities.idempotent_put,
                 sensitive=True,
             )
+        except ConflictError as exc:
+            if if_version is None:  # not a lost compare-and-set: the driver's own words say what happened
+                raise
+            raise version_conflict(if_version, exc.current_version, name=name, backend=exc.backend) from None
+        except AlreadyExistsError as exc:
+            if not create_only:
+                raise
+            raise already_exists(exc.current_version, name=name, backend=exc.backend) from None
         finally:  # even a failed put may have landed (a timeout): never trust the old entry
             self.invalidate(name)
 

@@ -148,7 +148,10 @@ class Driver(Protocol):
 
         ``if_version``: ``ConflictError`` unless it is the current version (also when the
         secret is missing). ``create_only``: ``AlreadyExistsError`` if it exists. Both atomic
-        on the server. ``token`` is unique per logical put and repeats on retries.
+        on the server. Raise them with ``secretkit.errors.version_conflict(if_version, current)``
+        and ``already_exists(current)``, ``current`` being the current version where the
+        backend told it (else None); the store words every such conflict the same way.
+        ``token`` is unique per logical put and repeats on retries.
         ``InvalidArgumentError`` for a value the backend cannot hold (see ``ValueLimits``).
         """
         ...

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from secretkit.drivers.base import Record
-from secretkit.errors import AlreadyExistsError, ConflictError, NotFoundError
+from secretkit.errors import ConflictError, NotFoundError, already_exists, version_conflict
 from secretkit.secret import Stage, Value, VersionInfo
 
 
@@ -76,9 +76,9 @@ def write(
             return e.info(name, done)
     current = e.stages.get(Stage.CURRENT) if e else None
     if create_only and current is not None:
-        raise AlreadyExistsError("secret already exists")
+        raise already_exists(current)
     if if_version is not None and current != if_version:
-        raise ConflictError(f"current version is {current!r}, not {if_version!r}")
+        raise version_conflict(if_version, current)
     if e is None:
         e = entries[name] = Entry()
     new = Version(str(int(e.versions[-1].id) + 1 if e.versions else 1), value, datetime.now(timezone.utc), token)

@@ -38,6 +38,7 @@ from secretkit.errors import (
     SecretError,
 )
 from secretkit.drivers.base import VersionProbe
+from secretkit.layered import LayeredStore
 from secretkit.secret import Secret, Stage, Value
 from secretkit.store import SecretStore
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
@@ -101,6 +102,10 @@ class _EveryStore(StoreFixtures):
 
 class StoreConformance(_EveryStore):
     """The portable contract. Subclasses provide the ``store`` fixture."""
+
+    tells_current_version: ClassVar[bool] = False
+    """True where the driver reports the current version in write conflicts (``ConflictError``
+    and ``AlreadyExistsError`` ``.current_version``): the suite then requires it."""
 
     # -- values ------------------------------------------------------------------------
 
@@ -263,6 +268,21 @@ class StoreConformance(_EveryStore):
         assert store.get(name, stage=Stage.PREVIOUS).text == "old"
         assert Stage.CURRENT in store.get(name).stages
 
+    def test_versions_mark_the_version_previous_reads(self, store: SecretStore, new_name: NameFactory) -> None:
+        """``versions()`` marks ``previous`` on the version ``get(stage="previous")`` returns,
+        and on no other, wherever the backend keeps history and stages."""
+        if store.stages is None or not store.capabilities.versions:
+            pytest.skip("store keeps no history with stages")
+        name = new_name("marked")
+        v1 = store.put(name, "one").version
+        v2 = store.put(name, "two").version
+        v3 = store.put(name, "three").version
+        marks = {v.version: v.stages & {Stage.CURRENT, Stage.PREVIOUS} for v in store.versions(name)}
+        assert marks[v3] == {Stage.CURRENT}
+        assert marks[v2] == {Stage.PREVIOUS}
+        assert marks[v1] == frozenset()
+        assert store.get(name, stage=Stage.PREVIOUS).version == v2
+
     # -- compare-and-set ---------------------------------------------------------------
 
     def test_compare_and_set(self, store: SecretStore, new_name: NameFactory) -> None:
@@ -294,6 +314,38 @@ class StoreConformance(_EveryStore):
         with pytest.raises(AlreadyExistsError):
             store.put(name, "second", create_only=True)
         assert store.get(name).text == "first"
+
+    def test_conflict_messages_read_the_same_on_every_backend(self, store: SecretStore, new_name: NameFactory) -> None:
+        """A stale ``if_version`` and a ``create_only`` put on an existing secret say the same
+        thing on every backend: the secret, the backend, the version expected and, where the
+        backend told, the current one; never the value."""
+        if not (store.capabilities.compare_and_set or store.capabilities.create_only):
+            pytest.skip("store has neither compare-and-set nor create-only writes")
+        name = new_name("conflict-words")
+        first = store.put(name, SENTINEL, create_only=store.capabilities.create_only).version
+        current = store.put(name, SENTINEL + "2").version
+        backend = _writer_backend(store)
+        where = f"(secret {name!r}, backend {backend})"
+        if store.capabilities.compare_and_set:
+            with pytest.raises(ConflictError) as stale:
+                store.put(name, SENTINEL + "3", if_version=first)
+            error = stale.value
+            assert (error.name, error.backend, error.expected_version) == (name, backend, first)
+            assert error.current_version == current if self.tells_current_version else error.current_version in (
+                None, current)
+            told = error.current_version is not None
+            found = f"the current version is {current!r}" if told else "it is not the current one"
+            assert str(error) == f"compare-and-set refused: expected version {first!r}, {found} {where}"
+        if store.capabilities.create_only:
+            with pytest.raises(AlreadyExistsError) as taken:
+                store.put(name, SENTINEL + "4", create_only=True)
+            exists = taken.value
+            assert (exists.name, exists.backend) == (name, backend)
+            assert exists.current_version == current if self.tells_current_version else exists.current_version in (
+                None, current)
+            found = f" (current version {current!r})" if exists.current_version is not None else ""
+            assert str(exists) == f"create-only write refused: the secret already exists{found} {where}"
+        assert store.get(name).version == current
 
     def test_concurrent_compare_and_set_has_one_winner(self, store: SecretStore, new_name: NameFactory) -> None:
         if not store.capabilities.compare_and_set:
@@ -720,6 +772,15 @@ class ReadOnlyStoreConformance(_EveryStore):
         assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
         assert all(e.backend == store.backend for e in events)
 
+
+
+def _writer_backend(store: SecretStore) -> str:
+    """The backend that takes ``store``'s writes (a layered store's errors name the layer)."""
+    if isinstance(store, LayeredStore):
+        layer = store.writable_layer
+        assert layer is not None
+        return layer.backend
+    return store.backend
 
 
 def _rejected_without_io(suite: StoreFixtures, store: SecretStore, bad: object) -> str:

@@ -30,6 +30,8 @@ def mocked() -> Iterator[None]:
 
 
 class TestAwsInProcess(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, mocked: None) -> Iterator[SecretStore]:
         with secretkit.open(f"aws-sm://?region={REGION}") as store:

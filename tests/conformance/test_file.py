@@ -10,6 +10,8 @@ from secretkit.testing.readers import ReaderAgreement
 
 
 class TestFileStore(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, file_store: SecretStore) -> SecretStore:
         return file_store

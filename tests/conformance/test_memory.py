@@ -14,6 +14,8 @@ from secretkit.testing.readers import ReaderAgreement
 
 
 class TestMemoryStore(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, memory_store: SecretStore) -> SecretStore:
         return memory_store

@@ -23,6 +23,8 @@ def _no_shell_vault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class TestVaultKV2(StoreConformance):
+    tells_current_version = True
+
     @pytest.fixture
     def store(self, bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
         with secretkit.open(bao.url("secret"), token=bao.root_token) as store:

@@ -239,10 +239,43 @@ def test_kv_version_is_detected_and_mount_prefix_split(bao: openbao.OpenBaoServe
         secretkit.open(bao.url("cubbyhole"), token=bao.root_token)
 
 
-def test_detection_against_a_closed_port_is_unavailable() -> None:
+def test_a_closed_port_says_it_cannot_connect_and_gives_no_kv_version_hint() -> None:
+    """Nothing answered, so naming kv_version would send the user the wrong way."""
     port = openbao.free_port()
-    with pytest.raises(UnavailableError, match="kv_version"):
+    with pytest.raises(UnavailableError) as info:
         secretkit.open(f"vault+http://127.0.0.1:{port}/secret", token="t")
+    message = str(info.value)
+    assert message.startswith(f"cannot connect to http://127.0.0.1:{port} (connection refused)"), message
+    assert "kv_version" not in message
+
+
+def test_tls_to_a_plain_http_server_leads_with_the_fix(bao: openbao.OpenBaoServer, name: str) -> None:
+    """vault:// speaks TLS; the dev server listens on plain http. The first words say what to
+    change, at open (KV version detection) and on a call of a store opened with kv_version."""
+    with pytest.raises(ConfigError) as info:
+        secretkit.open(f"vault://127.0.0.1:{bao.port}/secret", token=bao.root_token)
+    message = str(info.value)
+    assert message.startswith(f"use vault+http://127.0.0.1:{bao.port} (or tls=false):"), message
+    assert "does not speak TLS" in message
+    assert "kv_version" not in message
+    with secretkit.open(f"vault://127.0.0.1:{bao.port}/secret", token=bao.root_token, kv_version=2,
+                        retry=NO_RETRY) as s, pytest.raises(ConfigError) as info:
+        s.get(name)
+    assert str(info.value).startswith(f"use vault+http://127.0.0.1:{bao.port} (or tls=false):")
+
+
+def test_kv_version_hint_only_when_the_server_will_not_tell(bao: openbao.OpenBaoServer, root: Any) -> None:
+    """A token with no capability under the mount may not ask which KV version it is: that is
+    when kv_version=1|2 is the fix, and the message leads with it."""
+    root.sys.create_or_update_policy("sk-elsewhere", 'path "elsewhere/*" { capabilities = ["read"] }')
+    token = root.auth.token.create(policies=["sk-elsewhere"], no_default_policy=True, ttl="10m")["auth"]["client_token"]
+    with pytest.raises(PermissionDeniedError) as info:
+        secretkit.open(bao.url(), token=token)
+    message = str(info.value)
+    assert message.startswith("pass kv_version=1 or 2"), message
+    assert "sys/internal/ui/mounts/secret" in message and message.endswith("(backend vault)")
+    with secretkit.open(bao.url(), token=token, kv_version=2) as s:  # the hint works: the store opens
+        assert isinstance(s.driver, KV2Driver)
 
 
 def test_a_client_passed_in_is_used_and_not_closed(bao: openbao.OpenBaoServer, name: str) -> None:
@@ -413,11 +446,22 @@ def test_previous_is_the_version_before_the_current_one(root: Any, store: Secret
     store.put(name, "one")
     with pytest.raises(NotFoundError, match="no previous version"):
         store.get(name, stage=Stage.PREVIOUS)
+    assert [v.stages for v in store.versions(name)] == [frozenset({Stage.CURRENT})]
     store.put(name, "two")
     previous = store.get(name, stage=Stage.PREVIOUS, refresh=True)
     assert (previous.text, previous.version, previous.stages) == ("one", "1", frozenset({Stage.PREVIOUS}))
+    assert [(v.version, v.stages) for v in store.versions(name)] == [
+        ("2", frozenset({Stage.CURRENT})), ("1", frozenset({Stage.PREVIOUS}))]
     root.secrets.kv.v2.destroy_secret_versions(name, versions=[1])
     with pytest.raises(NotFoundError, match="version 1 was destroyed"):
+        store.get(name, stage=Stage.PREVIOUS, refresh=True)
+    # versions() marks previous exactly where get(stage="previous") finds it: not on a destroyed one
+    assert [(v.version, v.stages, v.state) for v in store.versions(name)] == [
+        ("2", frozenset({Stage.CURRENT}), "enabled"), ("1", frozenset(), "destroyed")]
+    store.put(name, "three")
+    store.delete(name)  # soft delete of the current version: no current, so no previous either
+    assert [v.stages for v in store.versions(name)] == [frozenset(), frozenset(), frozenset()]
+    with pytest.raises(NotFoundError):
         store.get(name, stage=Stage.PREVIOUS, refresh=True)
     store.delete(name, purge=True)
 
@@ -757,8 +801,14 @@ def test_tls_with_a_ca_bundle_and_refusals_without_it(bao: openbao.OpenBaoServer
             assert s.client.adapter.base_uri.startswith("https://")
             s.put(name, "over tls")
             assert s.get(name).text == "over tls"
-        with pytest.raises(ConfigError, match="untrusted certificate"):
+        with pytest.raises(ConfigError, match="untrusted certificate") as untrusted:
             secretkit.open(server.url(), token=server.root_token)  # system CAs do not know the dev CA
+        assert str(untrusted.value).startswith("set ca_cert (or VAULT_CACERT)"), untrusted.value
+        assert "kv_version" not in str(untrusted.value)
+        with pytest.raises(ConfigError) as plain:  # plain http to a TLS server
+            secretkit.open(f"vault+http://127.0.0.1:{server.port}/secret", token=server.root_token)
+        assert str(plain.value).startswith(f"use vault://127.0.0.1:{server.port} (or tls=true):"), plain.value
+        assert "kv_version" not in str(plain.value)
         with secretkit.open(server.url(), token=server.root_token, tls_verify=False) as s:
             assert s.get(name).text == "over tls"
     finally:

@@ -38,6 +38,7 @@ from secretkit.errors import (
     NotFoundError,
     SecretError,
     UnavailableError,
+    already_exists,
     error_for,
 )
 from secretkit.retry import request_timeout
@@ -258,7 +259,8 @@ class AwsDriver:
             return VersionInfo(name, token, None, codec.stages(found))
         deleted = description.get("DeletedDate")
         if deleted is None:
-            return AlreadyExistsError("secret already exists")
+            versions = description.get("VersionIdsToStages") or {}
+            return already_exists(next((str(v) for v, labels in versions.items() if "AWSCURRENT" in labels), None))
         # DeletedDate is when the secret goes: days ahead in a recovery window (7-30), about now
         # after a force delete or at the window's end. The margin absorbs clock skew.
         if codec.timestamp(deleted) > time.time() + PURGE_MARGIN_SECONDS:

@@ -17,7 +17,7 @@ import botocore.exceptions as bx
 
 from secretkit.drivers.aws.codec import WRITE_LABEL_PREFIX, is_version_id
 from secretkit.drivers.aws.errors import code_of, is_gone
-from secretkit.errors import ConflictError, NotFoundError
+from secretkit.errors import ConflictError, NotFoundError, version_conflict
 
 Labels = dict[str, tuple[str, ...]]
 
@@ -73,27 +73,27 @@ def compare_and_set(client: Any, secret_id: str, member: dict[str, Any], token: 
     is still on ``if_version`` (atomic on the server). A losing version never becomes current:
     it is left without labels (AWS calls it deprecated). ``ConflictError`` when it loses."""
     if not is_version_id(if_version):
-        raise ConflictError(f"current version is not {if_version!r}")
+        raise version_conflict(if_version)
     label = WRITE_LABEL_PREFIX + token
     try:
         client.put_secret_value(SecretId=secret_id, ClientRequestToken=token, VersionStages=[label], **member)
     except bx.ClientError as exc:
         if is_gone(exc):
-            raise ConflictError(f"secret does not exist, so its current version is not {if_version!r}") from exc
+            raise version_conflict(if_version) from exc
         raise
     try:
         client.update_secret_version_stage(
             SecretId=secret_id, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=if_version
         )
-        won = True
+        current: str | None = token
     except bx.ClientError as exc:
         if code_of(exc) not in ("InvalidParameterException", "ResourceNotFoundException", "InvalidRequestException"):
             raise  # transient: the store retries, and the check below settles a landed move
         # A retry whose first attempt already moved AWSCURRENT has won too.
-        won = current_or_none(client, secret_id) == token
+        current = current_or_none(client, secret_id)
     drop_label(client, secret_id, label, token)
-    if not won:
-        raise ConflictError(f"current version is no longer {if_version!r}")
+    if current != token:
+        raise version_conflict(if_version, current)
 
 
 # -- rotation stages -------------------------------------------------------------------

@@ -9,7 +9,7 @@ Each portable call and its wire call (mount ``secret``):
 | ``current_version(name)`` | ``GET secret/metadata/NAME`` (the data path where the policy denies metadata) |
 | ``write(..)`` | ``POST secret/data/NAME {"options": {"cas": N}, "data": {...}}``; ``cas=0`` for create-only |
 | ``delete(name)`` / ``purge=True`` | ``POST secret/delete/NAME {"versions": [live...]}`` / ``DELETE secret/metadata/NAME`` |
-| ``versions(name)`` | ``GET secret/metadata/NAME`` |
+| ``versions(name)`` | ``GET secret/metadata/NAME`` (marks current, and previous = current - 1) |
 | ``list(prefix)`` | ``LIST secret/metadata/FOLDER/`` per folder (``exclude_deleted=true``) |
 | ``rotation_settings(name)`` | ``GET secret/metadata/NAME`` (``max_versions``), then ``GET secret/config`` if needed |
 
@@ -36,13 +36,15 @@ from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, VaultOptions
 from secretkit.errors import (
-    AlreadyExistsError,
     ConfigError,
     ConflictError,
+    ErrorCode,
     NotFoundError,
     NotSupportedError,
     SecretError,
+    already_exists,
     error_for,
+    version_conflict,
 )
 from secretkit.retry import RetryPolicy
 from secretkit.secret import Stage, Value, VersionInfo
@@ -129,14 +131,22 @@ class KV2Driver(VaultDriverBase):
         return self.read(name).version
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
+        """Newest first. ``current`` and ``previous`` (the version before it) are marked exactly
+        where ``read`` and ``read_previous`` find them: each enabled, and previous only while
+        current is (a deleted current has no previous to read)."""
         meta = self._metadata(self._path(name))
-        current = str(meta.get("current_version") or 0)
-        out = []
-        for number, info in sorted(meta.get("versions", {}).items(), key=lambda kv: -int(kv[0])):
-            state = version_state(info)
-            stages = frozenset({Stage.CURRENT}) if number == current and state == "enabled" else frozenset()
-            out.append(VersionInfo(name, number, parse_time(info.get("created_time")), stages, state))
-        return out
+        found = meta.get("versions", {})
+        current = int(meta.get("current_version") or 0)
+        marks: dict[str, frozenset[str]] = {}
+        if version_state(found.get(str(current), {"destroyed": True})) == "enabled":
+            marks[str(current)] = frozenset({Stage.CURRENT})
+            if version_state(found.get(str(current - 1), {"destroyed": True})) == "enabled":
+                marks[str(current - 1)] = frozenset({Stage.PREVIOUS})
+        return [
+            VersionInfo(name, number, parse_time(info.get("created_time")), marks.get(number, frozenset()),
+                        version_state(info))
+            for number, info in sorted(found.items(), key=lambda kv: -int(kv[0]))
+        ]
 
     def rotation_settings(self, name: str) -> RotationSetting:
         """How many versions KV v2 keeps of ``name``: ``max(max_versions of its metadata, of
@@ -178,7 +188,7 @@ class KV2Driver(VaultDriverBase):
             if not cas_mismatch(exc):
                 raise
             if if_version is not None:
-                raise ConflictError(f"current version is not {if_version}") from exc
+                raise version_conflict(if_version, self._current_or_none(name)) from exc
             # create-only: the name may hold only deleted versions, which count as absent here.
             # CAS on the version we just saw keeps it atomic: a writer in between makes it fail.
             try:
@@ -189,9 +199,17 @@ class KV2Driver(VaultDriverBase):
                     return self._put(name, path, data, int(meta.get("current_version") or 0))
                 except Exception as again:
                     if cas_mismatch(again):
-                        raise AlreadyExistsError("secret already exists") from again
+                        raise already_exists(self._current_or_none(name)) from again
                     raise
-            raise AlreadyExistsError(f"secret already exists (current version {current})") from exc
+            raise already_exists(current) from exc
+
+    def _current_or_none(self, name: str) -> str | None:
+        """The current version for a conflict's message; None when it cannot be read (the
+        conflict is the error to report, not a failure to learn the version)."""
+        try:
+            return self.current_version(name)
+        except Exception:  # noqa: BLE001 - hvac's exceptions, or NotFoundError: unknown either way
+            return None
 
     def _put(self, name: str, path: str, data: dict[str, Any], cas: int | None) -> VersionInfo:
         try:
@@ -256,6 +274,10 @@ class KV2Driver(VaultDriverBase):
 
 # -- opening -------------------------------------------------------------------------------
 
+#: The server answered the mount lookup but would not say (the token may not ask, or the
+#: endpoint is missing behind a proxy): only then is ``kv_version=1|2`` the fix.
+_UNDETECTED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.NOT_FOUND, ErrorCode.NOT_SUPPORTED})
+
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KV2Driver | KV1Driver:
     """Open ``vault://host:port/mount[/folder]``; ``client`` may be a ready ``hvac.Client``."""
@@ -296,8 +318,11 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
             found = classify(exc)
             if found is None:
                 raise
-            raise error_for(found.code, f"cannot detect the KV version of {path!r} ({found.detail}); "
-                            "pass kv_version=1 or 2", backend="vault") from exc
+            if found.code not in _UNDETECTED:  # the address, TLS or the token: kv_version would not help
+                raise error_for(found.code, found.detail, backend="vault") from exc
+            raise error_for(found.code, f"pass kv_version=1 or 2 (and mount= for a mount path of several "
+                            f"segments): the server would not tell the KV version of {path!r} ({found.detail})",
+                            backend="vault") from exc
     else:
         mount = (opts.mount or path.partition("/")[0]).strip("/")
         if path != mount and not path.startswith(mount + "/"):

@@ -5,7 +5,9 @@ Details carry Vault's own messages and the request path (which names the secret)
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import hvac.exceptions as hx
 import requests
@@ -41,26 +43,71 @@ def classify(exc: BaseException) -> Classified | None:
     if isinstance(exc, hx.ParamValidationError):  # hvac refused the arguments before sending
         return Classified(ErrorCode.INVALID_ARGUMENT, f"vault: {exc}")
     if isinstance(exc, hx.VaultError):
+        if _PLAIN_TO_TLS in (getattr(exc, "text", None) or ""):
+            where = _host(exc.url)
+            return Classified(ErrorCode.CONFIG, f"use vault://{where} (or tls=true): the server at {where} "
+                                                "speaks TLS, and this store spoke plain http to it")
         return _classify_vault(exc)
+    if isinstance(exc, requests.exceptions.RequestException):
+        return _classify_transport(exc)
+    return None
+
+
+#: What Go's TLS listener answers to a plain-http request (Vault and OpenBao both are Go servers).
+_PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"
+
+
+def _classify_transport(exc: requests.exceptions.RequestException) -> Classified:
+    """Errors before any answer. A message leads with what to change where one change fixes it."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    where = _host(url)
     if isinstance(exc, requests.exceptions.SSLError):
-        reason = str(exc).lower()
-        if "certificate" in reason or "wrong version number" in reason or "record layer failure" in reason:
-            # An untrusted certificate, or TLS spoken to a plain-http server: retrying cannot help.
-            return Classified(ErrorCode.CONFIG, "vault: TLS handshake failed: untrusted certificate or the server "
-                                                "does not speak TLS (check ca_cert, or tls=false for http)")
-        return Classified(ErrorCode.UNAVAILABLE, "vault: TLS connection failed")
+        reason = str(exc)
+        if "WRONG_VERSION_NUMBER" in reason or "record layer failure" in reason:
+            # The server answered the TLS hello in plain http: a dev server, or tls left on by mistake.
+            return Classified(ErrorCode.CONFIG, f"use vault+http://{where} (or tls=false): the server at {where} "
+                                                "does not speak TLS (dev servers listen on plain http)")
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            return Classified(ErrorCode.CONFIG, "set ca_cert (or VAULT_CACERT) to the CA bundle that signed the "
+                                                f"server's certificate: untrusted certificate from {_origin(url)} "
+                                                f"({_ssl_reason(reason)})")
+        if "certificate" in reason.lower():  # e.g. the server wants a client certificate
+            return Classified(ErrorCode.CONFIG, f"check client_cert and client_key: the TLS handshake with {where} "
+                                                f"failed ({_ssl_reason(reason)})")
+        return Classified(ErrorCode.UNAVAILABLE, f"TLS connection to {_origin(url)} failed ({_ssl_reason(reason)})")
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Classified(ErrorCode.UNAVAILABLE, "vault: timed out connecting")
+        return Classified(ErrorCode.UNAVAILABLE, f"timed out connecting to {_origin(url)}")
     if isinstance(exc, requests.exceptions.Timeout):
         return Classified(ErrorCode.DEADLINE_EXCEEDED,
-                          "vault: timed out waiting for the reply (the call may have taken effect)")
+                          f"timed out waiting for the reply of {_origin(url)} (the call may have taken effect)")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return Classified(ErrorCode.UNAVAILABLE, "vault: cannot connect to the server")
+        why = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+        return Classified(ErrorCode.UNAVAILABLE,
+                          f"cannot connect to {_origin(url)} ({why}): is the server running, and is this its address?")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return Classified(ErrorCode.CONFIG, f"vault: bad server address: {type(exc).__name__}")
-    if isinstance(exc, requests.exceptions.RequestException):
-        return Classified(ErrorCode.UNAVAILABLE, f"vault: {type(exc).__name__}")
-    return None
+    return Classified(ErrorCode.UNAVAILABLE, f"vault: {type(exc).__name__}")
+
+
+def _host(url: str | None) -> str:
+    """``host:port`` of a request URL (no scheme, path, query or user info), for messages."""
+    parts = urlsplit(url or "")
+    if not parts.hostname:
+        return "the server"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _origin(url: str | None) -> str:
+    """``scheme://host:port`` of a request URL, for messages."""
+    scheme = urlsplit(url or "").scheme
+    return f"{scheme}://{_host(url)}" if scheme else _host(url)
+
+
+def _ssl_reason(text: str) -> str:
+    """OpenSSL's own words (``certificate verify failed: ...``) out of urllib3's wrapping."""
+    found = re.search(r"\] ([^(]+?) \(_ssl", text)
+    return found.group(1) if found else "TLS error"
 
 
 def _classify_vault(exc: hx.VaultError) -> Classified:
