@@ -15,6 +15,7 @@ import pytest
 
 from secretkit.drivers.base import NativeStages, Record
 from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
+from secretkit.layered import LayeredStore
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import NameFactory, StoreFixtures
@@ -87,9 +88,21 @@ _WRITES = frozenset({"write", "write_pending", "promote", "discard_pending", "de
 
 
 def refusing_writes(store: SecretStore) -> tuple[SecretStore, CrashingDriver]:
-    """``store`` over a driver that dies at the first write (``fired`` says whether one came)."""
+    """``store`` over a driver that dies at the first write (``fired`` says whether one came).
+    A layered store rotates in its writable layer, so that layer is the one guarded."""
+    if isinstance(store, LayeredStore) and store.writable_layer is not None:
+        writable = store.writable_layer
+        guarded, driver = refusing_writes(writable)
+        return LayeredStore([guarded if layer is writable else layer for layer in store.layers]), driver
     driver = CrashingDriver(store.driver, lambda attr, args: attr in _WRITES, "before")
     return SecretStore(driver, options=store.options), driver
+
+
+def rotating_backend(store: SecretStore) -> str:
+    """The backend a rotation of ``store`` runs on (a layered store's writable layer)."""
+    if isinstance(store, LayeredStore) and store.writable_layer is not None:
+        return store.writable_layer.backend
+    return store.backend
 
 
 def _native(store: SecretStore) -> bool:
@@ -148,7 +161,7 @@ class RotationConformance(StoreFixtures):
             with pytest.raises(InvalidArgumentError) as info:
                 guarded.rotate(name, generate=lambda c: returned)  # noqa: B023 - called at once
             message = str(info.value)
-            assert name in message and store.backend in message, message
+            assert name in message and rotating_backend(store) in message, message
             assert all(repr(field) in message for field in missing), message
             assert not [f for f in set(original) - missing if repr(f) in message], message
             assert "pw-" not in message, message
