@@ -174,8 +174,10 @@ def rotate(
     token = token or uuid.uuid4().hex
     # bypass the cache: a stale current would only fail later at promotion's if_current check
     current = store.get(name, stage=Stage.CURRENT, refresh=True)
+    # the shape check needs no I/O, so it refuses first; the backend's settings cost a call
+    value = new_value(current, generate, field, backend=store.backend)
     check_settings(store, name, allow_native_rotation=allow_native_rotation)
-    value = store.prepare_value(name, new_value(current, generate, field, backend=store.backend))
+    value = store.prepare_value(name, value)
     try:
         pending = steps.create(name, value, token=token, adopt=resume)
     finally:
