@@ -24,6 +24,7 @@ from secretkit.retry import RetryPolicy
 from secretkit.secret import Value
 from secretkit.store import SecretStore
 from secretkit.testing.faulty import FaultyDriver
+from tests.unit.test_cache import BatchMemory
 
 
 class SlowAnswers(MemoryDriver):
@@ -226,21 +227,8 @@ def test_an_answer_a_write_left_behind_is_never_followed_by_an_older_one(later: 
 
 
 
-class BatchMemoryDriver(MemoryDriver):
-    """memory:// with a batch read (one snapshot per name), so ``get_many`` loads in one call."""
-
-    def read_many(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
-        out: dict[str, Record | SecretError] = {}
-        for name in names:
-            try:
-                out[name] = self.read(name)
-            except SecretError as exc:
-                out[name] = exc
-        return out
-
-
 def test_an_overtaken_batch_load_reads_that_name_again_alone() -> None:
-    inner = BatchMemoryDriver()
+    inner = BatchMemory()
     driver = FaultyDriver(inner)
     store = _store(driver)  # type: ignore[arg-type]
     store.put("db", "1")
