@@ -941,9 +941,10 @@ def test_the_package_layout() -> None:
     from pathlib import Path
 
     import secretkit.drivers.aws as package
-    from secretkit.registry import BUILTIN
+    from secretkit.registry import registrations
 
-    assert BUILTIN["aws-sm"] == ("secretkit.drivers.aws.driver:open_driver", "aws")
+    registered = registrations()["aws-sm"]
+    assert (registered.factory, registered.extras) == ("secretkit.drivers.aws.driver:open_driver", ("aws",))
     root = Path(package.__file__).parent
     body = ast.parse((root / "__init__.py").read_text()).body
     assert len(body) == 1 and isinstance(body[0], ast.Expr)  # the docstring, no re-exports
