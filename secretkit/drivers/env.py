@@ -196,6 +196,10 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"env": EnvDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> EnvDriver:
     if url.host or url.path.strip("/"):
         raise ConfigError("env:// takes no host or path; give a variable prefix as env://?prefix=APP_")
@@ -203,4 +207,4 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> E
     return EnvDriver(opts.prefix)
 
 
-__all__ = ["NAME_RULE", "EnvDriver", "EnvOptions", "open_driver", "variable_name"]
+__all__ = ["DRIVERS", "NAME_RULE", "EnvDriver", "EnvOptions", "open_driver", "variable_name"]

@@ -116,6 +116,10 @@ class MemoryDriver:
         pass
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"memory": MemoryDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> MemoryDriver:
     opts = validate(MemoryOptions, options, what="memory store")
     shared = (url.host + url.path).strip("/")

@@ -332,6 +332,10 @@ def refuse_late_requests(request: Any = None, **_: Any) -> None:
     request_timeout(None)  # raises once the running attempt's time is spent
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"aws-sm": AwsDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> AwsDriver:
     """Build the driver for ``aws-sm://?region=...``; ``client`` is a ready boto3 client."""
     if url.host or url.path.strip("/"):

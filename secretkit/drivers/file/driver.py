@@ -202,6 +202,10 @@ class FileDriver:
         return decrypt(self._aead, blob, self._data)
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"file": FileDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FileDriver:
     opts = validate(FileOptions, options, what="file store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path

@@ -170,6 +170,10 @@ class FilesDriver:
         return dirs
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"files": FilesDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FilesDriver:
     opts = validate(FilesOptions, options, what="files store")
     raw = url.path if url.host in ("", "localhost") else url.host + url.path

@@ -261,6 +261,10 @@ def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) and value.tzinfo is not None else None
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"gcp-sm": GcpDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> GcpDriver:
     """Build the driver for ``gcp-sm://PROJECT?location=...&replication=...``."""
     opts = validate(GcpOptions, options, what="gcp-sm store")

@@ -224,6 +224,10 @@ class KubernetesDriver:
 _UPDATE_STAMP: dict[str, Any] = {"annotations": {LEGACY_KIND_ANNOTATION: None}}
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"k8s": KubernetesDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KubernetesDriver:
     """Open ``k8s://NAMESPACE`` (no namespace: the pod's, the kubeconfig context's, or ``default``)."""
     opts = validate_options(config.KubernetesOptions, options, what="k8s store")

@@ -257,6 +257,10 @@ class KV2Driver(VaultDriverBase):
 # -- opening -------------------------------------------------------------------------------
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"vault KV v2": KV2Driver, "vault KV v1": KV1Driver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KV2Driver | KV1Driver:
     """Open ``vault://host:port/mount[/folder]``; ``client`` may be a ready ``hvac.Client``."""
     opts = validate(VaultOptions, options, what="vault store")
