@@ -13,7 +13,7 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import ReadOnlyStoreConformance, Seed
-from secretkit.testing.kubelet import KubeletVolume
+from secretkit.drivers.files.kubelet import KubeletVolume
 
 
 def _octets(value: str | bytes) -> bytes:
