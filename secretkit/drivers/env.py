@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, Classified, Record, VersionProbe
 from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.names import NameRules
 from secretkit.secret import Kind, Value, VersionInfo
@@ -103,6 +103,7 @@ class EnvDriver:
     """Read-only driver over ``os.environ`` (read at every call, so changes in the process are seen)."""
 
     backend = "env"
+    protocols = (VersionProbe,)
     sdk_loggers: tuple[str, ...] = ()
     # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
     capabilities = Capabilities(

@@ -30,7 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
-from secretkit.drivers.base import Capabilities, Classified, Record, RotationSetting
+from secretkit.drivers.base import (
+    BatchReader,
+    Capabilities,
+    Classified,
+    NativeStages,
+    Record,
+    RotationSetting,
+    RotationSettings,
+    SdkClient,
+    ValueLimits,
+    VersionProbe,
+)
 from secretkit.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -86,6 +97,7 @@ class AwsDriver:
     """
 
     backend = BACKEND
+    protocols = (BatchReader, VersionProbe, NativeStages, RotationSettings, ValueLimits, SdkClient)
     capabilities = CAPABILITIES
     names = codec.NAMES
     sdk_loggers = ("botocore", "boto3", "urllib3")

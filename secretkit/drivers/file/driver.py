@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Classified, Record, at_fork
+from secretkit.drivers.base import Classified, NativeStages, Record, at_fork
 from secretkit.drivers.file.disk import (
     check_trusted,
     fsync_dir,
@@ -55,6 +55,7 @@ class FileDriver:
     """
 
     backend = "file"
+    protocols = (NativeStages,)
     sdk_loggers: tuple[str, ...] = ()
     capabilities = capabilities(1024 * 1024)
 

@@ -23,7 +23,17 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Capabilities, Classified, Record, StoreURL, validate_options
+from secretkit.drivers.base import (
+    Capabilities,
+    ChangeStream,
+    Classified,
+    NativeStages,
+    Record,
+    SdkClient,
+    StoreURL,
+    VersionProbe,
+    validate_options,
+)
 from secretkit.drivers.kubernetes import config, watch
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
@@ -53,6 +63,7 @@ class KubernetesDriver:
     """Secrets of one namespace through a ``CoreV1Api``."""
 
     backend = "k8s"
+    protocols = (VersionProbe, NativeStages, ChangeStream, SdkClient)
     capabilities = Capabilities(
         remote=True,
         versions=False,

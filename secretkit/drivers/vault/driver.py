@@ -27,7 +27,16 @@ from hvac import utils
 
 from secretkit import retry
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Record, RotationSetting
+from secretkit.drivers.base import (
+    Capabilities,
+    History,
+    Record,
+    RotationSetting,
+    RotationSettings,
+    SdkClient,
+    ValueLimits,
+    VersionProbe,
+)
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
 from secretkit.drivers.vault.codec import parse_time, version_number, version_state
@@ -60,6 +69,7 @@ KV2_CAPABILITIES = Capabilities(
 class KV2Driver(VaultDriverBase):
     """KV v2 (see the module docstring for the wire calls)."""
 
+    protocols = (VersionProbe, History, RotationSettings, ValueLimits, SdkClient)
     capabilities = KV2_CAPABILITIES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
