@@ -38,12 +38,32 @@ from typing import Any, Protocol, runtime_checkable
 
 from secretkit.config import StoreURL
 from secretkit.config import validate as validate_options
-from secretkit.errors import ErrorCode, SecretError
+from secretkit.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    ErrorCode,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    SecretError,
+)
 from secretkit.forking import at_fork, reset_in_child
 from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
+from secretkit.secret import Kind, Value, VersionInfo
 
 __all__ = [
+    # what a driver reads, writes and raises (re-exported so a driver imports from here alone)
+    "AlreadyExistsError",
+    "ConflictError",
+    "ErrorCode",
+    "InvalidArgumentError",
+    "Kind",
+    "NotFoundError",
+    "NotSupportedError",
+    "SecretError",
+    "Value",
+    "VersionInfo",
+    # the contract
     "BatchReader",
     "Capabilities",
     "ChangeStream",
