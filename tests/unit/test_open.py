@@ -123,9 +123,14 @@ def test_install_hint_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path:
 ])
 def test_a_missing_sdk_names_secretkits_extra(monkeypatch: pytest.MonkeyPatch, scheme: str, extra: str, sdk: str) -> None:
     # The hint comes from the built-in's own entry point (pyproject.toml), like any other driver's.
-    for module in [m for m in sys.modules if m == sdk or m.startswith((f"{sdk}.", "secretkit.drivers."))]:
-        monkeypatch.delitem(sys.modules, module)
-    monkeypatch.setitem(sys.modules, sdk, None)  # import sdk → ImportError, as when it is not installed
+    from secretkit import registry
+
+    # None in sys.modules makes an import fail as if the SDK were not installed; the modules
+    # themselves are put back untouched afterwards (no second copy of any is ever imported)
+    for module in [m for m in sys.modules if m == sdk or m.startswith(f"{sdk}.")]:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, sdk, None)
+    monkeypatch.delitem(sys.modules, registry.registrations()[scheme].factory.partition(":")[0], raising=False)
     with pytest.raises(secretkit.ConfigError, match=re.escape(f"pip install 'secretkit[{extra}]'")):
         secretkit.open(f"{scheme}://host/x")
 
