@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # measure this checkout, installed or not
 
 import secretkit  # noqa: E402
 from secretkit.secret import Secret  # noqa: E402
-from secretkit.testing.kubelet import (  # noqa: E402
+from secretkit.drivers.files.kubelet import (  # noqa: E402
     KubeletVolume,
     generation_of,
     generation_payload,

@@ -40,7 +40,7 @@ def _local_demo() -> None:
     import moto
 
     import secretkit
-    from secretkit.testing.moto import aws_faithful_moto, begin_rotation, fake_aws_env
+    from secretkit.drivers.aws.moto import aws_faithful_moto, begin_rotation, fake_aws_env
 
     name = "demo/rds-master"
     with fake_aws_env(), aws_faithful_moto(), moto.mock_aws(), secretkit.open("aws-sm://?region=us-east-1") as store:

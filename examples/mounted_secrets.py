@@ -1,6 +1,6 @@
 """Reading secrets where a pod finds them: a mounted Secret volume first, a remote store second.
 
-The volume is written the way the kubelet writes it (secretkit.testing.kubelet), in a temporary
+The volume is written the way the kubelet writes it (secretkit.drivers.files.kubelet), in a temporary
 directory standing in for /var/run/secrets/app; memory:// stands in for Vault. In a real pod
 the same code runs with SECRETKIT_URL unset and the URLs below pointing at the mount and Vault.
 """
@@ -12,7 +12,7 @@ import threading
 
 import secretkit
 from secretkit.secret import Secret
-from secretkit.testing.kubelet import KubeletVolume
+from secretkit.drivers.files.kubelet import KubeletVolume
 
 
 def main() -> None:

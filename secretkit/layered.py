@@ -35,7 +35,7 @@ from secretkit import rotation as _rotation
 from secretkit.audit import AuditEvent, emit
 from secretkit.cache import CachePolicy, CacheStats
 from secretkit.config import StoreOptions
-from secretkit.drivers.base import Capabilities, Classified, Record, VersionProbe
+from secretkit.drivers.base import Capabilities, Classified, Record, ValueLimits, VersionProbe
 from secretkit.errors import (
     ConfigError,
     InvalidArgumentError,
@@ -80,6 +80,7 @@ class LayeredDriver:
     """
 
     backend = "layered"
+    protocols = (VersionProbe, ValueLimits)
     sdk_loggers: tuple[str, ...] = ()
 
     def __init__(self, layers: Sequence[SecretStore], owned: Sequence[SecretStore] = ()) -> None:

@@ -1,15 +1,24 @@
 """URL scheme → driver factory, imported only when a store of that scheme is opened.
 
-Third-party drivers register under the ``secretkit.drivers`` entry-point group with the
-scheme as name and ``"module:factory"`` as value. A factory is called as
-``factory(url: StoreURL, options: dict, client=None)`` and returns a driver.
+Every backend, built-in or third-party, registers the same way: an entry point in the
+``secretkit.drivers`` group, named by the scheme, whose value is ``"module:factory"``, followed
+by ``[extra]`` when the driver's SDK comes with an extra of its distribution. secretkit's own
+backends are the entry points of its ``pyproject.toml``; this module names none of them. A
+factory is called as ``factory(url: StoreURL, options: dict, client=None)`` and returns a driver.
+
+Entry points are installed metadata, so secretkit run from a source tree that was never
+installed (only on ``sys.path``) knows no scheme: opening one raises a ``ConfigError`` saying to
+install it (``pip install -e .``). There is deliberately no fallback list to drift from
+``pyproject.toml``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union, overload
 
 from secretkit.config import (
@@ -27,23 +36,32 @@ if TYPE_CHECKING:
     from secretkit.layered import LayeredStore
 
 ENTRY_POINT_GROUP = "secretkit.drivers"
+#: The distribution whose entry points are secretkit's own backends (they win a scheme clash).
+DISTRIBUTION = "secretkit"
 
-#: scheme → (factory, the extra that installs its SDK or None)
-BUILTIN: dict[str, tuple[str, str | None]] = {
-    "memory": ("secretkit.drivers.memory:open_driver", None),
-    "file": ("secretkit.drivers.file.driver:open_driver", None),
-    "files": ("secretkit.drivers.files.driver:open_driver", None),
-    "env": ("secretkit.drivers.env:open_driver", None),
-    "vault": ("secretkit.drivers.vault.driver:open_driver", "vault"),
-    "vault+http": ("secretkit.drivers.vault.driver:open_driver", "vault"),
-    "vault+https": ("secretkit.drivers.vault.driver:open_driver", "vault"),
-    "openbao": ("secretkit.drivers.vault.driver:open_driver", "vault"),
-    "aws-sm": ("secretkit.drivers.aws.driver:open_driver", "aws"),
-    "gcp-sm": ("secretkit.drivers.gcp.driver:open_driver", "gcp"),
-    "k8s": ("secretkit.drivers.kubernetes.driver:open_driver", "k8s"),
-}
 
-_registered: dict[str, tuple[str, str | None]] = {}
+@dataclass(frozen=True)
+class Registration:
+    """Where a scheme's driver comes from."""
+
+    factory: str
+    """``"module:function"``."""
+    distribution: str | None = None
+    """The installed distribution that declares it (None: ``register()`` in this process)."""
+    extras: tuple[str, ...] = ()
+    """The distribution's extras that install the driver's SDK (for the install hint)."""
+
+    def install_hint(self) -> str | None:
+        """``pip install 'dist[extra]'``, or None when no extra brings the SDK."""
+        if self.distribution is None or not self.extras:
+            return None
+        return f"pip install '{self.distribution}[{','.join(self.extras)}]'"
+
+
+_registered: dict[str, Registration] = {}
+#: sys.path at the last scan → what the scan found: reading every distribution's metadata takes
+#: milliseconds, too slow for each ``open``; a changed ``sys.path`` scans again.
+_scanned: tuple[tuple[str, ...], dict[str, Registration]] | None = None
 
 #: What ``open`` accepts for a layered store: URLs, already-open stores, or nested lists of them.
 Layers = Sequence[Union[str, SecretStore, "Layers"]]
@@ -54,37 +72,68 @@ LayerList = Sequence[Union[str, SecretStore, Layers]]
 
 
 def register(scheme: str, factory: str) -> None:
-    """Register a driver factory (``"module:function"``) for ``scheme`` in this process."""
-    _registered[scheme.lower()] = (factory, None)
+    """Register a driver factory (``"module:function"``) for ``scheme`` in this process (it
+    takes precedence over an installed entry point of the same name)."""
+    _registered[scheme.lower()] = Registration(factory)
 
 
 def schemes() -> list[str]:
-    """Every scheme that can be opened: built-in, registered and installed entry points."""
-    return sorted({*BUILTIN, *_registered, *_entry_points()})
+    """Every scheme that can be opened: installed entry points and ``register()``-ed ones."""
+    return sorted({*_registered, *registrations()})
 
 
-def _entry_points() -> dict[str, str]:
+def registrations() -> dict[str, Registration]:
+    """Every installed entry point of the ``secretkit.drivers`` group, by scheme.
+
+    When two distributions declare one scheme, secretkit's own wins, then the first in name
+    order, so what a scheme opens never depends on the order of ``sys.path``.
+    """
+    global _scanned
+    key = tuple(sys.path)
+    if _scanned is not None and _scanned[0] == key:
+        return _scanned[1]
     from importlib.metadata import entry_points
 
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found: dict[str, Registration] = {}
+    declared = sorted(
+        entry_points(group=ENTRY_POINT_GROUP),
+        key=lambda ep: (_dist_name(ep) != DISTRIBUTION, _dist_name(ep) or "", ep.name),
+    )
+    for ep in declared:
+        factory, _, extras = ep.value.partition("[")
+        # parsed here: ``EntryPoint.extras`` splits a hyphenated extra ("file-keyring") in two
+        names = tuple(e.strip() for e in extras.rstrip("] ").split(",") if e.strip())
+        found.setdefault(ep.name.lower(), Registration(factory.strip().replace(" ", ""), _dist_name(ep), names))
+    _scanned = (key, found)
+    return found
+
+
+def _dist_name(ep: Any) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else str(dist.name)
 
 
 def _resolve(scheme: str) -> Callable[..., Any]:
-    spec, extra = _registered.get(scheme) or BUILTIN.get(scheme) or (None, None)
-    if spec is None:
-        spec = _entry_points().get(scheme)
-    if spec is None:
+    found = _registered.get(scheme) or registrations().get(scheme)
+    if found is None:
+        if not any(reg.distribution == DISTRIBUTION for reg in registrations().values()):
+            raise ConfigError(
+                f"unknown store scheme {scheme!r}: secretkit's backends are registered by its installed "
+                f"metadata (entry points of the {ENTRY_POINT_GROUP!r} group), and none is installed; "
+                "install secretkit (pip install secretkit, or pip install -e . in a source tree)"
+            )
         raise ConfigError(f"unknown store scheme {scheme!r}; known: {', '.join(schemes())}")
-    module_name, _, attr = spec.partition(":")
+    module_name, _, attr = found.factory.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         # Drivers import their SDK at module top, so a missing extra surfaces here, once.
         missing = getattr(exc, "name", None) or ""
-        if extra is not None and not missing.startswith("secretkit"):
-            raise ConfigError(
-                f"the {scheme}:// store needs the {missing or 'SDK'!r} package: pip install 'secretkit[{extra}]'"
-            ) from exc
+        hint = found.install_hint()
+        package = module_name.partition(".")[0]
+        ours = missing == package or missing.startswith(f"{package}.")  # a bug of the driver's own, not a missing SDK
+        if hint is not None and not ours:
+            raise ConfigError(f"the {scheme}:// store needs the {missing or 'SDK'!r} package: {hint}") from exc
         raise
     factory: Callable[..., Any] = getattr(module, attr)
     return factory

@@ -9,7 +9,9 @@ every driver). This module is all a new backend's author needs to read:
 * Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
   runtime-checkable) and given a fallback by the store when absent, so adding one never
   forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
-  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``.
+  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``. A driver
+  lists the ones it implements in ``protocols`` (``OPTIONAL_PROTOCOLS``), and the conformance
+  suite holds it to that list, so a misspelt method fails a test instead of falling back.
 * ``Capabilities`` — the flags the store and the conformance suite read.
 * ``NameRules`` — how the backend holds names (what it accepts unchanged, how a portable
   name it cannot hold is mapped); the store checks every name against them before any I/O.
@@ -36,12 +38,32 @@ from typing import Any, Protocol, runtime_checkable
 
 from secretkit.config import StoreURL
 from secretkit.config import validate as validate_options
-from secretkit.errors import ErrorCode, SecretError
+from secretkit.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    ErrorCode,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    SecretError,
+)
 from secretkit.forking import at_fork, reset_in_child
 from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
+from secretkit.secret import Kind, Value, VersionInfo
 
 __all__ = [
+    # what a driver reads, writes and raises (re-exported so a driver imports from here alone)
+    "AlreadyExistsError",
+    "ConflictError",
+    "ErrorCode",
+    "InvalidArgumentError",
+    "Kind",
+    "NotFoundError",
+    "NotSupportedError",
+    "SecretError",
+    "Value",
+    "VersionInfo",
+    # the contract
     "BatchReader",
     "Capabilities",
     "ChangeStream",
@@ -50,6 +72,7 @@ __all__ = [
     "DriverFactory",
     "History",
     "NameRules",
+    "OPTIONAL_PROTOCOLS",
     "NativeStages",
     "Record",
     "RotationSetting",
@@ -290,6 +313,15 @@ class SdkClient(Protocol):
     """The escape hatch (gocloud's ``As``): the SDK client, for users who must reach it."""
 
     client: Any
+
+
+#: Every optional capability. A driver declares the ones it implements as a class attribute,
+#: ``protocols = (VersionProbe, NativeStages)``: the store still detects each by its methods,
+#: and ``secretkit.testing``'s conformance suite fails when the declaration and the methods
+#: disagree (a misspelt ``read_many`` would otherwise turn the batch read into a silent loop).
+OPTIONAL_PROTOCOLS: tuple[type, ...] = (
+    BatchReader, VersionProbe, NativeStages, History, RotationSettings, ChangeStream, ValueLimits, SdkClient,
+)
 
 
 def name_rules(driver: Any) -> NameRules:

@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, Classified, Record, VersionProbe
 from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.names import NameRules
 from secretkit.secret import Kind, Value, VersionInfo
@@ -103,6 +103,7 @@ class EnvDriver:
     """Read-only driver over ``os.environ`` (read at every call, so changes in the process are seen)."""
 
     backend = "env"
+    protocols = (VersionProbe,)
     sdk_loggers: tuple[str, ...] = ()
     # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
     capabilities = Capabilities(
@@ -196,6 +197,10 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"env": EnvDriver}
+
+
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> EnvDriver:
     if url.host or url.path.strip("/"):
         raise ConfigError("env:// takes no host or path; give a variable prefix as env://?prefix=APP_")
@@ -203,4 +208,4 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> E
     return EnvDriver(opts.prefix)
 
 
-__all__ = ["NAME_RULE", "EnvDriver", "EnvOptions", "open_driver", "variable_name"]
+__all__ = ["DRIVERS", "NAME_RULE", "EnvDriver", "EnvOptions", "open_driver", "variable_name"]

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Capabilities, Classified, Record, at_fork, reset_in_child
+from secretkit.drivers.base import (
+    Capabilities,
+    Classified,
+    NativeStages,
+    Record,
+    VersionProbe,
+    at_fork,
+    reset_in_child,
+)
 from secretkit.names import NameRules, portable_rules
 from secretkit.secret import Value, VersionInfo
 
@@ -63,6 +71,7 @@ class MemoryDriver:
     """Dictionary-backed driver; every call holds the namespace lock, so each is atomic."""
 
     backend = "memory"
+    protocols = (VersionProbe, NativeStages)
     sdk_loggers: tuple[str, ...] = ()
     capabilities = capabilities(65536)
 
@@ -114,6 +123,10 @@ class MemoryDriver:
 
     def close(self) -> None:
         pass
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"memory": MemoryDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> MemoryDriver:

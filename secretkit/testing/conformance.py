@@ -42,6 +42,7 @@ from secretkit.layered import LayeredStore
 from secretkit.secret import Secret, Stage, Value
 from secretkit.store import SecretStore
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
+from secretkit.testing.protocols import protocol_problems
 from secretkit.testing.spy import CountingDriver
 
 NameFactory = Callable[[str], str]
@@ -86,6 +87,14 @@ class StoreFixtures:
 
 class _EveryStore(StoreFixtures):
     """Checks that hold for read-only stores too (both suites inherit them)."""
+
+    def test_declared_optional_protocols_are_implemented(self, store: SecretStore) -> None:
+        """The store detects optional capabilities by their methods and falls back without
+        them, so a misspelt method (``read_manny``) would pass every other test, slower."""
+        if getattr(store.driver, "protocols", None) is None:
+            pytest.skip("the driver declares no `protocols`, so a misspelt optional method cannot be caught")
+        problems = protocol_problems(store.driver)
+        assert not problems, "; ".join(problems)
 
     def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
         events: list[AuditEvent] = []

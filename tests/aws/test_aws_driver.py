@@ -941,13 +941,14 @@ def test_the_package_layout() -> None:
     from pathlib import Path
 
     import secretkit.drivers.aws as package
-    from secretkit.registry import BUILTIN
+    from secretkit.registry import registrations
 
-    assert BUILTIN["aws-sm"] == ("secretkit.drivers.aws.driver:open_driver", "aws")
+    registered = registrations()["aws-sm"]
+    assert (registered.factory, registered.extras) == ("secretkit.drivers.aws.driver:open_driver", ("aws",))
     root = Path(package.__file__).parent
     body = ast.parse((root / "__init__.py").read_text()).body
     assert len(body) == 1 and isinstance(body[0], ast.Expr)  # the docstring, no re-exports
     assert "docs/backends/aws.md" in (package.__doc__ or "")
     sizes = {p.name: len(p.read_text().splitlines()) for p in root.glob("*.py")}
-    assert set(sizes) == {"__init__.py", "codec.py", "errors.py", "stages.py", "driver.py"}
+    assert set(sizes) == {"__init__.py", "codec.py", "errors.py", "stages.py", "driver.py", "moto.py"}
     assert max(sizes.values()) <= 400, sizes

@@ -1,4 +1,4 @@
-"""secretkit.testing.moto: each patch changes moto where it differs from AWS, and only there.
+"""secretkit.drivers.aws.moto: each patch changes moto where it differs from AWS, and only there.
 
 Every case runs twice, on plain moto and on ``aws_faithful_moto``: the plain run shows the
 difference is still there in the installed moto (if moto fixes one, its test here says so and
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from secretkit.testing.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env
+from secretkit.drivers.aws.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env
 from tests.doubles.aws import make_client
 
 moto = pytest.importorskip("moto")

@@ -15,7 +15,7 @@ from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
 from secretkit.testing.readers import ReaderAgreement
 from secretkit.testing.rotation import RotationConformance
-from secretkit.testing.moto import REGION, aws_faithful_moto, fake_aws_env
+from secretkit.drivers.aws.moto import REGION, aws_faithful_moto, fake_aws_env
 from tests.doubles.aws import aws_http_endpoint
 
 moto = pytest.importorskip("moto")

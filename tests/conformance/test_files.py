@@ -13,8 +13,8 @@ import pytest
 import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import ReadOnlyStoreConformance, Seed
+from secretkit.drivers.files.kubelet import KubeletVolume
 from secretkit.testing.readers import ReaderAgreement
-from secretkit.testing.kubelet import KubeletVolume
 
 
 def _octets(value: str | bytes) -> bytes:

@@ -3,7 +3,7 @@
 Everything here runs the real boto3/botocore code path; only the server is moto. Fake
 credentials are forced into the environment so that nothing can ever reach real AWS. moto is
 patched to AWS's behaviour where it differs in ways that matter (``aws_faithful_moto``, from
-the public ``secretkit.testing.moto``, which says what each patch fixes and why).
+the public ``secretkit.drivers.aws.moto``, which says what each patch fixes and why).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
 from secretkit.drivers.aws.driver import AwsOptions, client_config
-from secretkit.testing.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env, moto_server
+from secretkit.drivers.aws.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env, moto_server
 
 __all__ = [
     "REGION",
@@ -231,7 +231,7 @@ def read_timeout() -> AWSResponse:
 
 def begin_aws_rotation(name: str, token: str) -> None:
     """What RotateSecret does on AWS before it invokes the rotation Lambda's first step (a
-    version ``token`` labelled AWSPENDING, no value yet); see ``secretkit.testing.moto``."""
+    version ``token`` labelled AWSPENDING, no value yet); see ``secretkit.drivers.aws.moto``."""
     begin_rotation(name, token)
 
 

@@ -298,7 +298,7 @@ def test_pydantic_settings_reads_a_fields_secret_secretkit_wrote(env: Env, store
 
 _CANARY_SCRIPT = textwrap.dedent("""
     import logging, sys, moto, secretkit
-    from secretkit.testing.moto import aws_faithful_moto, fake_aws_env, moto_server
+    from secretkit.drivers.aws.moto import aws_faithful_moto, fake_aws_env, moto_server
 
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     for sdk in ("botocore", "boto3", "urllib3", "secretkit", "werkzeug"):

@@ -35,7 +35,7 @@ from secretkit.errors import DeadlineExceededError, SecretError, UnavailableErro
 from secretkit.retry import abandon_when, call, call_async, request_timeout, time_left
 from secretkit.secret import Value
 from secretkit.testing.faulty import FaultyDriver
-from secretkit.testing.moto import fake_aws_env
+from secretkit.drivers.aws.moto import fake_aws_env
 from secretkit.testing.slowdrip import SlowDrip, dead_port
 
 #: What a call may take beyond its deadline: one scheduling slice, on a busy 2-core machine.

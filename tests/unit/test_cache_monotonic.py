@@ -277,7 +277,7 @@ def test_readers_never_go_back_on_aws_sm_under_puts() -> None:
     on the way to and from the backend as over a network; without it the race shows only now
     and then. (Before the fix: 3 to 40 answers went back per run.)"""
     moto = pytest.importorskip("moto")
-    from secretkit.testing.moto import aws_faithful_moto, fake_aws_env
+    from secretkit.drivers.aws.moto import aws_faithful_moto, fake_aws_env
 
     with fake_aws_env(), aws_faithful_moto(), moto.mock_aws():
         opened = secretkit.open("aws-sm://?region=us-east-1")

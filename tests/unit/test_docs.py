@@ -9,6 +9,10 @@
   generated service-account key for gcp-sm://, and the Kubernetes API double behind
   ``KUBECONFIG``.
 
+``py`` and ``toml`` blocks of docs/writing-a-driver.md are excerpts of the example driver's files
+(examples/third_party_driver), not run here: each must appear in them as written (its own
+suite, tests/unit/test_third_party_driver.py, runs the example).
+
 Pages whose blocks need a live server of their own are run by their own suites:
 docs/backends/vault.md (tests/interop/test_vault_interop.py, on OpenBao), docs/async.md
 (tests/aio/test_aio_docs.py, FastAPI's TestClient) and docs/cli.md (tests/unit/test_cli.py).
@@ -124,6 +128,17 @@ def test_code_blocks_run_as_written(page: str, tmp_path: Path, kube_api: str) ->
     for number, command in enumerate(steps, 1):
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=180, check=False)
         assert done.returncode == 0, f"{page}, step {number}:\n{command[-1][:2000]}\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+
+
+def test_the_driver_walkthrough_quotes_the_example_as_it_is() -> None:
+    page = (ROOT / "docs" / "writing-a-driver.md").read_text()
+    example = ROOT / "examples" / "third_party_driver"
+    sources = {"py": (example / "secretkit_jsonfile.py").read_text() + (example / "test_conformance.py").read_text(),
+               "toml": (example / "pyproject.toml").read_text()}
+    excerpts = re.findall(r"^```(py|toml)\n(.*?)^```", page, flags=re.DOTALL | re.MULTILINE)
+    assert len(excerpts) >= 5
+    for lang, excerpt in excerpts:
+        assert excerpt in sources[lang], f"docs/writing-a-driver.md quotes what the example no longer says:\n{excerpt}"
 
 
 def test_capabilities_doc_is_generated_from_the_drivers() -> None:

@@ -19,7 +19,7 @@ import secretkit
 from secretkit.drivers.files.driver import FilesDriver
 from secretkit.secret import Kind, Secret
 from secretkit.store import SecretStore
-from secretkit.testing.kubelet import STEPS, KubeletVolume, generation_of, generation_payload, swap_while_reading
+from secretkit.drivers.files.kubelet import STEPS, KubeletVolume, generation_of, generation_payload, swap_while_reading
 
 CONTENT = "content-marker-3b9f"
 

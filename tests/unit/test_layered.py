@@ -16,7 +16,7 @@ from secretkit.retry import RetryPolicy
 from secretkit.secret import Stage
 from secretkit.store import SecretStore
 from secretkit.testing.faulty import FaultyDriver
-from secretkit.testing.kubelet import KubeletVolume
+from secretkit.drivers.files.kubelet import KubeletVolume
 from secretkit.testing.spy import CountingDriver
 
 

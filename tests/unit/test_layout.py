@@ -89,3 +89,68 @@ def test_import_secretkit_imports_no_sdk_pydantic_or_asyncio_only_dependency() -
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _entry_point_schemes() -> dict[str, str]:
+    """scheme → "module:factory [extra]" as pyproject.toml registers secretkit's own backends."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    found: dict[str, str] = project["entry-points"]["secretkit.drivers"]
+    return found
+
+
+def _code_strings(path: Path) -> list[str]:
+    """The string constants of a module's code (docstrings, which may show example URLs, left out)."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_every_backend_is_registered_by_an_entry_point_and_nothing_central_names_one() -> None:
+    """A new backend is one package plus one entry-point line: the registry and the tools read
+    the entry points, so neither holds a second list to edit."""
+    schemes = _entry_point_schemes()
+    assert {"memory", "vault", "aws-sm", "k8s"} <= set(schemes)
+    for path in [PACKAGE / "registry.py", *sorted((PACKAGE.parent / "tools").glob("*.py"))]:
+        text = path.read_text()
+        assert "secretkit.drivers." not in text.replace("secretkit.drivers.base", ""), f"{path.name} names a driver module"
+        for literal in _code_strings(path):
+            for scheme in schemes:
+                # a scheme or a URL of one as a value (a table key, a default); prose in a message
+                # that shows an example URL is not a list of backends
+                assert literal.lower() != scheme and not literal.lower().startswith(f"{scheme}:"), (
+                    f"{path.name} names the {scheme} backend ({literal!r})"
+                )
+
+
+def test_every_entry_point_names_a_factory_that_exists() -> None:
+    import importlib
+
+    for scheme, value in _entry_point_schemes().items():
+        module, _, attr = value.partition("[")[0].strip().partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), scheme
+
+
+def test_backend_test_harnesses_live_beside_their_driver() -> None:
+    """moto's fidelity patches beside the AWS driver, the kubelet volume beside files://; the
+    ``secretkit.testing`` names docs/testing.md listed before stay as aliases of the same objects."""
+    import secretkit.drivers.aws.moto as aws_moto
+    import secretkit.drivers.files.kubelet as kubelet
+    import secretkit.testing.kubelet as kubelet_alias
+    import secretkit.testing.moto as moto_alias
+
+    assert moto_alias.aws_faithful_moto is aws_moto.aws_faithful_moto
+    assert kubelet_alias.KubeletVolume is kubelet.KubeletVolume
+    for alias in (moto_alias, kubelet_alias):
+        assert len((PACKAGE / "testing" / f"{alias.__name__.rpartition('.')[2]}.py").read_text().splitlines()) < 20

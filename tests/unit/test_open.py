@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import traceback
@@ -91,24 +92,71 @@ def test_toml_config(tmp_path: Path) -> None:
         secretkit.open(config=bad)
 
 
-def test_missing_extra_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    from secretkit import registry
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, distribution: str, entry_points: str) -> None:
+    """Make ``distribution`` look installed with ``entry_points`` (entry_points.txt syntax): its
+    metadata on ``sys.path``, exactly as pip leaves it."""
+    info = tmp_path / f"{distribution}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[secretkit.drivers]\n{entry_points}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
 
-    monkeypatch.setitem(registry.BUILTIN, "fake-cloud", ("secretkit_tests_missing_sdk_driver:open_driver", "fake"))
+
+def test_missing_extra_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    installed(tmp_path, monkeypatch, "fake-dist", "fake-cloud = secretkit_tests_missing_sdk_driver:open_driver [fake]")
     monkeypatch.setitem(sys.modules, "secretkit_tests_missing_sdk_driver", None)
     with pytest.raises((secretkit.ConfigError, ImportError)):
         secretkit.open("fake-cloud://x")
 
 
 def test_install_hint_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from secretkit import registry
-
     mod = tmp_path / "sk_hint_driver.py"
     mod.write_text("import sdk_that_is_not_installed_anywhere\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(registry.BUILTIN, "hinted", ("sk_hint_driver:open_driver", "hinted-extra"))
-    with pytest.raises(secretkit.ConfigError, match=r"pip install 'secretkit\[hinted-extra\]'"):
+    installed(tmp_path, monkeypatch, "secretkit-hinted", "hinted = sk_hint_driver:open_driver [hinted-extra]")
+    with pytest.raises(secretkit.ConfigError, match=r"pip install 'secretkit-hinted\[hinted-extra\]'"):
         secretkit.open("hinted://x")
+
+
+@pytest.mark.parametrize(("scheme", "extra", "sdk"), [
+    ("vault", "vault", "hvac"), ("openbao", "vault", "hvac"), ("vault+https", "vault", "hvac"),
+    ("aws-sm", "aws", "boto3"), ("gcp-sm", "gcp", "google"), ("k8s", "k8s", "kubernetes"),
+])
+def test_a_missing_sdk_names_secretkits_extra(monkeypatch: pytest.MonkeyPatch, scheme: str, extra: str, sdk: str) -> None:
+    # The hint comes from the built-in's own entry point (pyproject.toml), like any other driver's.
+    from secretkit import registry
+
+    # None in sys.modules makes an import fail as if the SDK were not installed; the modules
+    # themselves are put back untouched afterwards (no second copy of any is ever imported)
+    for module in [m for m in sys.modules if m == sdk or m.startswith(f"{sdk}.")]:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, sdk, None)
+    monkeypatch.delitem(sys.modules, registry.registrations()[scheme].factory.partition(":")[0], raising=False)
+    with pytest.raises(secretkit.ConfigError, match=re.escape(f"pip install 'secretkit[{extra}]'")):
+        secretkit.open(f"{scheme}://host/x")
+
+
+def test_every_backend_is_an_entry_point_and_the_aliases_open_one_factory() -> None:
+    from secretkit import registry
+
+    found = registry.registrations()
+    assert {"memory", "file", "files", "env", "vault", "vault+http", "vault+https", "openbao", "aws-sm", "gcp-sm",
+            "k8s"} <= set(found)
+    assert {found[s].factory for s in ("vault", "vault+http", "vault+https", "openbao")} == {found["vault"].factory}
+    assert all(found[s].distribution == "secretkit" for s in ("memory", "vault", "k8s"))
+
+
+def test_a_source_tree_never_installed_says_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the package on sys.path and no metadata: no scheme is known, and the error says why.
+    import importlib.metadata
+
+    from secretkit import registry
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: [])
+    monkeypatch.setattr(registry, "_scanned", None)
+    with pytest.raises(secretkit.ConfigError, match=r"none is installed.*pip install -e \."):
+        secretkit.open("memory://")
+    monkeypatch.undo()
+    assert secretkit.open("memory://").backend == "memory"
 
 
 def test_third_party_driver_by_register() -> None:

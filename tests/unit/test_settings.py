@@ -402,7 +402,7 @@ def test_settings_and_an_async_app_share_one_store_and_its_cache(monkeypatch: py
     from secretkit.aio import AsyncSecretStore
     from secretkit.settings import shared_store
 
-    monkeypatch.setitem(registry._registered, "counting", (f"{__name__}:open_counting_driver", None))
+    monkeypatch.setitem(registry._registered, "counting", registry.Registration(f"{__name__}:open_counting_driver"))
     monkeypatch.setattr(settings_module, "_stores", {})  # this test's shared stores only
     monkeypatch.setenv("SECRETKIT_URL", "counting://?cache=true")
     store = shared_store()

@@ -30,7 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
-from secretkit.drivers.base import Capabilities, Classified, Record, RotationSetting
+from secretkit.drivers.base import (
+    BatchReader,
+    Capabilities,
+    Classified,
+    NativeStages,
+    Record,
+    RotationSetting,
+    RotationSettings,
+    SdkClient,
+    ValueLimits,
+    VersionProbe,
+)
 from secretkit.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -87,6 +98,7 @@ class AwsDriver:
     """
 
     backend = BACKEND
+    protocols = (BatchReader, VersionProbe, NativeStages, RotationSettings, ValueLimits, SdkClient)
     capabilities = CAPABILITIES
     names = codec.NAMES
     sdk_loggers = ("botocore", "boto3", "urllib3")
@@ -332,6 +344,10 @@ def refuse_late_requests(request: Any = None, **_: Any) -> None:
     """botocore ``before-send`` handler: ``DeadlineExceededError`` instead of a request once the
     store's attempt is out of time (an abandoned attempt of a multi-request call stops there)."""
     request_timeout(None)  # raises once the running attempt's time is spent
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"aws-sm": AwsDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> AwsDriver:

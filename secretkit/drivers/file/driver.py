@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Classified, Record, at_fork
+from secretkit.drivers.base import Classified, NativeStages, Record, at_fork
 from secretkit.drivers.file.disk import (
     check_trusted,
     fsync_dir,
@@ -55,6 +55,7 @@ class FileDriver:
     """
 
     backend = "file"
+    protocols = (NativeStages,)
     sdk_loggers: tuple[str, ...] = ()
     capabilities = capabilities(1024 * 1024)
 
@@ -200,6 +201,10 @@ class FileDriver:
         if self._aead is None:  # another process created the store after this one opened it
             self._aead = AESGCM(self._key(create=False))
         return decrypt(self._aead, blob, self._data)
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"file": FileDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FileDriver:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, ChangeStream, Classified, Record, VersionProbe
 from secretkit.drivers.files.inotify import Inotify
 from secretkit.drivers.files.tree import Tree, bookkeeping
 from secretkit.errors import ConfigError, ErrorCode, InvalidArgumentError, NotFoundError, NotSupportedError
@@ -69,6 +69,7 @@ class FilesDriver:
     """Read-only driver over a directory tree laid out by the kubelet, a CSI driver, Vault Agent or Docker."""
 
     backend = "files"
+    protocols = (VersionProbe, ChangeStream)
     sdk_loggers: tuple[str, ...] = ()
     # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
     capabilities = Capabilities(
@@ -174,6 +175,10 @@ class FilesDriver:
             if os.path.isdir(path):
                 dirs.append(path)
         return dirs
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"files": FilesDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> FilesDriver:

@@ -30,7 +30,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources
 
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record
+from secretkit.drivers.base import Capabilities, Classified, History, Record, SdkClient, ValueLimits, VersionProbe
 from secretkit.drivers.gcp import codec
 from secretkit.drivers.gcp.client import BACKEND, GcpOptions, make_client
 from secretkit.drivers.gcp.errors import classify, status
@@ -63,6 +63,7 @@ class GcpDriver:
     # The client library logs requests and responses under google.cloud.secretmanager_v1 at
     # DEBUG (google.auth and google.api_core too); the REST transport goes through urllib3.
     sdk_loggers = ("google", "grpc", "urllib3")
+    protocols = (VersionProbe, History, ValueLimits, SdkClient)
     capabilities = Capabilities(
         remote=True,
         versions=True,
@@ -259,6 +260,10 @@ def _last(resource: str) -> str:
 
 def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) and value.tzinfo is not None else None
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"gcp-sm": GcpDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> GcpDriver:

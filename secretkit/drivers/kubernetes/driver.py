@@ -23,7 +23,17 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Capabilities, Classified, Record, StoreURL, validate_options
+from secretkit.drivers.base import (
+    Capabilities,
+    ChangeStream,
+    Classified,
+    NativeStages,
+    Record,
+    SdkClient,
+    StoreURL,
+    VersionProbe,
+    validate_options,
+)
 from secretkit.drivers.kubernetes import config, watch
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
@@ -53,6 +63,7 @@ class KubernetesDriver:
     """Secrets of one namespace through a ``CoreV1Api``."""
 
     backend = "k8s"
+    protocols = (VersionProbe, NativeStages, ChangeStream, SdkClient)
     capabilities = Capabilities(
         remote=True,
         versions=False,
@@ -222,6 +233,10 @@ class KubernetesDriver:
 #: The metadata of every write to an existing Secret: nothing added, the annotation of older
 #: releases removed (None deletes a key in a strategic merge patch).
 _UPDATE_STAMP: dict[str, Any] = {"annotations": {LEGACY_KIND_ANNOTATION: None}}
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"k8s": KubernetesDriver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KubernetesDriver:

@@ -27,7 +27,16 @@ from hvac import utils
 
 from secretkit import retry
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Record, RotationSetting
+from secretkit.drivers.base import (
+    Capabilities,
+    History,
+    Record,
+    RotationSetting,
+    RotationSettings,
+    SdkClient,
+    ValueLimits,
+    VersionProbe,
+)
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
 from secretkit.drivers.vault.codec import parse_time, version_number, version_state
@@ -62,6 +71,7 @@ KV2_CAPABILITIES = Capabilities(
 class KV2Driver(VaultDriverBase):
     """KV v2 (see the module docstring for the wire calls)."""
 
+    protocols = (VersionProbe, History, RotationSettings, ValueLimits, SdkClient)
     capabilities = KV2_CAPABILITIES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -277,6 +287,10 @@ class KV2Driver(VaultDriverBase):
 #: The server answered the mount lookup but would not say (the token may not ask, or the
 #: endpoint is missing behind a proxy): only then is ``kv_version=1|2`` the fix.
 _UNDETECTED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.NOT_FOUND, ErrorCode.NOT_SUPPORTED})
+
+
+#: The driver classes this factory opens, by the title docs/capabilities.md gives them.
+DRIVERS: dict[str, type] = {"vault KV v2": KV2Driver, "vault KV v1": KV1Driver}
 
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KV2Driver | KV1Driver:

@@ -11,7 +11,7 @@ from typing import Any
 
 import hvac.exceptions as hx
 
-from secretkit.drivers.base import Capabilities, Record
+from secretkit.drivers.base import Capabilities, Record, SdkClient, ValueLimits
 from secretkit.drivers.vault.codec import digest
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES
@@ -31,6 +31,7 @@ KV1_CAPABILITIES = Capabilities(
 class KV1Driver(VaultDriverBase):
     """KV v1 (``GET``/``PUT``/``DELETE``/``LIST`` on ``<mount>/<path>``)."""
 
+    protocols = (ValueLimits, SdkClient)
     capabilities = KV1_CAPABILITIES
     empty_map_ok = False
 
