@@ -81,6 +81,7 @@ class LayeredDriver:
 
     backend = "layered"
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
 
     def __init__(self, layers: Sequence[SecretStore], owned: Sequence[SecretStore] = ()) -> None:
         self.layers: tuple[SecretStore, ...] = tuple(layers)

@@ -56,6 +56,7 @@ class FileDriver:
 
     backend = "file"
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
     capabilities = capabilities(1024 * 1024)
 
     def __init__(

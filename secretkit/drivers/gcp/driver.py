@@ -219,11 +219,18 @@ class GcpDriver:
             except gexc.NotFound as exc:
                 raise ConflictError("secret was deleted while it was being created") from exc
         else:
+            def add() -> Any:
+                return self._rpc("add_secret_version", parent=parent, payload=payload)
+
+            def create_and_add() -> Any:
+                self._create(name)
+                return add()
+
             # Another writer creating the secret between our NOT_FOUND and CreateSecret: our
             # version is added to theirs.
             added = upsert(
-                lambda: self._rpc("add_secret_version", parent=parent, payload=payload),
-                lambda: (self._create(name), self._rpc("add_secret_version", parent=parent, payload=payload))[1],
+                add,
+                create_and_add,
                 missing=lambda exc: isinstance(exc, gexc.NotFound),
                 exists=lambda exc: isinstance(exc, gexc.Conflict) and status(exc) in ("ALREADY_EXISTS", None),
             )

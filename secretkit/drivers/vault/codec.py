@@ -125,6 +125,13 @@ def value_problem(value: Value, value_key: str, *, empty_map_ok: bool) -> str | 
     return None
 
 
+def check_value(value: Value, value_key: str = DEFAULT_VALUE_KEY, *, empty_map_ok: bool = True) -> None:
+    """``InvalidArgumentError`` (before any I/O) with ``value_problem``'s reason, if any."""
+    problem = value_problem(value, value_key, empty_map_ok=empty_map_ok)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
+
+
 # -- version metadata ------------------------------------------------------------------------
 
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")

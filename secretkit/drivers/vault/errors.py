@@ -117,9 +117,9 @@ def _classify_vault(exc: hx.VaultError) -> Classified:
             return Classified(code, detail)
     # hvac's UnexpectedError has no status; our adapter attaches it, else the message tells.
     status = getattr(exc, "status_code", None)
-    code = TABLE.for_status(status if isinstance(status, int) else None)
-    if code is not None:
-        return Classified(code, detail)
+    by_status = TABLE.for_status(status if isinstance(status, int) else None)
+    if by_status is not None:
+        return Classified(by_status, detail)
     text = detail.lower()
     if "too large" in text:
         return Classified(ErrorCode.INVALID_ARGUMENT, detail)

@@ -11,7 +11,6 @@ from secretkit.drivers.base import Capabilities, Classified
 from secretkit.drivers.vault import codec
 from secretkit.drivers.vault.auth import TokenKeeper
 from secretkit.drivers.vault.errors import classify
-from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules
 from secretkit.secret import Value
 
@@ -54,9 +53,7 @@ class VaultDriverBase:
 
     def check_value(self, name: str, value: Value) -> None:
         """``InvalidArgumentError`` (before any I/O) for a value that would not read back the same."""
-        problem = codec.value_problem(value, self.value_key, empty_map_ok=self.empty_map_ok)
-        if problem is not None:
-            raise InvalidArgumentError(problem)
+        codec.check_value(value, self.value_key, empty_map_ok=self.empty_map_ok)
 
     def classify(self, exc: BaseException) -> Classified | None:
         return classify(exc)
