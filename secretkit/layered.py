@@ -82,6 +82,7 @@ class LayeredDriver:
     backend = "layered"
     protocols = (VersionProbe, ValueLimits)
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
 
     def __init__(self, layers: Sequence[SecretStore], owned: Sequence[SecretStore] = ()) -> None:
         self.layers: tuple[SecretStore, ...] = tuple(layers)

@@ -4,35 +4,74 @@ botocore at DEBUG prints whole response bodies (``SecretString``), hvac/urllib3 
 Kubernetes client can print request bodies and tokens. secretkit never logs values itself;
 this filter is for the SDK loggers around it. Logger-level filters do not see records that
 child loggers propagate, so the filter is put on handlers as well.
+
+This module names no backend: each driver declares its SDK's loggers (``sdk_loggers``) and the
+JSON keys that carry values (``sdk_value_keys``), and opening a store adds them here.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable
 
 MASK = "***"
 
 _QUOTED = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
-_SENSITIVE_KEYS = (
-    r"SecretString|SecretBinary|secret_string|secret_binary|stringData|client_token|"
-    r"password|passwd|token|secret_id|private_key|api_key|X-Vault-Token|x-vault-token"
+#: Keys whose values are credentials whatever the SDK (not values of one backend's API: those
+#: are declared by each driver as ``sdk_value_keys`` and added by ``install_redaction``).
+CREDENTIAL_KEYS = ("password", "passwd", "token", "secret_id", "private_key", "api_key")
+_AUTHORIZATION = (
+    re.compile(r"((?:authorization|Authorization)['\"]?\s*[:=]\s*['\"]?(?:Bearer|bearer|Basic)\s+)[^\s'\",}]+"),
+    rf"\1{MASK}",
 )
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # "SecretString": "...", 'token': '...', password=...
-    (re.compile(rf"""((?:["']|\b)(?:{_SENSITIVE_KEYS})["']?\s*[:=]\s*)(b?{_QUOTED}|[^\s,;}}&]+)"""), rf"\1'{MASK}'"),
-    # a flat "data" map (Vault KV, Kubernetes Secret, GCP payload), or a base64/bytes "data" scalar
-    (re.compile(rf"""((?:["']|\b)data["']?\s*[:=]\s*)(\{{[^{{}}]*\}}|b?{_QUOTED})"""), rf"\1'{MASK}'"),
-    # Authorization: Bearer xxx
-    (re.compile(r"((?:authorization|Authorization)['\"]?\s*[:=]\s*['\"]?(?:Bearer|bearer|Basic)\s+)[^\s'\",}]+"), rf"\1{MASK}"),
-]
 
-DEFAULT_LOGGERS = ("secretkit", "botocore", "boto3", "urllib3", "hvac", "google", "grpc", "kubernetes")
+#: Loggers the filter always goes on; each store adds its driver's ``sdk_loggers``.
+DEFAULT_LOGGERS = ("secretkit",)
 
 
-# A sensitive key followed by an opening quote: the quoted value is masked by _quoted_end.
-_KEY_THEN_QUOTE = re.compile(rf"""((?:["']|\b)(?:{_SENSITIVE_KEYS})["']?\s*[:=]\s*)b?(["'])""")
+class _Keys:
+    """The keys masked so far (credentials, and every driver's declared value keys) and the
+    patterns built from them; rebuilt only when a key is added."""
+
+    def __init__(self) -> None:
+        self.keys: tuple[str, ...] = ()
+        self.loggers: tuple[str, ...] = DEFAULT_LOGGERS
+        self.then_quote: re.Pattern[str]
+        self.patterns: list[tuple[re.Pattern[str], str]]
+        self._lock = threading.Lock()
+        self.add(CREDENTIAL_KEYS)
+
+    def add(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            new = tuple(k for k in dict.fromkeys(keys) if k not in self.keys)
+            if not new:
+                return
+            self.keys = (*self.keys, *new)
+            alternatives = "|".join(re.escape(k) for k in sorted(self.keys, key=len, reverse=True))
+            key = rf"""((?:["']|\b)(?:{alternatives})["']?\s*[:=]\s*)"""
+            # A sensitive key followed by an opening quote: the quoted value is masked by _quoted_end.
+            self.then_quote = re.compile(rf"{key}b?([\"'])")
+            self.patterns = [
+                # a flat map ("data": {...} of Vault KV, Kubernetes Secrets), then a bare word
+                (re.compile(rf"{key}(\{{[^{{}}]*\}}|b?{_QUOTED})"), rf"\1'{MASK}'"),
+                (re.compile(rf"{key}(b?{_QUOTED}|[^\s,;}}&{{]+)"), rf"\1'{MASK}'"),
+                _AUTHORIZATION,
+            ]
+
+    def add_loggers(self, names: Iterable[str]) -> None:
+        with self._lock:
+            self.loggers = tuple(dict.fromkeys((*self.loggers, *names)))
+
+
+_keys = _Keys()
+
+
+def mask_value_keys(keys: Iterable[str]) -> None:
+    """Mask what follows each of ``keys`` in every line ``redact`` sees, from now on (process-wide:
+    the filter is shared). ``SecretStore`` calls it with its driver's ``sdk_value_keys``."""
+    _keys.add(keys)
 
 
 def _quoted_end(text: str, start: int, quote: str) -> int:
@@ -60,7 +99,7 @@ def _mask_quoted(text: str) -> str:
     out = []
     pos = 0
     while True:
-        match = _KEY_THEN_QUOTE.search(text, pos)
+        match = _keys.then_quote.search(text, pos)
         if match is None:
             out.append(text[pos:])
             return "".join(out)
@@ -72,7 +111,7 @@ def _mask_quoted(text: str) -> str:
 def redact(text: str) -> str:
     """``text`` with anything that looks like a secret value or credential masked."""
     text = _mask_quoted(text)
-    for pattern, repl in _PATTERNS:
+    for pattern, repl in _keys.patterns:
         text = pattern.sub(repl, text)
     return text
 
@@ -113,13 +152,21 @@ def _redact_structure(item: object) -> object:
 
 
 def install_redaction(
-    loggers: Iterable[str] = DEFAULT_LOGGERS, handlers: Iterable[logging.Handler] | None = None
+    loggers: Iterable[str] | None = None,
+    handlers: Iterable[logging.Handler] | None = None,
+    *,
+    value_keys: Iterable[str] = (),
 ) -> RedactingFilter:
     """Put one ``RedactingFilter`` on the named loggers (and their existing children) and on
-    ``handlers`` (default: the root logger's handlers). Idempotent; returns the filter."""
+    ``handlers`` (default: the root logger's handlers), masking ``value_keys`` besides the keys
+    already declared. ``loggers`` defaults to ``secretkit`` and every SDK logger the drivers of
+    stores opened so far declared. Idempotent; returns the filter."""
     flt = _shared
+    _keys.add(value_keys)
     targets: list[logging.Filterer] = list(logging.getLogger().handlers if handlers is None else handlers)
-    names = tuple(loggers)
+    names = _keys.loggers if loggers is None else tuple(loggers)
+    if loggers is not None:
+        _keys.add_loggers(names)
     for name in names:
         targets.append(logging.getLogger(name))
     for existing in list(logging.root.manager.loggerDict):

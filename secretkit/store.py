@@ -102,7 +102,8 @@ class SecretStore:
         self._names: NameRules = name_rules(driver)
         self._stage_support = _stages.support(driver, driver.capabilities.create_only)
         # SDKs below may print values at DEBUG; mask their loggers before the first call.
-        install_redaction(getattr(driver, "sdk_loggers", ()), handlers=())
+        install_redaction(getattr(driver, "sdk_loggers", ()), handlers=(),
+                          value_keys=getattr(driver, "sdk_value_keys", ()))
         policy = self.options.cache or default_policy(driver.capabilities.remote)
         self._cache: Cache | None = None
         self._hit: Callable[[Key, float | None], Secret | None] = _no_hit

@@ -73,6 +73,7 @@ class MemoryDriver:
     backend = "memory"
     protocols = (VersionProbe, NativeStages)
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
     capabilities = capabilities(65536)
 
     def __init__(self, namespace: _Namespace | None = None, *, max_value_bytes: int = 65536) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import secretkit
+from secretkit.drivers.aws.driver import AwsDriver
 from secretkit.redact import RedactingFilter, install_redaction
 from tests.doubles.aws import REGION, aws_faithful_moto, fake_aws_env, make_client
 
@@ -23,7 +24,8 @@ BINARY_B64 = base64.b64encode(BINARY).decode()
 
 
 def _filter() -> RedactingFilter:
-    return install_redaction((), handlers=())  # the shared filter, installed nowhere new
+    # the shared filter, installed nowhere new, masking what an aws-sm store declares
+    return install_redaction((), handlers=(), value_keys=AwsDriver.sdk_value_keys)
 
 
 def _without_logger_filters() -> None:

@@ -25,7 +25,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
-from secretkit.drivers.aws.driver import AwsOptions, client_config
+from secretkit.drivers.aws.common import ClientOptions, client_config
 from secretkit.drivers.aws.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env, moto_server
 
 __all__ = [
@@ -54,7 +54,7 @@ def free_port() -> int:
 def make_client(endpoint_url: str | None = None) -> Any:
     """A boto3 client configured exactly as the driver configures its own."""
     return boto3.session.Session(region_name=REGION).client(
-        "secretsmanager", endpoint_url=endpoint_url, config=client_config(AwsOptions())
+        "secretsmanager", endpoint_url=endpoint_url, config=client_config(ClientOptions())
     )
 
 

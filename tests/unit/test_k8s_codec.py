@@ -25,8 +25,8 @@ def _digest(name: str) -> str:
      "dots.and-dashes"],
 )
 def test_names_kubernetes_holds_are_used_unchanged(name: str) -> None:
-    assert codec.NAME_RULES.storage_name(name) == name
-    assert not codec.NAME_RULES.is_mapped(name)
+    assert codec.NAMES.storage_name(name) == name
+    assert not codec.NAMES.is_mapped(name)
 
 
 @pytest.mark.parametrize(
@@ -44,8 +44,8 @@ def test_names_kubernetes_holds_are_used_unchanged(name: str) -> None:
     ],
 )
 def test_other_portable_names_are_mapped_readably_with_a_digest(name: str, readable: str) -> None:
-    assert codec.NAME_RULES.storage_name(name) == f"{readable}-{_digest(name)}"
-    assert codec.NAME_RULES.is_mapped(name)
+    assert codec.NAMES.storage_name(name) == f"{readable}-{_digest(name)}"
+    assert codec.NAMES.is_mapped(name)
 
 
 def test_the_brief_example() -> None:
@@ -55,7 +55,7 @@ def test_the_brief_example() -> None:
 @pytest.mark.parametrize("name", ["a" * 254, "-x", "x-", "a!b", "UPPER" + "x" * 200, "a b", "ä"])
 def test_names_neither_held_nor_mapped_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:
-        codec.NAME_RULES.storage_name(name)
+        codec.NAMES.storage_name(name)
     assert codec.NAME_RULE in str(info.value)
 
 
@@ -63,7 +63,7 @@ def test_awkward_names_are_held_or_mapped() -> None:
     objects = {}
     for name in AWKWARD_NAMES:
         try:
-            objects[name] = codec.NAME_RULES.storage_name(name)
+            objects[name] = codec.NAMES.storage_name(name)
         except InvalidArgumentError:
             assert not is_portable(name)  # "a+b=c@d": AWS-only
     assert objects["zabbix-db"] == "zabbix-db"
@@ -81,21 +81,21 @@ def test_every_portable_name_reaches_one_valid_object_of_its_own() -> None:
             ends = "abzZ09"
             segments.append(rng.choice(ends) + (inner + rng.choice(ends) if inner or rng.random() < 0.5 else ""))
         name = "/".join(segments)
-        obj = codec.NAME_RULES.storage_name(name)
-        assert codec.is_object_name(obj), (name, obj)
-        if codec.is_object_name(name):
+        obj = codec.NAMES.storage_name(name)
+        assert codec.is_native(obj), (name, obj)
+        if codec.is_native(name):
             assert obj == name  # a natively valid name is never altered
         assert seen.setdefault(obj, name) == name  # no two names share an object
-        assert codec.display_name(obj, {codec.NAME_ANNOTATION: name}) == name
+        assert codec.listed_name(obj, {codec.NAME_ANNOTATION: name}) == name
 
 
 def test_display_name() -> None:
     obj = codec.mapped("A/b")
-    assert codec.display_name(obj, {codec.NAME_ANNOTATION: "A/b"}) == "A/b"
-    assert codec.display_name("renamed", {codec.NAME_ANNOTATION: "A/b"}) == "renamed"  # stale annotation
-    assert codec.display_name("db", {codec.NAME_ANNOTATION: "x"}) == "db"
-    assert codec.display_name("db", {codec.NAME_ANNOTATION: "bad\nname"}) == "db"
-    assert codec.display_name("db", {}) == "db"
+    assert codec.listed_name(obj, {codec.NAME_ANNOTATION: "A/b"}) == "A/b"
+    assert codec.listed_name("renamed", {codec.NAME_ANNOTATION: "A/b"}) == "renamed"  # stale annotation
+    assert codec.listed_name("db", {codec.NAME_ANNOTATION: "x"}) == "db"
+    assert codec.listed_name("db", {codec.NAME_ANNOTATION: "bad\nname"}) == "db"
+    assert codec.listed_name("db", {}) == "db"
 
 
 def test_companion_names() -> None:
@@ -105,11 +105,11 @@ def test_companion_names() -> None:
     long = "a" * 240 + ".b"
     pending, previous = codec.companion_name(long, "pending"), codec.companion_name(long, "previous")
     assert pending != previous and pending.endswith(".secretkit-pending")
-    assert codec.is_object_name(pending) and codec.is_object_name(previous)
+    assert codec.is_native(pending) and codec.is_native(previous)
     assert pending == codec.companion_name(long, "pending")  # deterministic
     assert codec.companion_name(long[:-1] + "c", "pending") != pending
     edge = "a" * 225 + "." + "b" * 20  # truncation lands right after a '.'
-    assert codec.is_object_name(codec.companion_name(edge, "previous", other_namespace="ns"))
+    assert codec.is_native(codec.companion_name(edge, "previous", other_namespace="ns"))
 
 
 def _b64(raw: bytes) -> str:
@@ -117,20 +117,20 @@ def _b64(raw: bytes) -> str:
 
 
 def test_values_become_data_keys() -> None:
-    assert codec.encode(Value.of("héllo"), "value") == {"value": _b64("héllo".encode())}
-    assert codec.encode(Value.of(b"\xff\x00"), "value") == {"value": _b64(b"\xff\x00")}
-    assert codec.encode(Value.of(""), "password") == {"password": ""}
-    assert codec.encode(Value.of({"u": "app", "k": b"\xfe"}), "value") == {"u": _b64(b"app"), "k": _b64(b"\xfe")}
-    assert codec.encode(Value.of({}), "value") == {}
+    assert codec.encode_value(Value.of("héllo"), "value") == {"value": _b64("héllo".encode())}
+    assert codec.encode_value(Value.of(b"\xff\x00"), "value") == {"value": _b64(b"\xff\x00")}
+    assert codec.encode_value(Value.of(""), "password") == {"password": ""}
+    assert codec.encode_value(Value.of({"u": "app", "k": b"\xfe"}), "value") == {"u": _b64(b"app"), "k": _b64(b"\xfe")}
+    assert codec.encode_value(Value.of({}), "value") == {}
     # a map read from another backend may hold JSON values: they are stored as their JSON text
-    assert codec.encode(Value(Kind.FIELDS, {"port": 5432}), "value") == {"port": _b64(b"5432")}
+    assert codec.encode_value(Value(Kind.FIELDS, {"port": 5432}), "value") == {"port": _b64(b"5432")}
 
 
 def test_reading_gives_the_octets_of_every_key() -> None:
-    value = codec.decode({"data": {"password": _b64(b"x"), "keystore.jks": _b64(b"\xfe\xed"), "empty": ""}})
+    value = codec.decode_value({"data": {"password": _b64(b"x"), "keystore.jks": _b64(b"\xfe\xed"), "empty": ""}})
     assert value.kind is Kind.FIELDS
     assert dict(value.map) == {"password": b"x", "keystore.jks": b"\xfe\xed", "empty": b""}
-    assert codec.decode({}).fields == {}
-    assert codec.decode({"data": {"value": _b64(b"abc")}}).text == "abc"
+    assert codec.decode_value({}).fields == {}
+    assert codec.decode_value({"data": {"value": _b64(b"abc")}}).text == "abc"
     with pytest.raises(DataLossError, match="k"):
-        codec.decode({"data": {"k": "%%%"}})
+        codec.decode_value({"data": {"k": "%%%"}})

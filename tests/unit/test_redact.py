@@ -6,7 +6,21 @@ import logging
 
 import pytest
 
-from secretkit.redact import RedactingFilter, install_redaction, redact
+import secretkit
+from secretkit.drivers.aws.driver import AwsDriver
+from secretkit.drivers.base import Capabilities
+from secretkit.drivers.gcp.driver import GcpDriver
+from secretkit.drivers.kubernetes.driver import KubernetesDriver
+from secretkit.drivers.memory import MemoryDriver
+from secretkit.drivers.vault.kv import VaultDriverBase
+from secretkit.redact import RedactingFilter, install_redaction, mask_value_keys, redact
+
+
+@pytest.fixture(autouse=True)
+def _declared_keys() -> None:
+    """The value keys the built-in drivers declare, masked as opening their stores does."""
+    for driver in (AwsDriver, GcpDriver, KubernetesDriver, VaultDriverBase):
+        mask_value_keys(driver.sdk_value_keys)
 
 
 @pytest.mark.parametrize(
@@ -35,3 +49,40 @@ def test_filter_on_handler_catches_child_loggers(caplog: pytest.LogCaptureFixtur
     caplog.set_level(logging.DEBUG)
     logging.getLogger("sdkdemo.endpoint.child").debug("body %s", '{"SecretString":"hunter2"}')
     assert "hunter2" not in caplog.text and "SecretString" in caplog.text
+
+
+def test_redaction_names_no_backend() -> None:
+    """Which keys carry values is each driver's declaration, not a list in secretkit.redact."""
+    import ast
+    import inspect
+
+    import secretkit.redact as module
+
+    tree = ast.parse(inspect.getsource(module))
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    literals = " ".join(node.value for node in ast.walk(tree)
+                        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings)
+    for key in ("SecretString", "SecretBinary", "stringData", "X-Vault-Token", "botocore", "hvac", "kubernetes"):
+        assert key not in literals, key
+
+
+class ThirdPartyDriver(MemoryDriver):
+    """A driver from another package: its SDK logs under ``acme.sdk`` and carries values as "Value"."""
+
+    backend = "acme"
+    capabilities = Capabilities(remote=False)
+    sdk_loggers = ("acme.sdk",)
+    sdk_value_keys = ("Value",)
+
+
+def test_a_third_party_drivers_declared_value_key_is_masked_in_its_sdk_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    line = '{"Parameter": {"Name": "db", "Value": "hunter2-acme", "Version": 3}}'
+    assert "hunter2-acme" in redact(line)  # nothing masks "Value" until a driver declares it
+    sdk_logger = logging.getLogger("acme.sdk.client")  # as the SDK makes it, at import
+    secretkit.SecretStore(ThirdPartyDriver())
+    caplog.set_level(logging.DEBUG, logger="acme.sdk")
+    sdk_logger.debug("Response body: %s", line)
+    shown = caplog.text
+    assert "hunter2-acme" not in shown and '"Name": "db"' in shown and '"Version": 3' in shown

@@ -22,7 +22,7 @@ import pytest
 
 import secretkit
 from secretkit.audit import AuditEvent
-from secretkit.drivers.vault.codec import decode, encode
+from secretkit.drivers.vault.codec import decode_value, encode_value
 from secretkit.drivers.vault.driver import KV2Driver
 from secretkit.drivers.vault.errors import classify
 from secretkit.drivers.vault.kv1 import KV1Driver
@@ -306,19 +306,19 @@ def test_non_string_json_values_read_as_their_json_text(root: Any, store: Secret
 
 
 def test_only_the_exact_bytes_form_reads_as_bytes() -> None:
-    assert decode({"value": "AP8=", "encoding": "base64"}) == Value(Kind.BYTES, b"\x00\xff")
-    assert decode({"value": "", "encoding": "base64"}) == Value(Kind.BYTES, b"")
-    assert decode({"blob": "AP8=", "encoding": "base64"}, "blob").bytes == b"\x00\xff"
+    assert decode_value({"value": "AP8=", "encoding": "base64"}) == Value(Kind.BYTES, b"\x00\xff")
+    assert decode_value({"value": "", "encoding": "base64"}) == Value(Kind.BYTES, b"")
+    assert decode_value({"blob": "AP8=", "encoding": "base64"}, "blob").bytes == b"\x00\xff"
     for other in ({"value": "not base64!", "encoding": "base64"}, {"value": "AP8=", "encoding": "hex"},
                   {"value": "AP8=", "encoding": "base64", "x": "y"}, {"value": "AP8="}, {"value": 5, "encoding": "base64"},
                   {"blob": "AP8=", "encoding": "base64"}):
-        assert decode(other) == Value(Kind.FIELDS, other), other
-    assert decode(None) == Value(Kind.FIELDS, {})
-    assert decode(encode(Value.of("t"))) == Value(Kind.FIELDS, {"value": "t"})  # text: a one-key map
-    assert decode(encode(Value.of(""))).text == ""
-    assert decode(encode(Value.of(b"\x00"))) == Value(Kind.BYTES, b"\x00")
-    assert decode(encode(Value.of({"a": "b"}))).fields == {"a": "b"}
-    assert decode(encode(Value.of({}))).fields == {}
+        assert decode_value(other) == Value(Kind.FIELDS, other), other
+    assert decode_value(None) == Value(Kind.FIELDS, {})
+    assert decode_value(encode_value(Value.of("t"))) == Value(Kind.FIELDS, {"value": "t"})  # text: a one-key map
+    assert decode_value(encode_value(Value.of(""))).text == ""
+    assert decode_value(encode_value(Value.of(b"\x00"))) == Value(Kind.BYTES, b"\x00")
+    assert decode_value(encode_value(Value.of({"a": "b"}))).fields == {"a": "b"}
+    assert decode_value(encode_value(Value.of({}))).fields == {}
 
 
 def test_text_and_bytes_use_the_value_key_option(bao: openbao.OpenBaoServer, root: Any, name: str) -> None:

@@ -22,10 +22,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from secretkit.drivers.base import Record
+from secretkit.drivers.base import Record, check_utf8_fields
 from secretkit.errors import InvalidArgumentError, NotFoundError
 from secretkit.names import NameRules, pattern_rule
 from secretkit.secret import Kind, Stage, Value, fields_to_json
+
+BACKEND = "aws-sm"
 
 #: AWS's value limit, in bytes of SecretString (UTF-8) or SecretBinary.
 AWS_MAX_VALUE = 65536
@@ -96,16 +98,8 @@ def check_value(value: Value) -> None:
             "a value of one NUL character is how aws-sm stores an empty value (AWS holds no empty "
             "SecretString or SecretBinary), so it cannot be stored as itself"
         )
-    if isinstance(raw, Mapping):
-        for key, item in raw.items():
-            if isinstance(item, bytes):
-                try:
-                    item.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InvalidArgumentError(
-                        f"field {key!r} holds octets that are not UTF-8: AWS fields are a JSON object "
-                        "of text (store octets as a bytes value, which is a SecretBinary)"
-                    ) from None
+    check_utf8_fields(value, "AWS fields are a JSON object of text (store octets as a bytes value, "
+                             "which is a SecretBinary)")
     size = stored_size(encode_value(value))
     if size > AWS_MAX_VALUE:
         raise InvalidArgumentError(f"value is stored as {size} bytes; AWS Secrets Manager holds at most {AWS_MAX_VALUE}")

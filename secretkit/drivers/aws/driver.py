@@ -22,14 +22,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import boto3
 import botocore.exceptions as bx
-from botocore.config import Config
-from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, redact_url, validate
-from secretkit.drivers.aws import codec, stages
+from secretkit.config import StoreURL, validate
+from secretkit.drivers.aws import codec, common, stages
+from secretkit.drivers.aws.codec import BACKEND
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
+from secretkit.drivers.aws.options import Options
 from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
@@ -41,6 +40,7 @@ from secretkit.drivers.base import (
     SdkClient,
     ValueLimits,
     VersionProbe,
+    upsert,
 )
 from secretkit.errors import (
     AlreadyExistsError,
@@ -52,31 +52,11 @@ from secretkit.errors import (
     already_exists,
     error_for,
 )
-from secretkit.retry import request_timeout
 from secretkit.secret import Stage, Value, VersionInfo
 
-BACKEND = "aws-sm"
 BATCH_SIZE = 20
 #: A deleted secret whose DeletedDate is less than this far ahead is being purged, not recoverable.
 PURGE_MARGIN_SECONDS = 300.0
-
-
-class AwsOptions(BaseModel):
-    """Options of ``aws-sm://`` (URL query parameters or keyword arguments of ``open``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    region: str | None = Field(None, description="AWS region; default: boto3's chain (AWS_REGION, profile)")
-    endpoint_url: str | None = Field(None, description="another endpoint, e.g. a VPC endpoint or a local double")
-    profile: str | None = Field(None, description="a named profile from ~/.aws/config")
-    recovery_window_days: int | None = Field(
-        None, ge=7, le=30, description="recovery window of delete() without purge; default AWS's 30 days"
-    )
-    restore_deleted: bool = Field(
-        False, description="put() on a secret scheduled for deletion restores it first (else ConflictError)"
-    )
-    connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
-    read_timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
 
 
 CAPABILITIES = Capabilities(
@@ -101,13 +81,17 @@ class AwsDriver:
     protocols = (BatchReader, VersionProbe, NativeStages, RotationSettings, ValueLimits, SdkClient)
     capabilities = CAPABILITIES
     names = codec.NAMES
-    sdk_loggers = ("botocore", "boto3", "urllib3")
+    sdk_loggers = common.SDK_LOGGERS
+    #: botocore logs request and response bodies with these members; the snake_case spellings
+    #: are what Python wrappers of the API log (keyword arguments).
+    sdk_value_keys = ("SecretString", "SecretBinary", "secret_string", "secret_binary")
 
     def __init__(
-        self, client: Any, *, owned: bool, recovery_window_days: int | None = None, restore_deleted: bool = False
+        self, client: Any, *, owns_client: bool, recovery_window_days: int | None = None,
+        restore_deleted: bool = False,
     ) -> None:
         self.client = client
-        self._owned = owned
+        self._owns_client = owns_client
         self._recovery_window = recovery_window_days
         self._restore_deleted = restore_deleted
 
@@ -208,17 +192,14 @@ class AwsDriver:
         return self._put(name, member, token)
 
     def _put(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
-        """PutSecretValue; CreateSecret when there is no secret."""
-        try:
-            return self._add_version(name, member, token)
-        except bx.ClientError as exc:
-            if code_of(exc) != "ResourceNotFoundException":
-                raise
-        try:
-            return self._create(name, member, token)
-        except AlreadyExistsError:
-            # Another writer created it between our two calls; add our version to theirs.
-            return self._add_version(name, member, token)
+        """PutSecretValue; CreateSecret when there is no secret (another writer creating it
+        between the two: our version is added to theirs)."""
+        return upsert(
+            lambda: self._add_version(name, member, token),
+            lambda: self._create(name, member, token),
+            missing=lambda exc: isinstance(exc, bx.ClientError) and code_of(exc) == "ResourceNotFoundException",
+            exists=lambda exc: isinstance(exc, AlreadyExistsError),
+        )
 
     def _add_version(self, name: str, member: dict[str, Any], token: str) -> VersionInfo:
         """PutSecretValue. A secret in its recovery window is someone's recoverable secret (its
@@ -322,28 +303,8 @@ class AwsDriver:
         return classify(exc)
 
     def close(self) -> None:
-        if self._owned:
+        if self._owns_client:
             self.client.close()
-
-
-def client_config(options: AwsOptions) -> Config:
-    """botocore settings: one attempt per call, because the store's RetryPolicy owns retries.
-
-    botocore fixes its timeouts per client, and they bound each socket read, not a call: the
-    store bounds each attempt as a whole (``RetryPolicy.attempt_timeout`` and ``deadline``), and
-    ``refuse_late_requests`` keeps an attempt the store gave up on from sending another request.
-    """
-    return Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=options.connect_timeout,
-        read_timeout=options.read_timeout,
-    )
-
-
-def refuse_late_requests(request: Any = None, **_: Any) -> None:
-    """botocore ``before-send`` handler: ``DeadlineExceededError`` instead of a request once the
-    store's attempt is out of time (an abandoned attempt of a multi-request call stops there)."""
-    request_timeout(None)  # raises once the running attempt's time is spent
 
 
 #: The driver classes this factory opens, by the title docs/capabilities.md gives them.
@@ -354,25 +315,14 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
     """Build the driver for ``aws-sm://?region=...``; ``client`` is a ready boto3 client."""
     if url.host or url.path.strip("/"):
         raise ConfigError("aws-sm:// takes no host or path; use aws-sm://?region=eu-west-1")
-    opts = validate(AwsOptions, options, what="aws-sm store")
+    opts = validate(Options, options, what="aws-sm store")
     if client is not None:
-        return AwsDriver(client, owned=False, **driver_settings(opts))
-    try:
-        session = boto3.session.Session(profile_name=opts.profile, region_name=opts.region)
-        made = session.client("secretsmanager", endpoint_url=opts.endpoint_url, config=client_config(opts))
-        made.meta.events.register("before-send.secrets-manager", refuse_late_requests)
-    except ValueError:
-        # botocore's "Invalid endpoint: ..." quotes the option, which may carry user info
-        shown = redact_url(opts.endpoint_url or "")
-        raise ConfigError(f"cannot configure the AWS Secrets Manager client: endpoint_url {shown!r} is not a "
-                          "valid endpoint URL (scheme://host[:port])") from None
-    except (bx.NoRegionError, bx.ProfileNotFound, bx.InvalidRegionError) as exc:
-        hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
-        raise ConfigError(f"cannot configure the AWS Secrets Manager client: {exc}{hint}") from exc
-    return AwsDriver(made, owned=True, **driver_settings(opts))
+        return AwsDriver(client, owns_client=False, **driver_settings(opts))
+    made = common.make_client("secretsmanager", opts, title="AWS Secrets Manager")
+    return AwsDriver(made, owns_client=True, **driver_settings(opts))
 
 
-def driver_settings(options: AwsOptions) -> dict[str, Any]:
+def driver_settings(options: Options) -> dict[str, Any]:
     """The options the driver itself reads (the rest configure the boto3 client)."""
     return {"recovery_window_days": options.recovery_window_days, "restore_deleted": options.restore_deleted}
 

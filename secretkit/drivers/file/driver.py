@@ -57,6 +57,7 @@ class FileDriver:
     backend = "file"
     protocols = (NativeStages,)
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
     capabilities = capabilities(1024 * 1024)
 
     def __init__(

@@ -71,6 +71,7 @@ class FilesDriver:
     backend = "files"
     protocols = (VersionProbe, ChangeStream)
     sdk_loggers: tuple[str, ...] = ()
+    sdk_value_keys: tuple[str, ...] = ()
     # read-only: the store refuses writes before any I/O, and a layered store skips this layer for them
     capabilities = Capabilities(
         remote=False, versions=False, compare_and_set=False, create_only=False, idempotent_put=False, read_only=True,

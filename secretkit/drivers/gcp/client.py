@@ -8,7 +8,7 @@ exception). The gRPC channel gets a short reconnect backoff (``GRPC_RECONNECT_OP
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import google.auth
 import google.auth.exceptions as auth_exc
@@ -19,43 +19,12 @@ from google.cloud import secretmanager_v1 as sm
 from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
     SecretManagerServiceGrpcTransport,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from secretkit.drivers.gcp.codec import BACKEND
+from secretkit.drivers.gcp.options import Options
 from secretkit.errors import AuthenticationError
 
-BACKEND = "gcp-sm"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-
-
-class GcpOptions(BaseModel):
-    """Options of the gcp-sm:// store (URL query, config file or keyword arguments)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    location: str | None = Field(None, description="regional secrets in this location (regional endpoint)")
-    replication: str | list[str] = Field(
-        "automatic", description="'automatic', or user-managed replica locations (list or comma-separated)"
-    )
-    endpoint: str | None = Field(None, description="API endpoint host[:port] (default: Google's, regional if location)")
-    insecure: bool = Field(False, description="plaintext and anonymous credentials; only for local test servers")
-    transport: Literal["grpc", "rest"] = "grpc"
-    timeout: float = Field(
-        30.0, gt=0,
-        description="seconds per API call (gRPC: the call's deadline; REST: per socket read); also capped by the "
-        "store's retry policy",
-    )
-
-    @field_validator("replication")
-    @classmethod
-    def _replication(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, str):
-            if value.strip() == "automatic":
-                return "automatic"
-            value = value.split(",")
-        locations = [v.strip() for v in value if v.strip()]
-        if not locations:
-            raise ValueError("give 'automatic' or at least one replica location")
-        return locations
 
 
 #: gRPC's own reconnect backoff starts at 1 s and grows to 120 s. While it runs the channel fails
@@ -96,7 +65,7 @@ def default_credentials() -> tuple[Any, str | None]:
     return credentials, project
 
 
-def make_client(opts: GcpOptions) -> tuple[sm.SecretManagerServiceClient, str | None]:
+def make_client(opts: Options) -> tuple[sm.SecretManagerServiceClient, str | None]:
     """A client for ``opts`` and the default project its credentials name (None if insecure)."""
     endpoint = opts.endpoint or (
         f"secretmanager.{opts.location}.rep.googleapis.com" if opts.location else "secretmanager.googleapis.com"

@@ -20,9 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from secretkit.drivers.base import listed_name as _listed_name
+from secretkit.drivers.base import check_utf8_fields
 from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules, hashed
-from secretkit.secret import FieldValue, Kind, Value, fields_to_json
+from secretkit.secret import Kind, Value, fields_to_json
+
+BACKEND = "gcp-sm"
 
 MAX_SECRET_ID = 255
 MAX_PAYLOAD = 65536
@@ -76,14 +80,7 @@ def listed_name(secret_id: str, annotations: Mapping[str, str]) -> str:
     """The name ``list`` shows for a secret: the recorded name where the id is its mapping
     (a copied or hand-edited annotation that does not lead back to this id is ignored), else
     the secret id unchanged."""
-    recorded = annotations.get(NAME_ANNOTATION)
-    if recorded and recorded != secret_id:
-        try:
-            if NAMES.storage_name(recorded) == secret_id:
-                return recorded
-        except InvalidArgumentError:
-            pass
-    return secret_id
+    return _listed_name(NAMES, secret_id, annotations.get(NAME_ANNOTATION))
 
 
 def list_filter(prefix: str) -> str | None:
@@ -161,22 +158,9 @@ def check_value(value: Value) -> None:
         return
     if isinstance(raw, str):
         return
-    binary = [key for key, item in raw.items() if not _is_text(item)]
-    if binary:
-        raise InvalidArgumentError(
-            f"a GCP secret of fields is a JSON object of text; fields {binary} hold octets that are not UTF-8 "
-            "(store them base64-encoded, or as a bytes secret of their own)"
-        )
+    check_utf8_fields(value, "a GCP secret of fields is a JSON object of text (store them base64-encoded, "
+                             "or as a bytes secret of their own)")
     size = len(fields_to_json(raw).encode("utf-8"))
     if size > MAX_PAYLOAD:
         raise InvalidArgumentError(f"the fields encode to a {size}-byte JSON payload; GCP holds at most {MAX_PAYLOAD}")
-
-
-def _is_text(item: FieldValue) -> bool:
-    if isinstance(item, bytes):
-        try:
-            item.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-    return True
 

@@ -30,9 +30,11 @@ from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources
 
 from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, History, Record, SdkClient, ValueLimits, VersionProbe
+from secretkit.drivers.base import Capabilities, Classified, History, Record, SdkClient, ValueLimits, VersionProbe, upsert
 from secretkit.drivers.gcp import codec
-from secretkit.drivers.gcp.client import BACKEND, GcpOptions, make_client
+from secretkit.drivers.gcp.client import make_client
+from secretkit.drivers.gcp.codec import BACKEND
+from secretkit.drivers.gcp.options import Options
 from secretkit.drivers.gcp.errors import classify, status
 from secretkit.errors import (
     AlreadyExistsError,
@@ -64,6 +66,8 @@ class GcpDriver:
     # DEBUG (google.auth and google.api_core too); the REST transport goes through urllib3.
     sdk_loggers = ("google", "grpc", "urllib3")
     protocols = (VersionProbe, History, ValueLimits, SdkClient)
+    #: A payload's ``data`` (base64 in REST bodies, bytes in the gRPC messages api-core logs).
+    sdk_value_keys = ("data",)
     capabilities = Capabilities(
         remote=True,
         versions=True,
@@ -216,16 +220,21 @@ class GcpDriver:
             except gexc.NotFound as exc:
                 raise ConflictError("secret was deleted while it was being created") from exc
         else:
-            try:
-                added = self._rpc("add_secret_version", parent=parent, payload=payload)
-            except gexc.NotFound:
-                try:
-                    self._create(name)
-                except gexc.Conflict as exc:
-                    if status(exc) not in ("ALREADY_EXISTS", None):
-                        raise
-                    # another writer created it first; adding our version is all we need
-                added = self._rpc("add_secret_version", parent=parent, payload=payload)
+            def add() -> Any:
+                return self._rpc("add_secret_version", parent=parent, payload=payload)
+
+            def create_and_add() -> Any:
+                self._create(name)
+                return add()
+
+            # Another writer creating the secret between our NOT_FOUND and CreateSecret: our
+            # version is added to theirs.
+            added = upsert(
+                add,
+                create_and_add,
+                missing=lambda exc: isinstance(exc, gexc.NotFound),
+                exists=lambda exc: isinstance(exc, gexc.Conflict) and status(exc) in ("ALREADY_EXISTS", None),
+            )
         return VersionInfo(name, _last(added.name), _time(added.create_time), _CURRENT)
 
     def _create(self, name: str) -> None:
@@ -268,7 +277,7 @@ DRIVERS: dict[str, type] = {"gcp-sm": GcpDriver}
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> GcpDriver:
     """Build the driver for ``gcp-sm://PROJECT?location=...&replication=...``."""
-    opts = validate(GcpOptions, options, what="gcp-sm store")
+    opts = validate(Options, options, what="gcp-sm store")
     if url.path not in ("", "/"):
         raise ConfigError("a gcp-sm URL names only the project: gcp-sm://PROJECT (use ?location= for regional secrets)")
     if opts.insecure and not opts.endpoint:

@@ -15,44 +15,25 @@ import grpc
 import requests
 from google.api_core import exceptions as gexc
 
-from secretkit.drivers.base import Classified
+from secretkit.drivers.base import Classified, ErrorTable, On
 from secretkit.errors import ErrorCode
-
-_BY_STATUS = {
-    "NOT_FOUND": ErrorCode.NOT_FOUND,
-    "ALREADY_EXISTS": ErrorCode.ALREADY_EXISTS,
-    "ABORTED": ErrorCode.CONFLICT,
-    "FAILED_PRECONDITION": ErrorCode.CONFLICT,
-    "INVALID_ARGUMENT": ErrorCode.INVALID_ARGUMENT,
-    "OUT_OF_RANGE": ErrorCode.INVALID_ARGUMENT,
-    "PERMISSION_DENIED": ErrorCode.PERMISSION_DENIED,
-    "UNAUTHENTICATED": ErrorCode.UNAUTHENTICATED,
-    "RESOURCE_EXHAUSTED": ErrorCode.THROTTLED,
-    "UNAVAILABLE": ErrorCode.UNAVAILABLE,
-    "INTERNAL": ErrorCode.UNAVAILABLE,
-    "UNKNOWN": ErrorCode.UNAVAILABLE,
-    "CANCELLED": ErrorCode.UNAVAILABLE,
-    "DEADLINE_EXCEEDED": ErrorCode.DEADLINE_EXCEEDED,
-    "DATA_LOSS": ErrorCode.DATA_LOSS,
-    "UNIMPLEMENTED": ErrorCode.NOT_SUPPORTED,
-}
 
 # REST errors arrive as the first api-core class registered for the HTTP status; when the
 # body carries no status name, this is the best reading of the class alone.
-_BY_CLASS: tuple[tuple[type[BaseException], ErrorCode], ...] = (
-    (gexc.NotFound, ErrorCode.NOT_FOUND),
-    (gexc.AlreadyExists, ErrorCode.ALREADY_EXISTS),
-    (gexc.Conflict, ErrorCode.CONFLICT),
-    (gexc.FailedPrecondition, ErrorCode.CONFLICT),
-    (gexc.BadRequest, ErrorCode.INVALID_ARGUMENT),
-    (gexc.Unauthorized, ErrorCode.UNAUTHENTICATED),
-    (gexc.Forbidden, ErrorCode.PERMISSION_DENIED),
-    (gexc.TooManyRequests, ErrorCode.THROTTLED),
-    (gexc.GatewayTimeout, ErrorCode.DEADLINE_EXCEEDED),
-    (gexc.DataLoss, ErrorCode.DATA_LOSS),
-    (gexc.MethodNotImplemented, ErrorCode.NOT_SUPPORTED),
-    (gexc.ServerError, ErrorCode.UNAVAILABLE),
-)
+_BY_CLASS = ErrorTable(exceptions=(
+    On(gexc.NotFound, ErrorCode.NOT_FOUND),
+    On(gexc.AlreadyExists, ErrorCode.ALREADY_EXISTS),
+    On(gexc.Conflict, ErrorCode.CONFLICT),
+    On(gexc.FailedPrecondition, ErrorCode.CONFLICT),
+    On(gexc.BadRequest, ErrorCode.INVALID_ARGUMENT),
+    On(gexc.Unauthorized, ErrorCode.UNAUTHENTICATED),
+    On(gexc.Forbidden, ErrorCode.PERMISSION_DENIED),
+    On(gexc.TooManyRequests, ErrorCode.THROTTLED),
+    On(gexc.GatewayTimeout, ErrorCode.DEADLINE_EXCEEDED),
+    On(gexc.DataLoss, ErrorCode.DATA_LOSS),
+    On(gexc.MethodNotImplemented, ErrorCode.NOT_SUPPORTED),
+    On(gexc.ServerError, ErrorCode.UNAVAILABLE),
+))
 
 
 def status(exc: gexc.GoogleAPICallError) -> str | None:
@@ -69,29 +50,37 @@ def status(exc: gexc.GoogleAPICallError) -> str | None:
     return str(code.name) if code is not None else None
 
 
-def classify(exc: BaseException) -> Classified | None:
-    """Portable code for a google-api-core (gRPC or REST), google-auth, requests or grpc error."""
-    if isinstance(exc, gexc.GoogleAPICallError):
-        found = status(exc)
-        code = _BY_STATUS.get(found) if found else None
-        if code is None:
-            code = next((c for cls, c in _BY_CLASS if isinstance(exc, cls)), ErrorCode.UNKNOWN)
-        return Classified(code, f"{found or type(exc).__name__}: {exc.message}"[:500])
-    if isinstance(exc, gexc.RetryError):
-        return Classified(ErrorCode.UNAVAILABLE, f"RetryError: {exc.message}"[:500])
-    if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return Classified(ErrorCode.UNAUTHENTICATED, f"Google credentials missing or unusable: {exc}"[:500])
-    if isinstance(exc, auth_exc.RefreshError):
-        return Classified(ErrorCode.UNAUTHENTICATED, f"credentials could not be refreshed: {exc}"[:500])
-    if isinstance(exc, auth_exc.TransportError):
-        return Classified(ErrorCode.UNAVAILABLE, f"auth transport error: {exc}"[:500])
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Classified(ErrorCode.UNAVAILABLE, f"could not connect: {type(exc).__name__}")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Classified(ErrorCode.DEADLINE_EXCEEDED, f"request timed out: {type(exc).__name__}")
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        return Classified(ErrorCode.UNAVAILABLE, f"connection failed: {type(exc).__name__}")
-    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
-        name = exc.code().name
-        return Classified(_BY_STATUS.get(name, ErrorCode.UNKNOWN), f"{name}: {exc.details()}"[:500])
-    return None
+def _api_call(exc: gexc.GoogleAPICallError) -> Classified:
+    found = status(exc)
+    code = TABLE.for_grpc(found)
+    if code is None:
+        by_class = _BY_CLASS.classify(exc)
+        code = by_class.code if by_class is not None else ErrorCode.UNKNOWN
+    return Classified(code, f"{found or type(exc).__name__}: {exc.message}"[:500])
+
+
+def _rpc_error(exc: grpc.RpcError) -> Classified | None:
+    if not callable(getattr(exc, "code", None)):
+        return None
+    name = exc.code().name
+    return Classified(TABLE.for_grpc(name) or ErrorCode.UNKNOWN, f"{name}: {exc.details()}"[:500])
+
+
+#: Secret Manager speaks gRPC status codes over both transports: the shared ``GRPC_CODES`` as is.
+TABLE = ErrorTable(exceptions=(
+    On(gexc.GoogleAPICallError, _api_call),
+    On(gexc.RetryError, lambda exc: Classified(ErrorCode.UNAVAILABLE, f"RetryError: {exc.message}"[:500])),
+    On(auth_exc.DefaultCredentialsError,
+       lambda exc: Classified(ErrorCode.UNAUTHENTICATED, f"Google credentials missing or unusable: {exc}"[:500])),
+    On(auth_exc.RefreshError,
+       lambda exc: Classified(ErrorCode.UNAUTHENTICATED, f"credentials could not be refreshed: {exc}"[:500])),
+    On(auth_exc.TransportError, lambda exc: Classified(ErrorCode.UNAVAILABLE, f"auth transport error: {exc}"[:500])),
+    On(requests.exceptions.ConnectTimeout, ErrorCode.UNAVAILABLE, "could not connect: {kind}"),
+    On(requests.exceptions.Timeout, ErrorCode.DEADLINE_EXCEEDED, "request timed out: {kind}"),
+    On((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError),
+       ErrorCode.UNAVAILABLE, "connection failed: {kind}"),
+    On(grpc.RpcError, _rpc_error),
+))
+
+#: Portable code for a google-api-core (gRPC or REST), google-auth, requests or grpc error.
+classify = TABLE.classify

@@ -19,10 +19,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from secretkit.drivers.base import listed_name as _listed_name
 from secretkit.errors import DataLossError, InvalidArgumentError
 from secretkit.names import NameRules, hashed
 from secretkit.secret import Kind, Value, text_form
 
+BACKEND = "k8s"
 #: Label on every Secret secretkit writes; ``list()`` selects on it server-side.
 MANAGED_LABEL = "secretkit.io/managed"
 #: Annotation holding the name as written, on Secrets whose object name is a mapped one.
@@ -63,7 +65,7 @@ NAME_RULE = (
 # -- names -----------------------------------------------------------------------------
 
 
-def is_object_name(name: str) -> bool:
+def is_native(name: str) -> bool:
     """True if Kubernetes accepts ``name`` as a Secret name (then it is used unchanged)."""
     return len(name) <= MAX_OBJECT_NAME and DNS_SUBDOMAIN.fullmatch(name) is not None
 
@@ -83,20 +85,13 @@ def mapped(name: str) -> str:
 
 
 #: The store checks every name against these before any I/O.
-NAME_RULES = NameRules(NAME_RULE, is_object_name, mapped)
+NAMES = NameRules(NAME_RULE, is_native, mapped)
 
 
-def display_name(obj_name: str, annotations: Mapping[str, str]) -> str:
+def listed_name(obj_name: str, annotations: Mapping[str, str]) -> str:
     """What ``list()`` shows for an object: the recorded name as written when it really maps
     to this object (a copied or renamed object keeps a stale annotation), else the object name."""
-    recorded = annotations.get(NAME_ANNOTATION)
-    if recorded and recorded != obj_name and not is_object_name(recorded):
-        try:
-            if NAME_RULES.storage_name(recorded) == obj_name:
-                return recorded
-        except InvalidArgumentError:  # not a name any store could hold
-            pass
-    return obj_name
+    return _listed_name(NAMES, obj_name, annotations.get(NAME_ANNOTATION))
 
 
 def companion_name(obj_name: str, stage: str, *, other_namespace: str | None = None) -> str:
@@ -115,7 +110,7 @@ def companion_name(obj_name: str, stage: str, *, other_namespace: str | None = N
 # -- values ----------------------------------------------------------------------------
 
 
-def encode(value: Value, value_key: str) -> dict[str, str]:
+def encode_value(value: Value, value_key: str) -> dict[str, str]:
     """The Secret's ``data`` for a value: each field is a data key; text and bytes are the
     one key ``value_key``. Values base64-encoded, as the API carries them."""
     raw = value.raw
@@ -126,7 +121,7 @@ def encode(value: Value, value_key: str) -> dict[str, str]:
     return {key: base64.b64encode(item).decode("ascii") for key, item in octets.items()}
 
 
-def decode(obj: Mapping[str, Any], value_key: str = DEFAULT_VALUE_KEY) -> Value:
+def decode_value(obj: Mapping[str, Any], value_key: str = DEFAULT_VALUE_KEY) -> Value:
     """The value of a Secret object as the API returns it: the octets of every data key
     (only ``value_key``: the text form, see the module docstring)."""
     data: dict[str, bytes] = {}

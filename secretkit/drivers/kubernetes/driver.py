@@ -32,27 +32,30 @@ from secretkit.drivers.base import (
     SdkClient,
     StoreURL,
     VersionProbe,
+    upsert,
     validate_options,
 )
-from secretkit.drivers.kubernetes import config, watch
+from secretkit.drivers.kubernetes import config, errors, watch
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
+    BACKEND,
     LEGACY_KIND_ANNOTATION,
     MANAGED_LABEL,
     MAX_SECRET_BYTES,
     NAME_ANNOTATION,
-    NAME_RULES,
+    NAMES,
     OPAQUE,
     annotations_of,
     check_type,
-    decode,
-    display_name,
-    encode,
+    decode_value,
+    encode_value,
+    listed_name,
     metadata_of,
     resource_version,
 )
-from secretkit.drivers.kubernetes.errors import classify, is_status, rejects_type, rejects_version
-from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companions
+from secretkit.drivers.kubernetes.errors import is_status, rejects_type, rejects_version
+from secretkit.drivers.kubernetes.options import Options, valid_namespace
+from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companion
 from secretkit.errors import ConfigError, ConflictError, NotSupportedError
 from secretkit.secret import Stage, Value, VersionInfo
 
@@ -62,7 +65,7 @@ _CURRENT = frozenset({Stage.CURRENT})
 class KubernetesDriver:
     """Secrets of one namespace through a ``CoreV1Api``."""
 
-    backend = "k8s"
+    backend = BACKEND
     protocols = (VersionProbe, NativeStages, ChangeStream, SdkClient)
     capabilities = Capabilities(
         remote=True,
@@ -73,16 +76,19 @@ class KubernetesDriver:
         idempotent_put=False,
         max_value_bytes=MAX_SECRET_BYTES,
     )
-    names = NAME_RULES
+    names = NAMES
     sdk_loggers = ("kubernetes", "urllib3")
+    #: A Secret's ``data`` (base64 values) and ``stringData`` (plain ones) in logged bodies.
+    sdk_value_keys = ("data", "stringData")
 
-    def __init__(self, core: Any, namespace: str, opts: config.KubernetesOptions, *, owned: bool) -> None:
+    def __init__(self, core: Any, namespace: str, opts: Options, *, owns_client: bool) -> None:
         self.client = core
         self.namespace = namespace
         self._opts = opts
-        self._owned = owned
+        self._owns_client = owns_client
+        self._errors = errors.table(str(getattr(core.api_client.configuration, "host", "?")))
         self._api = SecretsApi(core, namespace, timeout=opts.timeout, field_manager=opts.field_manager)
-        self._stages = Companions(self._api, opts.pending_namespace, opts.value_key)
+        self._stages = Companion(self._api, opts.pending_namespace, opts.value_key)
 
     # -- the required calls ------------------------------------------------------------
 
@@ -93,10 +99,10 @@ class KubernetesDriver:
         if stage in (Stage.PENDING, Stage.PREVIOUS):
             return self._stages.read(obj, stage)
         doc = self._api.get(obj)
-        return Record(decode(doc, self._opts.value_key), resource_version(doc), None, _CURRENT)
+        return Record(decode_value(doc, self._opts.value_key), resource_version(doc), None, _CURRENT)
 
     def write(self, name: str, value: Value, *, if_version: str | None, create_only: bool, token: str) -> VersionInfo:
-        obj, data = self._object(name), encode(value, self._opts.value_key)
+        obj, data = self._object(name), encode_value(value, self._opts.value_key)
         if create_only:
             doc = self._create(name, obj, data)
         elif if_version is not None:
@@ -124,7 +130,7 @@ class KubernetesDriver:
         while True:
             doc = self._api.list_page(label_selector=selector, limit=self._opts.page_size, cont=token)
             for item in doc.get("items") or []:
-                name = display_name(str(metadata_of(item).get("name", "")), annotations_of(item))
+                name = listed_name(str(metadata_of(item).get("name", "")), annotations_of(item))
                 if name.startswith(prefix):
                     found.append(name)
             token = metadata_of(doc).get("continue") or None
@@ -135,10 +141,10 @@ class KubernetesDriver:
         raise NotSupportedError("Kubernetes Secrets keep no version history")
 
     def classify(self, exc: BaseException) -> Classified | None:
-        return classify(exc, str(getattr(self.client.api_client.configuration, "host", "?")))
+        return self._errors.classify(exc)
 
     def close(self) -> None:
-        if self._owned:
+        if self._owns_client:
             api_client = self.client.api_client
             api_client.close()
             api_client.rest_client.pool_manager.clear()
@@ -155,7 +161,7 @@ class KubernetesDriver:
     # -- NativeStages: companion Secrets (stages.py) -------------------------------------
 
     def write_pending(self, name: str, value: Value, *, token: str, adopt: bool) -> VersionInfo:
-        data = encode(value, self._opts.value_key)
+        data = encode_value(value, self._opts.value_key)
         return self._stages.write_pending(name, self._object(name), data, token=token, adopt=adopt)
 
     def promote(self, name: str, version: str, *, if_current: str) -> VersionInfo:
@@ -212,22 +218,13 @@ class KubernetesDriver:
 
     def _upsert(self, name: str, obj: str, data: dict[str, str]) -> dict[str, Any]:
         """Patch if it exists, else create; one more patch if someone created it in between."""
-        try:
-            return self._update(obj, data, None)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        try:
-            return self._create(name, obj, data)
-        except ApiException as exc:
-            if not is_status(exc, 409, "AlreadyExists"):
-                raise
-        try:
-            return self._update(obj, data, None)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise ConflictError("the Secret was created and deleted concurrently; put again") from exc
-            raise
+        return upsert(
+            lambda: self._update(obj, data, None),
+            lambda: self._create(name, obj, data),
+            missing=lambda exc: is_status(exc, 404),
+            exists=lambda exc: is_status(exc, 409, "AlreadyExists"),
+            vanished="the Secret was created and deleted concurrently; put again",
+        )
 
 
 #: The metadata of every write to an existing Secret: nothing added, the annotation of older
@@ -241,19 +238,19 @@ DRIVERS: dict[str, type] = {"k8s": KubernetesDriver}
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KubernetesDriver:
     """Open ``k8s://NAMESPACE`` (no namespace: the pod's, the kubeconfig context's, or ``default``)."""
-    opts = validate_options(config.KubernetesOptions, options, what="k8s store")
+    opts = validate_options(Options, options, what="k8s store")
     if url.path not in ("", "/"):
         raise ConfigError("k8s:// takes a namespace only, e.g. k8s://my-namespace")
     namespace = url.host or None
     if client is not None:
-        core, owned = config.core_api(client), False
+        core, owns = config.core_api(client), False
         namespace = namespace or config.pod_namespace()
     else:
         cfg, implied = config.configuration(opts)
-        core, owned = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg)), True
+        core, owns = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg)), True
         namespace = namespace or implied
     namespace = namespace or "default"
-    if not config.valid_namespace(namespace):
+    if not valid_namespace(namespace):
         raise ConfigError(f"{namespace!r} is not a Kubernetes namespace name (a DNS-1123 label)")
     config.pin_retries(core.api_client)
-    return KubernetesDriver(core, namespace, opts, owned=owned)
+    return KubernetesDriver(core, namespace, opts, owns_client=owns)

@@ -15,23 +15,15 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Classified
+from secretkit.drivers.base import Classified, ErrorTable, On
 from secretkit.errors import ErrorCode
 
 _MAX_DETAIL = 300
 
-_BY_STATUS = {
-    400: ErrorCode.INVALID_ARGUMENT,
-    401: ErrorCode.UNAUTHENTICATED,
-    403: ErrorCode.PERMISSION_DENIED,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.NOT_SUPPORTED,
+#: The API server's statuses: the shared ``HTTP_STATUS`` with two of its own meanings.
+STATUSES: dict[int, ErrorCode | None] = {
     410: ErrorCode.UNAVAILABLE,  # expired list continuation: the whole list is tried again
-    413: ErrorCode.INVALID_ARGUMENT,
-    415: ErrorCode.NOT_SUPPORTED,
-    422: ErrorCode.INVALID_ARGUMENT,
-    429: ErrorCode.THROTTLED,
-    504: ErrorCode.DEADLINE_EXCEEDED,
+    415: ErrorCode.NOT_SUPPORTED,  # a patch content type this API server does not implement
 }
 
 
@@ -73,22 +65,29 @@ def rejects_type(exc: ApiException) -> bool:
     return any(isinstance(c, dict) and c.get("field") == "type" for c in causes)
 
 
-def classify(exc: BaseException, host: str) -> Classified | None:
-    """The portable code of anything the client raised; None if it is not the client's."""
-    if isinstance(exc, ApiException):
-        return _classify_api(exc)
-    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        exc = exc.reason
+def table(host: str) -> ErrorTable:
+    """What the client raises, talking to the API server at ``host`` (named in transport errors)."""
     where = f"Kubernetes API at {host}"
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError included
-        return Classified(ErrorCode.UNAVAILABLE, f"cannot connect to the {where}: {type(exc).__name__}")
-    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, TimeoutError)):
-        return Classified(ErrorCode.DEADLINE_EXCEEDED, f"the {where} did not answer in time")
-    if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, OSError)):
-        return Classified(ErrorCode.UNAVAILABLE, f"connection to the {where} failed: {type(exc).__name__}")
-    if isinstance(exc, kubernetes.config.ConfigException):
-        return Classified(ErrorCode.CONFIG, f"Kubernetes client configuration: {exc}")
-    return None
+    transport = (
+        # NewConnectionError is a ConnectTimeoutError: both mean no connection was made
+        On(urllib3.exceptions.ConnectTimeoutError, ErrorCode.UNAVAILABLE, f"cannot connect to the {where}: {{kind}}"),
+        On((urllib3.exceptions.ReadTimeoutError, socket.timeout, TimeoutError),
+           ErrorCode.DEADLINE_EXCEEDED, f"the {where} did not answer in time"),
+        On((urllib3.exceptions.HTTPError, ConnectionError, OSError),
+           ErrorCode.UNAVAILABLE, f"connection to the {where} failed: {{kind}}"),
+    )
+    unwrapped = ErrorTable(exceptions=transport)
+    return ErrorTable(
+        exceptions=(
+            On(ApiException, _classify_api),
+            # urllib3's retries are off, so its MaxRetryError wraps the one attempt's failure
+            On(urllib3.exceptions.MaxRetryError,
+               lambda exc: unwrapped.classify(exc.reason) if exc.reason is not None else None),
+            *transport,
+            On(kubernetes.config.ConfigException, ErrorCode.CONFIG, "Kubernetes client configuration: {exc}"),
+        ),
+        statuses=STATUSES,
+    )
 
 
 def _classify_api(exc: ApiException) -> Classified:
@@ -110,8 +109,7 @@ def _classify_api(exc: ApiException) -> Classified:
             ErrorCode.INVALID_ARGUMENT,
             "the Secret is immutable: Kubernetes rejects any change to its data; delete it and put it again",
         )
-    if code in _BY_STATUS:
-        return Classified(_BY_STATUS[code], detail)
-    if code >= 500:
-        return Classified(ErrorCode.UNAVAILABLE, detail)
-    return Classified(ErrorCode.UNKNOWN, detail)
+    return Classified(_STATUS_TABLE.for_status(code) or ErrorCode.UNKNOWN, detail)
+
+
+_STATUS_TABLE = ErrorTable(statuses=STATUSES)

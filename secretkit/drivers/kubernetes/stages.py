@@ -38,7 +38,7 @@ from secretkit.drivers.kubernetes.codec import (
     DEFAULT_VALUE_KEY,
     annotations_of,
     companion_name,
-    decode,
+    decode_value,
     labels_of,
     metadata_of,
     resource_version,
@@ -70,7 +70,7 @@ def _uid(obj: dict[str, Any]) -> str:
     return str(metadata_of(obj).get("uid") or "")
 
 
-class Companions:
+class Companion:
     """The ``NativeStages`` steps of one store (see the module docstring)."""
 
     def __init__(self, api: SecretsApi, pending_namespace: str | None, value_key: str = DEFAULT_VALUE_KEY) -> None:
@@ -99,7 +99,7 @@ class Companions:
         version = resource_version(doc)
         if stage == Stage.PREVIOUS:
             version = annotations_of(doc).get(PREVIOUS_VERSION) or version
-        return Record(decode(doc, self.value_key), version, None, frozenset({stage}))
+        return Record(decode_value(doc, self.value_key), version, None, frozenset({stage}))
 
     # -- rotation steps ----------------------------------------------------------------
 

@@ -16,12 +16,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from secretkit.config import StoreURL
-from secretkit.drivers.vault.options import VaultOptions
+from secretkit.drivers.vault.options import Options
 from secretkit.errors import ConfigError
 from secretkit.retry import request_timeout
 
 
-def server_address(url: StoreURL, opts: VaultOptions) -> str:
+def server_address(url: StoreURL, opts: Options) -> str:
     """``https://host:port`` from the URL (or ``VAULT_ADDR``), honouring ``tls`` and the scheme."""
     if not url.host:
         addr = os.environ.get("VAULT_ADDR")
@@ -54,7 +54,7 @@ class StatusAdapter(hvac.adapters.JSONAdapter):  # type: ignore[misc]
             raise
 
 
-def _verify(opts: VaultOptions) -> bool | str:
+def _verify(opts: Options) -> bool | str:
     if not opts.tls_verify:
         return False
     if opts.ca_cert:
@@ -62,7 +62,7 @@ def _verify(opts: VaultOptions) -> bool | str:
     return os.environ.get("VAULT_CACERT") or os.environ.get("VAULT_CAPATH") or True
 
 
-def build_client(url: StoreURL, opts: VaultOptions) -> Any:
+def build_client(url: StoreURL, opts: Options) -> Any:
     """An hvac client whose HTTP layer never retries (the store's RetryPolicy is the only retry)."""
     session = requests.Session()
     for scheme in ("http://", "https://"):

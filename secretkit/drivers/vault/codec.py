@@ -28,10 +28,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from secretkit.drivers.base import utf8_field_problem
 from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules
 from secretkit.secret import Kind, Value, text_form
 
+BACKEND = "vault"
 DEFAULT_VALUE_KEY = "value"
 #: The one key that marks a bytes value (with the value ``BASE64``) beside the value key.
 ENCODING_KEY = "encoding"
@@ -58,7 +60,7 @@ NAMES = NameRules(NAME_RULE, is_native)
 # -- values ----------------------------------------------------------------------------------
 
 
-def encode(value: Value, value_key: str = DEFAULT_VALUE_KEY) -> dict[str, Any]:
+def encode_value(value: Value, value_key: str = DEFAULT_VALUE_KEY) -> dict[str, Any]:
     """The KV map Vault stores for ``value`` (see the module docstring)."""
     raw = value.raw
     if isinstance(raw, str):
@@ -78,11 +80,12 @@ def _field(key: str, item: Any) -> Any:
     return item  # str, or a JSON value another writer stored (kept on rotation)
 
 
-_NOT_TEXT = ("field {key!r} holds octets that are not UTF-8 text; a Vault KV field holds JSON text "
+_NOT_TEXT = ("field {key!r} holds octets that are not UTF-8: a Vault KV field holds JSON text "
              "(put the whole value as bytes, or base64-encode the field yourself)")
+_FIELDS_RULE = "a Vault KV field holds JSON text (put the whole value as bytes, or base64-encode the field yourself)"
 
 
-def decode(data: Mapping[str, Any] | None, value_key: str = DEFAULT_VALUE_KEY) -> Value:
+def decode_value(data: Mapping[str, Any] | None, value_key: str = DEFAULT_VALUE_KEY) -> Value:
     """The value a KV map holds: the documented bytes form as bytes, any other map as fields."""
     if data is None:
         return Value(Kind.FIELDS, {})
@@ -112,17 +115,21 @@ def value_problem(value: Value, value_key: str, *, empty_map_ok: bool) -> str | 
         return None
     if not raw and not empty_map_ok:
         return "a KV v1 mount refuses a secret without fields ('missing data fields'); put at least one field"
-    for key, item in raw.items():
-        if isinstance(item, bytes):
-            try:
-                item.decode("utf-8")
-            except UnicodeDecodeError:
-                return _NOT_TEXT.format(key=key)
+    not_text = utf8_field_problem(value, _FIELDS_RULE)
+    if not_text is not None:
+        return not_text
     plain = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in raw.items()}
     if _bytes_form(plain, value_key) is not None:
         return (f"fields {{{value_key!r}: <base64>, {ENCODING_KEY!r}: {BASE64!r}}} are how this store keeps "
                 "bytes, so they would read back as bytes; put the bytes themselves")
     return None
+
+
+def check_value(value: Value, value_key: str = DEFAULT_VALUE_KEY, *, empty_map_ok: bool = True) -> None:
+    """``InvalidArgumentError`` (before any I/O) with ``value_problem``'s reason, if any."""
+    problem = value_problem(value, value_key, empty_map_ok=empty_map_ok)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
 
 
 # -- version metadata ------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from typing import Any
 import hvac.exceptions as hx
 from hvac import utils
 
-from secretkit import retry
 from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import (
     Capabilities,
@@ -36,14 +35,15 @@ from secretkit.drivers.base import (
     SdkClient,
     ValueLimits,
     VersionProbe,
+    bounded_call,
 )
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
-from secretkit.drivers.vault.codec import parse_time, version_number, version_state
+from secretkit.drivers.vault.codec import BACKEND, parse_time, version_number, version_state
 from secretkit.drivers.vault.errors import acl_denied, cas_mismatch, cas_required, classify, missing_reason
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.kv1 import KV1Driver
-from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, VaultOptions
+from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, Options
 from secretkit.errors import (
     ConfigError,
     ConflictError,
@@ -55,7 +55,6 @@ from secretkit.errors import (
     error_for,
     version_conflict,
 )
-from secretkit.retry import RetryPolicy
 from secretkit.secret import Stage, Value, VersionInfo
 
 KV2_CAPABILITIES = Capabilities(
@@ -295,7 +294,7 @@ DRIVERS: dict[str, type] = {"vault KV v2": KV2Driver, "vault KV v1": KV1Driver}
 
 def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> KV2Driver | KV1Driver:
     """Open ``vault://host:port/mount[/folder]``; ``client`` may be a ready ``hvac.Client``."""
-    opts = validate(VaultOptions, options, what="vault store")
+    opts = validate(Options, options, what="vault store")
     path = url.path.strip("/") or "secret"
     owns = client is None
     explicit_auth = "auth" in options or any(k in options for k in ("token", "role_id", "username", "role"))
@@ -322,10 +321,7 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
         try:
             # Opening asks the server once: bound it like any store call (the SDK's timeout is
             # per socket read, so a server that answers a byte at a time would hold it forever).
-            limit = RetryPolicy(max_attempts=1, deadline=opts.timeout)
-            mount, prefix, version = retry.call(
-                limit, lambda: retry.AttemptRunner().run(lambda: detect_mount(client, keeper.run, path))
-            )[0]
+            mount, prefix, version = bounded_call(lambda: detect_mount(client, keeper.run, path), opts.timeout)
         except SecretError:
             raise
         except Exception as exc:
@@ -333,10 +329,10 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
             if found is None:
                 raise
             if found.code not in _UNDETECTED:  # the address, TLS or the token: kv_version would not help
-                raise error_for(found.code, found.detail, backend="vault") from exc
+                raise error_for(found.code, found.detail, backend=BACKEND) from exc
             raise error_for(found.code, f"pass kv_version=1 or 2 (and mount= for a mount path of several "
                             f"segments): the server would not tell the KV version of {path!r} ({found.detail})",
-                            backend="vault") from exc
+                            backend=BACKEND) from exc
     else:
         mount = (opts.mount or path.partition("/")[0]).strip("/")
         if path != mount and not path.startswith(mount + "/"):

@@ -12,10 +12,12 @@ from urllib.parse import urlsplit
 import hvac.exceptions as hx
 import requests
 
-from secretkit.drivers.base import Classified
+from secretkit.drivers.base import Classified, ErrorTable
 from secretkit.errors import ErrorCode
 
-#: hvac's exception per status → portable code (reference §1.3).
+#: hvac's exception per status → portable code (reference §1.3): hvac raises these classes for
+#: 400, 401, 403, 404, 429, 500, 501, 502 and 503, also on a client the user built (whose errors
+#: carry no status); any other status is an UnexpectedError, read through the status table.
 _HVAC_CODES: tuple[tuple[type[hx.VaultError], ErrorCode], ...] = (
     (hx.InvalidRequest, ErrorCode.INVALID_ARGUMENT),
     (hx.Unauthorized, ErrorCode.UNAUTHENTICATED),
@@ -28,14 +30,12 @@ _HVAC_CODES: tuple[tuple[type[hx.VaultError], ErrorCode], ...] = (
     (hx.VaultDown, ErrorCode.UNAVAILABLE),
 )
 
-#: Statuses hvac raises as UnexpectedError; the driver's adapter attaches the status.
-_STATUS_CODES = {
-    405: ErrorCode.NOT_SUPPORTED,
+#: Vault's statuses: the shared ``HTTP_STATUS`` with Vault's own meanings of two. The driver's
+#: adapter attaches the status to hvac's UnexpectedError.
+TABLE = ErrorTable(statuses={
     412: ErrorCode.UNAVAILABLE,  # Enterprise: state not yet replicated to this node; retry
-    413: ErrorCode.INVALID_ARGUMENT,
-    415: ErrorCode.INVALID_ARGUMENT,
     423: ErrorCode.PERMISSION_DENIED,  # namespace locked by an administrator
-}
+})
 
 
 def classify(exc: BaseException) -> Classified | None:
@@ -117,8 +117,9 @@ def _classify_vault(exc: hx.VaultError) -> Classified:
             return Classified(code, detail)
     # hvac's UnexpectedError has no status; our adapter attaches it, else the message tells.
     status = getattr(exc, "status_code", None)
-    if status in _STATUS_CODES:
-        return Classified(_STATUS_CODES[status], detail)
+    by_status = TABLE.for_status(status if isinstance(status, int) else None)
+    if by_status is not None:
+        return Classified(by_status, detail)
     text = detail.lower()
     if "too large" in text:
         return Classified(ErrorCode.INVALID_ARGUMENT, detail)

@@ -11,7 +11,6 @@ from secretkit.drivers.base import Capabilities, Classified
 from secretkit.drivers.vault import codec
 from secretkit.drivers.vault.auth import TokenKeeper
 from secretkit.drivers.vault.errors import classify
-from secretkit.errors import InvalidArgumentError
 from secretkit.names import NameRules
 from secretkit.secret import Value
 
@@ -21,10 +20,12 @@ T = TypeVar("T")
 class VaultDriverBase:
     """One KV mount (and folder) of one server."""
 
-    backend = "vault"
+    backend = codec.BACKEND
     capabilities: Capabilities
     names: NameRules = codec.NAMES
     sdk_loggers: tuple[str, ...] = ("hvac", "urllib3", "requests")
+    #: KV maps under ``data``; the token in the request header and in login replies.
+    sdk_value_keys: tuple[str, ...] = ("data", "X-Vault-Token", "x-vault-token", "client_token")
     #: KV v1 refuses a version without fields.
     empty_map_ok = True
 
@@ -45,16 +46,14 @@ class VaultDriverBase:
         return self._keeper.run(call)
 
     def _encode(self, value: Value) -> dict[str, Any]:
-        return codec.encode(value, self.value_key)
+        return codec.encode_value(value, self.value_key)
 
     def _decode(self, data: Any) -> Value:
-        return codec.decode(data, self.value_key)
+        return codec.decode_value(data, self.value_key)
 
     def check_value(self, name: str, value: Value) -> None:
         """``InvalidArgumentError`` (before any I/O) for a value that would not read back the same."""
-        problem = codec.value_problem(value, self.value_key, empty_map_ok=self.empty_map_ok)
-        if problem is not None:
-            raise InvalidArgumentError(problem)
+        codec.check_value(value, self.value_key, empty_map_ok=self.empty_map_ok)
 
     def classify(self, exc: BaseException) -> Classified | None:
         return classify(exc)

@@ -15,7 +15,7 @@ AuthMethod = Literal["token", "approle", "kubernetes", "userpass"]
 DEFAULT_MAX_VALUE_BYTES = 128 * 1024
 
 
-class VaultOptions(BaseModel):
+class Options(BaseModel):
     """Options of vault:// (see docs/backends/vault.md)."""
 
     model_config = ConfigDict(extra="forbid")
