@@ -17,7 +17,7 @@ every driver). This module is all a new backend's author needs to read:
 
 Drivers turn their SDK's own retries off (or pin them to one attempt): the store's
 ``RetryPolicy`` is the only retry layer, so attempts never multiply. The store ends every remote
-call at its attempt's end and deadline; a driver passes ``secretkit.retry.request_timeout(option)``
+call at its attempt's end and deadline; a driver passes ``request_timeout(option)`` (below)
 as each SDK request's timeout, so the requests of an abandoned attempt end too (and none starts
 once the attempt's time is spent).
 
@@ -34,14 +34,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from secretkit.config import StoreURL
-from secretkit.config import validate as validate_options
-from secretkit.errors import ErrorCode, SecretError
+# The contract rests on leaf modules only (no threads, no I/O, none of the store's machinery),
+# and re-exports what drivers need of them: a driver imports from secretkit only this module.
+from secretkit.deadline import request_timeout, time_left
+from secretkit.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    DataLossError,
+    DeadlineExceededError,
+    ErrorCode,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    PermissionDeniedError,
+    SecretError,
+    ThrottledError,
+    UnavailableError,
+    already_exists,
+    error_for,
+    version_conflict,
+)
 from secretkit.forking import at_fork, reset_in_child
-from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
+from secretkit.names import NameRules, hashed, pattern_rule, portable_rules
+from secretkit.policies import RetryPolicy
+from secretkit.policies import validate as validate_options
+from secretkit.secret import FieldValue, Kind, Stage, Value, VersionInfo, fields_to_json, text_form
+from secretkit.url import StoreURL, redact_url
 
 __all__ = [
+    # the contract
     "BatchReader",
     "Capabilities",
     "ChangeStream",
@@ -49,19 +72,54 @@ __all__ = [
     "Driver",
     "DriverFactory",
     "History",
-    "NameRules",
     "NativeStages",
     "Record",
     "RotationSetting",
     "RotationSettings",
     "SdkClient",
-    "StoreURL",
     "ValueLimits",
     "VersionProbe",
-    "at_fork",
     "name_rules",
-    "reset_in_child",
+    # re-exported from the leaf modules: names (secretkit.names)
+    "NameRules",
+    "hashed",
+    "pattern_rule",
+    "portable_rules",
+    # values (secretkit.secret)
+    "FieldValue",
+    "Kind",
+    "Stage",
+    "Value",
+    "VersionInfo",
+    "fields_to_json",
+    "text_form",
+    # errors (secretkit.errors)
+    "AlreadyExistsError",
+    "AuthenticationError",
+    "ConfigError",
+    "ConflictError",
+    "DataLossError",
+    "DeadlineExceededError",
+    "ErrorCode",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "NotSupportedError",
+    "PermissionDeniedError",
+    "SecretError",
+    "ThrottledError",
+    "UnavailableError",
+    "already_exists",
+    "error_for",
+    "version_conflict",
+    # URLs, options, time limits, fork safety (secretkit.url, policies, deadline, forking)
+    "RetryPolicy",
+    "StoreURL",
+    "redact_url",
+    "request_timeout",
+    "time_left",
     "validate_options",
+    "at_fork",
+    "reset_in_child",
 ]
 
 

@@ -13,11 +13,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Capabilities, Classified, Record, at_fork, reset_in_child
-from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
+from secretkit.drivers.base import (
+    Capabilities,
+    Classified,
+    NameRules,
+    Record,
+    StoreURL,
+    Value,
+    VersionInfo,
+    at_fork,
+    portable_rules,
+    reset_in_child,
+    validate_options as validate,
+)
 
 
 class MemoryOptions(BaseModel):

@@ -22,10 +22,17 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from secretkit.drivers.base import Record
-from secretkit.errors import InvalidArgumentError, NotFoundError
-from secretkit.names import NameRules, pattern_rule
-from secretkit.secret import Kind, Stage, Value, fields_to_json
+from secretkit.drivers.base import (
+    InvalidArgumentError,
+    Kind,
+    NameRules,
+    NotFoundError,
+    Record,
+    Stage,
+    Value,
+    fields_to_json,
+    pattern_rule,
+)
 
 #: AWS's value limit, in bytes of SecretString (UTF-8) or SecretBinary.
 AWS_MAX_VALUE = 65536

@@ -27,22 +27,29 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, redact_url, validate
 from secretkit.drivers.aws import codec, stages
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
-from secretkit.drivers.base import Capabilities, Classified, Record, RotationSetting
-from secretkit.errors import (
+from secretkit.drivers.base import (
     AlreadyExistsError,
+    Capabilities,
+    Classified,
     ConfigError,
     ConflictError,
     NotFoundError,
+    Record,
+    RotationSetting,
     SecretError,
+    Stage,
+    StoreURL,
     UnavailableError,
+    Value,
+    VersionInfo,
     already_exists,
     error_for,
+    redact_url,
+    request_timeout,
+    validate_options as validate,
 )
-from secretkit.retry import request_timeout
-from secretkit.secret import Stage, Value, VersionInfo
 
 BACKEND = "aws-sm"
 BATCH_SIZE = 20

@@ -6,8 +6,7 @@ import re
 
 import botocore.exceptions as bx
 
-from secretkit.drivers.base import Classified
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode
 
 _CODES: dict[str, ErrorCode] = {
     "ResourceNotFoundException": ErrorCode.NOT_FOUND,

@@ -21,7 +21,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from secretkit.errors import AuthenticationError
+from secretkit.drivers.base import AuthenticationError
 
 BACKEND = "gcp-sm"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]

@@ -20,9 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from secretkit.errors import InvalidArgumentError
-from secretkit.names import NameRules, hashed
-from secretkit.secret import FieldValue, Kind, Value, fields_to_json
+from secretkit.drivers.base import FieldValue, InvalidArgumentError, Kind, NameRules, Value, fields_to_json, hashed
 
 MAX_SECRET_ID = 255
 MAX_PAYLOAD = 65536

@@ -29,22 +29,27 @@ import google_crc32c
 from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources
 
-from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record
-from secretkit.drivers.gcp import codec
-from secretkit.drivers.gcp.client import BACKEND, GcpOptions, make_client
-from secretkit.drivers.gcp.errors import classify, status
-from secretkit.errors import (
+from secretkit.drivers.base import (
     AlreadyExistsError,
+    Capabilities,
+    Classified,
     ConfigError,
     ConflictError,
     DataLossError,
     InvalidArgumentError,
     NotFoundError,
     NotSupportedError,
+    Record,
+    Stage,
+    StoreURL,
+    Value,
+    VersionInfo,
+    request_timeout,
+    validate_options as validate,
 )
-from secretkit.retry import request_timeout
-from secretkit.secret import Stage, Value, VersionInfo
+from secretkit.drivers.gcp import codec
+from secretkit.drivers.gcp.client import BACKEND, GcpOptions, make_client
+from secretkit.drivers.gcp.errors import classify, status
 
 _STATES = {
     resources.SecretVersion.State.ENABLED: "enabled",

@@ -15,8 +15,7 @@ import grpc
 import requests
 from google.api_core import exceptions as gexc
 
-from secretkit.drivers.base import Classified
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode
 
 _BY_STATUS = {
     "NOT_FOUND": ErrorCode.NOT_FOUND,

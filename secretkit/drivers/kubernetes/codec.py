@@ -19,9 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from secretkit.errors import DataLossError, InvalidArgumentError
-from secretkit.names import NameRules, hashed
-from secretkit.secret import Kind, Value, text_form
+from secretkit.drivers.base import DataLossError, InvalidArgumentError, Kind, NameRules, Value, hashed, text_form
 
 #: Label on every Secret secretkit writes; ``list()`` selects on it server-side.
 MANAGED_LABEL = "secretkit.io/managed"

@@ -10,7 +10,7 @@ import kubernetes
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from secretkit.drivers.kubernetes.codec import DATA_KEY, DEFAULT_VALUE_KEY, DNS_LABEL
-from secretkit.errors import ConfigError
+from secretkit.drivers.base import ConfigError
 
 #: Where a pod finds its service account (token, CA and namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")

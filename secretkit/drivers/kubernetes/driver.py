@@ -23,7 +23,19 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Capabilities, Classified, Record, StoreURL, validate_options
+from secretkit.drivers.base import (
+    Capabilities,
+    Classified,
+    ConfigError,
+    ConflictError,
+    NotSupportedError,
+    Record,
+    Stage,
+    StoreURL,
+    Value,
+    VersionInfo,
+    validate_options,
+)
 from secretkit.drivers.kubernetes import config, watch
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
@@ -43,8 +55,6 @@ from secretkit.drivers.kubernetes.codec import (
 )
 from secretkit.drivers.kubernetes.errors import classify, is_status, rejects_type, rejects_version
 from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companions
-from secretkit.errors import ConfigError, ConflictError, NotSupportedError
-from secretkit.secret import Stage, Value, VersionInfo
 
 _CURRENT = frozenset({Stage.CURRENT})
 

@@ -28,9 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from secretkit.errors import InvalidArgumentError
-from secretkit.names import NameRules
-from secretkit.secret import Kind, Value, text_form
+from secretkit.drivers.base import InvalidArgumentError, Kind, NameRules, Value, text_form
 
 DEFAULT_VALUE_KEY = "value"
 #: The one key that marks a bytes value (with the value ``BASE64``) beside the value key.

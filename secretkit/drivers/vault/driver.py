@@ -25,9 +25,27 @@ from typing import Any
 import hvac.exceptions as hx
 from hvac import utils
 
-from secretkit import retry
-from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Record, RotationSetting
+from secretkit import attempts, retry
+from secretkit.drivers.base import (
+    Capabilities,
+    ConfigError,
+    ConflictError,
+    ErrorCode,
+    NotFoundError,
+    NotSupportedError,
+    Record,
+    RetryPolicy,
+    RotationSetting,
+    SecretError,
+    Stage,
+    StoreURL,
+    Value,
+    VersionInfo,
+    already_exists,
+    error_for,
+    validate_options as validate,
+    version_conflict,
+)
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
 from secretkit.drivers.vault.codec import parse_time, version_number, version_state
@@ -35,19 +53,6 @@ from secretkit.drivers.vault.errors import acl_denied, cas_mismatch, cas_require
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, VaultOptions
-from secretkit.errors import (
-    ConfigError,
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-    already_exists,
-    error_for,
-    version_conflict,
-)
-from secretkit.retry import RetryPolicy
-from secretkit.secret import Stage, Value, VersionInfo
 
 KV2_CAPABILITIES = Capabilities(
     versions=True,
@@ -310,7 +315,7 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> K
             # per socket read, so a server that answers a byte at a time would hold it forever).
             limit = RetryPolicy(max_attempts=1, deadline=opts.timeout)
             mount, prefix, version = retry.call(
-                limit, lambda: retry.AttemptRunner().run(lambda: detect_mount(client, keeper.run, path))
+                limit, lambda: attempts.AttemptRunner().run(lambda: detect_mount(client, keeper.run, path))
             )[0]
         except SecretError:
             raise

@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 import hvac.exceptions as hx
 import requests
 
-from secretkit.drivers.base import Classified
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode
 
 #: hvac's exception per status → portable code (reference §1.3).
 _HVAC_CODES: tuple[tuple[type[hx.VaultError], ErrorCode], ...] = (

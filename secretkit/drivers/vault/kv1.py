@@ -11,12 +11,10 @@ from typing import Any
 
 import hvac.exceptions as hx
 
-from secretkit.drivers.base import Capabilities, Record
+from secretkit.drivers.base import Capabilities, NotFoundError, NotSupportedError, Record, Stage, Value, VersionInfo
 from secretkit.drivers.vault.codec import digest
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES
-from secretkit.errors import NotFoundError, NotSupportedError
-from secretkit.secret import Stage, Value, VersionInfo
 
 KV1_CAPABILITIES = Capabilities(
     versions=False,
