@@ -41,7 +41,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from secretkit import forking
 from secretkit.background import Worker
@@ -361,7 +360,7 @@ class Cache:
             current.overtaken = mark if current.overtaken in (None, mark) else SEVERAL
 
     def _load(self, key: Key, old: Entry | None) -> Secret:
-        name, version, stage = parts_of(key)
+        name, version, stage = (key, None, None) if isinstance(key, str) else key  # parts_of, inline: the miss path
         current = version is None and stage in (None, Stage.CURRENT)
         if (
             self.policy.check_version and self._probe is not None and current

@@ -19,7 +19,7 @@ from secretkit import retry as _retry
 from secretkit.attempts import AttemptRunner
 from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.drivers.base import BatchReader, Driver, History, Record, VersionProbe
-from secretkit.entries import Key, name_of, parts_of
+from secretkit.entries import Key, name_of
 from secretkit.errors import NotFoundError, SecretError, error_for
 from secretkit.policies import RetryPolicy
 from secretkit.secret import Secret, Stage
@@ -60,7 +60,7 @@ class Calls:
 
     def read(self, key: Key) -> Secret:
         """Read one key from the backend (audited, retried, translated)."""
-        name, version, stage = parts_of(key)
+        name, version, stage = (key, None, None) if isinstance(key, str) else key  # parts_of, inline: the miss path
         driver = self.driver
         if stage == Stage.PENDING and self._stages == "emulated" and self._read_pending is not None:
             record = self._read_pending(name)

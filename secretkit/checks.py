@@ -48,7 +48,7 @@ class Checks:
                 name=name, backend=self._driver.backend,
             )
 
-    def read(self, name: str, version: str | None, stage: str | None) -> None:
+    def read(self, name: str, version: str | None, stage: str | None, max_age: object = None) -> None:
         self.name(name)
         backend = self._driver.backend
         if version is not None and stage is not None:
@@ -62,8 +62,9 @@ class Checks:
                 raise InvalidArgumentError(f"unknown stage {stage!r}; use one of {_STAGES}", name=name, backend=backend)
             if self._stages is None:
                 raise NotSupportedError(f"this backend has no {stage!r} stage", name=name, backend=backend)
+        self.max_age(name, max_age)
 
-    def max_age(self, name: str, max_age: object) -> None:
+    def max_age(self, name: str, max_age: object) -> None:  # a number of seconds, or None
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
             raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self._driver.backend)
 

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from secretkit.deadline import MIN_ATTEMPT, attempt_until, end_of_attempt, end_of_call, no_time, request_timeout, time_left
+from secretkit.deadline import ATTEMPT_END, MIN_ATTEMPT, no_time, request_timeout, time_left
 from secretkit.errors import DeadlineExceededError, SecretError, UnavailableError
 from secretkit.policies import RetryPolicy
 
@@ -53,6 +53,22 @@ def abandon_when(event: threading.Event) -> Iterator[None]:
         yield
     finally:
         _abandoned.reset(token)
+
+
+def _end_of_call(policy: RetryPolicy) -> float | None:
+    """When the whole call must end: its deadline, and never after the enclosing attempt."""
+    end = None if policy.deadline is None else time.monotonic() + policy.deadline
+    outer = ATTEMPT_END.get()
+    if outer is not None:
+        end = outer if end is None else min(end, outer)
+    return end
+
+
+def _end_of_attempt(policy: RetryPolicy, call_end: float | None) -> float | None:
+    if policy.attempt_timeout is None:
+        return call_end
+    end = time.monotonic() + policy.attempt_timeout
+    return end if call_end is None else min(end, call_end)
 
 
 class _Schedule:
@@ -102,14 +118,17 @@ def call(policy: RetryPolicy, fn: Callable[[], T], *, retry: bool = True, sleep:
     When retries are exhausted, raise ``UnavailableError`` carrying the attempt count, with
     the last error as its cause.
     """
-    end = end_of_call(policy.deadline)
+    end = _end_of_call(policy)
 
     def run_attempt() -> T:
-        ends = end_of_attempt(policy.attempt_timeout, end)
+        ends = _end_of_attempt(policy, end)
         if ends is not None and ends <= time.monotonic():
             raise no_time()
-        with attempt_until(ends):
+        token = ATTEMPT_END.set(ends)
+        try:
             return fn()
+        finally:
+            ATTEMPT_END.reset(token)
 
     if not retry or policy.max_attempts == 1:
         return run_attempt(), 1
@@ -161,17 +180,20 @@ async def call_async(
     caller ends it at once."""
     import asyncio  # here, not at module top: ``import secretkit`` must not import asyncio
 
-    end = end_of_call(policy.deadline)
+    end = _end_of_call(policy)
 
     async def run_attempt() -> T:
-        ends = end_of_attempt(policy.attempt_timeout, end)
+        ends = _end_of_attempt(policy, end)
         if ends is None:
             return await fn()
         left = ends - time.monotonic()
         if left <= 0:
             raise no_time()
-        with attempt_until(ends):
+        token = ATTEMPT_END.set(ends)
+        try:
             task = asyncio.ensure_future(fn())  # the task copies the context: it sees the end
+        finally:
+            ATTEMPT_END.reset(token)
         try:
             done, _ = await asyncio.wait({task}, timeout=left)
         except BaseException:  # the caller was cancelled: the attempt goes with it

@@ -1,9 +1,9 @@
 """SecretStore: the one portable type applications hold, whatever backend sits below.
 
-Every rule that must hold on every backend lives here: names and values checked before any
-I/O (against the backend's own ``NameRules``), error translation, retries, auditing, caching
-(``cache.py``), SDK log masking and which stages a backend keeps (``stages.py``). Drivers only
-translate calls.
+Every rule that must hold on every backend lives here, each in its own module the store holds:
+checks before any I/O (``checks.py``), the call pipeline of retries, attempts, error translation
+and audit (``calls.py``), the cache (``cache.py``), SDK log masking and which stages a backend
+keeps (``stages.py``). Drivers only translate calls.
 """
 
 from __future__ import annotations
@@ -24,23 +24,15 @@ from secretkit.audit import logger as _audit_logger
 from secretkit.cache import Cache, Clock
 from secretkit.calls import Calls
 from secretkit.checks import Checks
-from secretkit.drivers.base import Capabilities, Driver, ValueLimits, name_rules, sdk_client
+from secretkit.drivers.base import Capabilities, Driver, name_rules, sdk_client
 from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of
-from secretkit.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    InvalidArgumentError,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-    already_exists,
-    version_conflict,
-)
+from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
+from secretkit.errors import SecretError, already_exists, version_conflict
 from secretkit.flight import Flight
-from secretkit.names import NameRules, check_field_name, check_prefix
+from secretkit.names import NameRules, check_prefix
 from secretkit.policies import CachePolicy, StoreOptions, default_policy
 from secretkit.redact import install_redaction
-from secretkit.secret import BatchResult, Kind, Secret, SecretInput, Stage, Value, VersionInfo
+from secretkit.secret import BatchResult, Secret, SecretInput, Value, VersionInfo
 from secretkit.url import redact_url
 from secretkit.watch import Watcher
 
@@ -227,8 +219,7 @@ class SecretStore:
         return self.get(name, refresh=True)
 
     def _get(self, name: str, version: str | None, stage: str | None, max_age: float | None, refresh: bool) -> Secret:
-        self._checks.read(name, version, stage)
-        self._checks.max_age(name, max_age)
+        self._checks.read(name, version, stage, max_age)
         key: Key = name if version is None and stage is None else (name, version, stage)
         if self._cache is None:
             return self._calls.read(key)
@@ -462,8 +453,7 @@ class SecretStore:
         if cache is None:
             return None
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
-            self._checks.read(name, version, stage)
-            self._checks.max_age(name, max_age)
+            self._checks.read(name, version, stage, max_age)
         key = key_of(name, version, stage)
         start = time.perf_counter()
         try:
