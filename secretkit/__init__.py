@@ -32,12 +32,12 @@ from secretkit.secret import BatchResult, Kind, Secret, Stage, VersionInfo
 if TYPE_CHECKING:
     from secretkit.aio import AsyncSecretStore, open_async
     from secretkit.audit import AuditEvent
-    from secretkit.cache import CachePolicy, CacheStats
-    from secretkit.config import StoreOptions, default_url
+    from secretkit.config import default_url
     from secretkit.drivers.base import Capabilities
+    from secretkit.entries import CacheStats
+    from secretkit.policies import CachePolicy, RetryPolicy, StoreOptions
     from secretkit.redact import RedactingFilter, install_redaction
     from secretkit.registry import open, register, schemes
-    from secretkit.retry import RetryPolicy
     from secretkit.store import SecretStore
 
 __version__ = "0.1.0"
@@ -49,11 +49,11 @@ _LAZY = {
     "SecretStore": "secretkit.store",
     "open_async": "secretkit.aio",
     "AsyncSecretStore": "secretkit.aio",
-    "StoreOptions": "secretkit.config",
+    "StoreOptions": "secretkit.policies",
     "default_url": "secretkit.config",
-    "RetryPolicy": "secretkit.retry",
-    "CachePolicy": "secretkit.cache",
-    "CacheStats": "secretkit.cache",
+    "RetryPolicy": "secretkit.policies",
+    "CachePolicy": "secretkit.policies",
+    "CacheStats": "secretkit.entries",
     "Capabilities": "secretkit.drivers.base",
     "AuditEvent": "secretkit.audit",
     "RedactingFilter": "secretkit.redact",
@@ -64,9 +64,10 @@ _LAZY = {
 #: Submodules reachable as attributes after a bare ``import secretkit`` (e.g. in an ``except
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
-    "aio", "aio_pool", "aio_watch", "audit", "aws_lambda", "cache", "cli", "config", "drivers", "generate", "layered",
-    "names", "redact", "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store",
-    "testing", "watch",
+    "aio", "aio_pool", "aio_watch", "attempts", "audit", "aws_lambda", "background", "cache", "calls", "checks", "cli",
+    "config", "deadline", "drivers", "entries", "flight", "generate", "layered", "names", "policies", "redact",
+    "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store", "testing", "url",
+    "watch",
 })
 
 

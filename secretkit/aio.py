@@ -44,11 +44,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from secretkit.aio_pool import Pool, Step, rotation_step
 from secretkit.aio_watch import AsyncWatch
 from secretkit.audit import AuditHook
-from secretkit.cache import CachePolicy, CacheStats
-from secretkit.config import StoreOptions
 from secretkit.drivers.base import Capabilities, Driver
+from secretkit.entries import CacheStats
 from secretkit.errors import InvalidArgumentError, NotFoundError
 from secretkit.names import NameRules
+from secretkit.policies import CachePolicy, StoreOptions
 from secretkit.rotation import RotationResult
 from secretkit.secret import BatchResult, Secret, SecretInput, VersionInfo
 from secretkit.store import SecretStore

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from secretkit import forking
 from secretkit import retry as _retry
-from secretkit.cache import Flight
+from secretkit.flight import Flight
 from secretkit.secret import Secret
 
 T = TypeVar("T")

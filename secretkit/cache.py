@@ -31,206 +31,32 @@ Why it is shaped like this:
 
 No thread-locals and no blocking on the hit path, so an async facade can share one cache:
 its tasks join the same flights as threads (``join``) and are called back when a load
-settles (``Flight.add_done_callback``) instead of blocking on it.
+settles (``Flight.add_done_callback``, ``secretkit.flight``) instead of blocking on it. The
+policy model is ``secretkit.policies``.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Union
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from secretkit import forking
+from secretkit.background import Worker
+from secretkit.entries import CachedNotFoundError, CacheStats, Entry, Key, Negative, key_of, name_of, parts_of
 from secretkit.errors import NotFoundError, SecretError
+from secretkit.flight import SEVERAL, Flight, mark_of
+from secretkit.policies import CachePolicy
 from secretkit.secret import Secret, Stage
 
-#: What identifies a read: the name alone for the current value (by far the most cached, and a
-#: str costs no tuple per entry), else (name, version, stage). See ``key_of`` and ``name_of``.
-Key = str | tuple[str, str | None, str | None]
-
-
-def key_of(name: str, version: str | None = None, stage: str | None = None) -> Key:
-    """The cache key of a read."""
-    return name if version is None and stage is None else (name, version, stage)
-
-
-def name_of(key: Key) -> str:
-    return key if isinstance(key, str) else key[0]
-
-
-def parts_of(key: Key) -> tuple[str, str | None, str | None]:
-    return (key, None, None) if isinstance(key, str) else key
+# CachePolicy is public API here too (``from secretkit.cache import CachePolicy``); Flight is what
+# ``Cache.join`` returns.
+__all__ = ["Cache", "CachePolicy", "CacheStats", "CachedNotFoundError", "Flight", "Key", "key_of", "name_of", "parts_of"]
 
 Clock = Callable[[], float]
 
 _log = logging.getLogger("secretkit.cache")
-
-
-class CachePolicy(BaseModel):
-    """How a store caches reads. All times are seconds of a monotonic clock.
-
-    Each entry lives ``ttl`` shortened by a random fraction in ``[0, jitter]`` (so a fleet
-    does not refresh in lockstep). After ``refresh_ahead`` of that lifetime, a hit starts one
-    background refresh while readers keep the cached value. Once expired, a read fetches
-    again; if that fails *transiently*, the old value is served for up to ``max_stale``
-    more seconds. ``negative_ttl`` caches "not found" briefly (0 = off). With
-    ``check_version``, a refresh first asks the driver for the current version id (cheap
-    metadata) and keeps the cached value when it has not changed.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="False turns caching off")
-    ttl: float = Field(300.0, gt=0, description="seconds an entry is served without asking the backend")
-    jitter: float = Field(0.1, ge=0, lt=1, description="each entry's TTL is shortened by a random 0..jitter fraction")
-    max_entries: int = Field(1024, ge=1, description="LRU bound on cached entries")
-    refresh_ahead: float = Field(
-        0.8, gt=0, le=1, description="fraction of the TTL after which a hit refreshes in the background (1 = never)"
-    )
-    max_stale: float = Field(3600.0, ge=0, description="seconds past expiry an entry may be served on transient errors")
-    negative_ttl: float = Field(0.0, ge=0, description="seconds a NotFound is cached (0 = not cached)")
-    check_version: bool = Field(True, description="on refresh, compare the current version id before re-reading the value")
-
-    @classmethod
-    def off(cls) -> CachePolicy:
-        return cls(enabled=False)
-
-
-def default_policy(remote: bool) -> CachePolicy:
-    """The policy used when ``StoreOptions.cache`` is None: on for remote backends (their
-    ``Capabilities.remote``), off for local ones, whose users expect trivial read-your-writes."""
-    return CachePolicy(enabled=remote)
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """Counters of one store's cache (approximate under heavy concurrency: no lock on hits).
-
-    ``misses`` counts reads not answered from a cached entry (each waiting caller counts);
-    ``refreshes`` counts background and forced re-fetches; ``size`` is the current number
-    of entries.
-    """
-
-    hits: int = 0
-    misses: int = 0
-    stale_served: int = 0
-    refreshes: int = 0
-    evictions: int = 0
-    size: int = 0
-
-
-class CachedNotFoundError(NotFoundError):
-    """A ``NotFoundError`` answered from a negative cache entry (``negative_ttl``), not the backend."""
-
-
-class Negative:
-    """A cached "not found" (``negative_ttl``)."""
-
-    __slots__ = ("_refresh_at", "error")
-
-    def __init__(self, error: NotFoundError, refresh_at: float) -> None:
-        self.error, self._refresh_at = error, refresh_at
-
-
-#: A cached answer: the ``Secret`` itself, or a ``Negative``. The cache keeps only what the hit
-#: path reads (it holds many entries): the answer and when its refresh is due, which it sets on
-#: the Secret (``Secret._refresh_at``, a slot kept for this) instead of wrapping it in one more
-#: object. When it was fetched, when it expires and how long it may be served stale follow from
-#: that, the policy and the key's TTL (``Cache.fetched``, ``Cache.expires``). Entries are never
-#: changed once in the dict (a refresh inserts anew), so readers need no lock.
-Entry = Union[Secret, Negative]
-
-
-class _Flight:
-    """One backend load of a key, which concurrent readers of that key wait for.
-
-    A thread waits with ``outcome()``; a reader that must not block its thread (an asyncio
-    task) registers ``add_done_callback`` instead and reads ``outcome()`` once called back.
-    """
-
-    __slots__ = ("_callbacks", "done", "error", "how", "overtaken", "result")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Secret | None = None
-        self.error: BaseException | None = None
-        self.how = "miss"
-        #: None, or what detached loads of the key answered while this one ran (``_mark``, or
-        #: ``_SEVERAL``): this load's answer may be older, so it may answer only if the same.
-        self.overtaken: object = None
-        self._callbacks: list[Callable[[_Flight], Any]] | None = []
-
-    def outcome(self) -> tuple[Secret, str]:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result, self.how
-
-    def add_done_callback(self, fn: Callable[[_Flight], Any]) -> None:
-        """Call ``fn(flight)`` once the load has settled: at once (in this thread) if it has,
-        else from the thread that settles it. ``fn`` must be quick and must not raise."""
-        callbacks = self._callbacks
-        if callbacks is not None:
-            with _CALLBACK_LOCK:
-                if self._callbacks is not None:
-                    self._callbacks.append(fn)
-                    return
-        fn(self)
-
-    def settle(self) -> None:
-        """Publish the outcome (``result`` or ``error`` is set): wake the waiting threads, then
-        run the done-callbacks."""
-        with _CALLBACK_LOCK:
-            callbacks, self._callbacks = self._callbacks, None
-            self.done.set()
-        for fn in callbacks or ():
-            try:
-                fn(self)
-            except BaseException:  # noqa: BLE001 - one waiter's callback must not starve the others
-                _log.debug("flight done-callback failed", exc_info=True)
-
-    @classmethod
-    def answered(cls, secret: Secret, how: str) -> _Flight:
-        """A flight that is already settled with ``secret`` (for a reader answered from the cache)."""
-        flight = cls()
-        flight.result, flight.how = secret, how
-        flight.settle()
-        return flight
-
-
-#: ``_mark`` of a "not found" answer; ``overtaken`` by answers that differ from each other.
-_ABSENT, _SEVERAL = object(), object()
-
-
-def _mark(outcome: Secret | BaseException | Negative | None) -> object:
-    """What an answer says about the data, to tell whether two answers are the same: a
-    secret's version, ``_ABSENT`` for "not found", None when it says nothing (other errors)."""
-    if isinstance(outcome, Secret):
-        return outcome.version
-    if isinstance(outcome, (NotFoundError, Negative)):
-        return _ABSENT
-    return None
-
-
-#: Flights are short-lived and callbacks are rare (only non-blocking readers add them): one
-#: lock for all of them is cheaper than one per flight.
-_CALLBACK_LOCK = threading.Lock()
-
-
-@forking.reset_in_child
-def _new_callback_lock() -> None:
-    global _CALLBACK_LOCK
-    _CALLBACK_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
-
-#: The public name of a load in flight (``Cache.join`` returns one).
-Flight = _Flight
 
 
 #: Reads a key from the backend (the store wraps retry, translation and audit around it).
@@ -258,8 +84,8 @@ class Cache:
         self._lock = threading.Lock()
         # The flight readers of a key join. One no longer here (done, or detached by invalidate)
         # may not change the cache (see _land); no other per-key state is kept.
-        self._flights: dict[Key, _Flight] = {}
-        self._worker: _Worker | None = None
+        self._flights: dict[Key, Flight] = {}
+        self._worker: Worker | None = None
         # LRU order matters only once eviction is near: below half of max_entries, hits skip
         # re-inserting their key (a lock and two dict operations); insertion order stands in until then.
         self.track_recency = policy.max_entries < 2
@@ -370,8 +196,8 @@ class Cache:
         flight for it or is loaded in ONE ``load_many`` call. Per-key failures are returned.
         If the batch call fails as a whole and nothing could be served, that error is raised."""
         out: dict[Key, Secret | SecretError] = {}
-        joined: dict[Key, _Flight] = {}
-        led: dict[Key, _Flight] = {}
+        joined: dict[Key, Flight] = {}
+        led: dict[Key, Flight] = {}
         for key in keys:
             try:
                 found = self._cached(key, None)
@@ -412,18 +238,18 @@ class Cache:
 
     # -- loads -------------------------------------------------------------------------
 
-    def _start(self, key: Key) -> _Flight:
+    def _start(self, key: Key) -> Flight:
         """Register a new flight for ``key`` (call with the lock held)."""
-        flight = self._flights[key] = _Flight()
+        flight = self._flights[key] = Flight()
         return flight
 
-    def _finish(self, key: Key, flight: _Flight) -> None:
+    def _finish(self, key: Key, flight: Flight) -> None:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
         flight.settle()
 
-    def _run(self, key: Key, flight: _Flight, *, stale_ok: bool, background: bool = False) -> None:
+    def _run(self, key: Key, flight: Flight, *, stale_ok: bool, background: bool = False) -> None:
         """Load ``key`` for ``flight`` (its leader or the background worker) and publish the
         outcome; load again if it was overtaken meanwhile (see ``_land``)."""
         try:
@@ -442,12 +268,12 @@ class Cache:
         finally:
             self._finish(key, flight)
 
-    def _run_batch(self, flights: dict[Key, _Flight], load_many: BatchLoader) -> SecretError | None:
+    def _run_batch(self, flights: dict[Key, Flight], load_many: BatchLoader) -> SecretError | None:
         """Load every key of ``flights`` in one call; returns the error of a whole-call failure."""
         started = self.clock()
         olds = {key: self.entries.get(key) for key in flights}
         whole_failure: SecretError | None = None
-        again: dict[Key, _Flight] = {}  # overtaken while the batch ran: each loads again alone
+        again: dict[Key, Flight] = {}  # overtaken while the batch ran: each loads again alone
         try:
             try:
                 results = load_many(list(flights))
@@ -472,7 +298,7 @@ class Cache:
         return whole_failure
 
     def _land(
-        self, key: Key, flight: _Flight, outcome: Secret | SecretError, started: float, *,
+        self, key: Key, flight: Flight, outcome: Secret | SecretError, started: float, *,
         old: Entry | None, stale_ok: bool, count: bool = True,
     ) -> bool:
         """Apply a load's outcome (read since ``started``) to the cache and to ``flight``, in
@@ -495,7 +321,7 @@ class Cache:
           number of times.
         """
         with self._lock:
-            mark = _mark(outcome)
+            mark = mark_of(outcome)
             if flight.overtaken is not None:
                 overtaken, flight.overtaken = flight.overtaken, None
                 if mark is None or overtaken != mark:
@@ -512,7 +338,7 @@ class Cache:
                 error = outcome
                 answer = self._failed(key, error, started, old=old, stale_ok=stale_ok, count=count, current=current)
                 if answer is not None:
-                    mark = _mark(answer)  # served stale
+                    mark = mark_of(answer)  # served stale
             if not current and mark is not None:
                 self._overtake(key, mark)
         if answer is None:
@@ -527,14 +353,14 @@ class Cache:
         """A detached flight of ``key`` answers ``mark`` (call with the lock held): drop a cached
         entry that says otherwise, and have the current flight check its answer against it."""
         entry = self.entries.get(key)
-        if entry is not None and _mark(entry) != mark:
+        if entry is not None and mark_of(entry) != mark:
             del self.entries[key]
         current = self._flights.get(key)
         if current is not None:
-            current.overtaken = mark if current.overtaken in (None, mark) else _SEVERAL
+            current.overtaken = mark if current.overtaken in (None, mark) else SEVERAL
 
     def _load(self, key: Key, old: Entry | None) -> Secret:
-        name, version, stage = parts_of(key)
+        name, version, stage = (key, None, None) if isinstance(key, str) else key  # parts_of, inline: the miss path
         current = version is None and stage in (None, Stage.CURRENT)
         if (
             self.policy.check_version and self._probe is not None and current
@@ -662,40 +488,8 @@ class Cache:
         if worker is not None:
             worker.stop()
 
-    def _ensure_worker(self) -> _Worker:
+    def _ensure_worker(self) -> Worker:
         """The background worker, started on first need (call with the lock held)."""
         if self._worker is None:
-            self._worker = _Worker()
+            self._worker = Worker()
         return self._worker
-
-
-class _Worker:
-    """One daemon thread running background refreshes in order.
-
-    Submitting is a non-blocking queue put, so the reader that triggers a refresh returns at
-    once; one thread suffices because refresh-ahead leaves ``(1 - refresh_ahead) * ttl`` for
-    each refresh to finish before its entry expires.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="secretkit-cache-refresh", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Callable[[], Any]) -> None:
-        self._queue.put(job)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException:  # noqa: BLE001 - _run publishes errors to its flight; the worker must not die
-                _log.debug("background cache refresh failed", exc_info=True)
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)

@@ -33,9 +33,8 @@ from typing import Any, TypeVar, cast
 
 from secretkit import rotation as _rotation
 from secretkit.audit import AuditEvent, emit
-from secretkit.cache import CachePolicy, CacheStats
-from secretkit.config import StoreOptions
 from secretkit.drivers.base import Capabilities, Classified, Record, ValueLimits, VersionProbe
+from secretkit.entries import CacheStats
 from secretkit.errors import (
     ConfigError,
     InvalidArgumentError,
@@ -44,7 +43,7 @@ from secretkit.errors import (
     SecretError,
 )
 from secretkit.names import NameRules, check_prefix
-from secretkit.retry import RetryPolicy
+from secretkit.policies import CachePolicy, RetryPolicy, StoreOptions
 from secretkit.secret import BatchResult, Secret, SecretInput, Stage, Value, VersionInfo
 from secretkit.store import SecretStore
 
@@ -319,7 +318,7 @@ class LayeredStore(SecretStore):
         answered: dict[str, int] = {}
         for name, outcome in outcomes.items():
             if isinstance(outcome, SecretError):
-                errors[name] = self._fill(outcome, name)
+                errors[name] = self._calls.fill(outcome, name)
             else:
                 found[name] = outcome[0]
                 answered[outcome[1].backend] = answered.get(outcome[1].backend, 0) + 1
@@ -341,7 +340,7 @@ class LayeredStore(SecretStore):
             try:
                 check_prefix(prefix)
             except SecretError as exc:
-                raise self._fill(exc, None) from None
+                raise self._calls.fill(exc, None) from None
             return self._layered.merged_list(prefix), None
 
         return iter(self._audited("list", prefix or None, merged))
@@ -409,7 +408,7 @@ class LayeredStore(SecretStore):
         try:
             self.names.check(name)
         except SecretError as exc:
-            raise self._fill(exc, None) from None
+            raise self._calls.fill(exc, None) from None
 
     def _audited(self, operation: str, name: str | None, fn: Callable[[], tuple[T, SecretStore | None]]) -> T:
         """Run ``fn``; one audit event naming the layer that answered (or the one that failed)."""
@@ -417,7 +416,7 @@ class LayeredStore(SecretStore):
         try:
             result, layer = fn()
         except SecretError as exc:
-            self._fill(exc, name)
+            self._calls.fill(exc, name)
             self._emit(operation, name, exc.backend or self.backend, exc.code.value, start)
             raise
         version = getattr(result, "version", None)

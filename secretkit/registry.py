@@ -21,16 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union, overload
 
-from secretkit.config import (
-    StoreURL,
-    default_url,
-    load_config_file,
-    mask_credentials,
-    split_options,
-    url_credentials_in,
-)
+from secretkit.config import default_url, load_config_file, split_options
 from secretkit.errors import ConfigError, SecretError
 from secretkit.store import SecretStore
+from secretkit.url import StoreURL, mask_credentials, url_credentials_in
 
 if TYPE_CHECKING:
     from secretkit.layered import LayeredStore

@@ -1,9 +1,9 @@
 """SecretStore: the one portable type applications hold, whatever backend sits below.
 
-Every rule that must hold on every backend lives here: names and values checked before any
-I/O (against the backend's own ``NameRules``), error translation, retries, auditing, caching
-(``cache.py``), SDK log masking and which stages a backend keeps (``stages.py``). Drivers only
-translate calls.
+Every rule that must hold on every backend lives here, each in its own module the store holds:
+checks before any I/O (``checks.py``), the call pipeline of retries, attempts, error translation
+and audit (``calls.py``), the cache (``cache.py``), SDK log masking and which stages a backend
+keeps (``stages.py``). Drivers only translate calls.
 """
 
 from __future__ import annotations
@@ -11,55 +11,29 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from secretkit import references as _references
-from secretkit import retry as _retry
 from secretkit import rotation as _rotation
 from secretkit import stages as _stages
-from secretkit.audit import AuditEvent, AuditHook, emit
+from secretkit.audit import AuditHook
 from secretkit.audit import logger as _audit_logger
-from secretkit.cache import (
-    Cache,
-    CachedNotFoundError,
-    CachePolicy,
-    CacheStats,
-    Clock,
-    Flight,
-    Key,
-    default_policy,
-    key_of,
-    name_of,
-    parts_of,
-)
-from secretkit.config import StoreOptions, mask_credentials, mask_url_credentials, redact_url, url_credentials_in
-from secretkit.drivers.base import (
-    BatchReader,
-    Capabilities,
-    Driver,
-    History,
-    Record,
-    ValueLimits,
-    VersionProbe,
-    name_rules,
-    sdk_client,
-)
-from secretkit.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    InvalidArgumentError,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-    already_exists,
-    error_for,
-    version_conflict,
-)
-from secretkit.names import NameRules, check_field_name, check_prefix
+from secretkit.cache import Cache, Clock
+from secretkit.calls import Calls
+from secretkit.checks import Checks
+from secretkit.drivers.base import Capabilities, Driver, name_rules, sdk_client
+from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of
+from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
+from secretkit.errors import SecretError, already_exists, version_conflict
+from secretkit.flight import Flight
+from secretkit.names import NameRules, check_prefix
+from secretkit.policies import CachePolicy, StoreOptions, default_policy
 from secretkit.redact import install_redaction
-from secretkit.secret import BatchResult, Kind, Secret, SecretInput, Stage, Value, VersionInfo
+from secretkit.secret import BatchResult, Secret, SecretInput, Value, VersionInfo
+from secretkit.url import redact_url
 from secretkit.watch import Watcher
 
 T = TypeVar("T")
@@ -68,7 +42,6 @@ _DEBUG = logging.DEBUG
 # hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
 # a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
 _DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
-_STAGES = (Stage.CURRENT, Stage.PREVIOUS, Stage.PENDING)
 
 
 def _no_hit(key: Key, max_age: float | None = None) -> None:
@@ -92,26 +65,51 @@ class SecretStore:
         uses it to say that a store nobody named is the default one (and why).
         """
         self._driver = driver
-        self.options = options or StoreOptions()
+        options = options or StoreOptions()
         self.url = redact_url(url) if url else f"{driver.backend}://"
-        self.not_found_hint = not_found_hint
         self._hooks: list[AuditHook] = []
-        # runs remote attempts where the caller can stop waiting at the attempt's end (cheap to make:
-        # its worker threads are shared by every store and started only when needed)
-        self._runner = _retry.AttemptRunner()
         self._names: NameRules = name_rules(driver)
         self._stage_support = _stages.support(driver, driver.capabilities.create_only)
         # SDKs below may print values at DEBUG; mask their loggers before the first call.
         install_redaction(getattr(driver, "sdk_loggers", ()), handlers=(),
                           value_keys=getattr(driver, "sdk_value_keys", ()))
-        policy = self.options.cache or default_policy(driver.capabilities.remote)
+        policy = options.cache or default_policy(driver.capabilities.remote)
+        #: every driver call runs through it: retry, attempts, translation, audit (calls.py)
+        self._calls = Calls(
+            driver, options.retry, hooks=self._hooks, not_found_hint=not_found_hint, stages=self._stage_support,
+            read_pending=lambda name: _stages.Companion(self).read(name), cache="miss" if policy.enabled else None,
+        )
+        self._options = options
+        self._checks = Checks(driver, self._names, self._stage_support, self._calls.fill)
         self._cache: Cache | None = None
         self._hit: Callable[[Key, float | None], Secret | None] = _no_hit
         if policy.enabled:
-            self._cache = Cache(policy, self._load, self._probe(), clock=clock)
+            self._cache = Cache(policy, self._calls.read, self._calls.probe(), clock=clock)
             self._hit = self._cache.hit
+        #: the watchers started through this store (``close`` stops them)
+        self._watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
 
     # -- introspection ---------------------------------------------------------------
+
+    @property
+    def options(self) -> StoreOptions:
+        """The store's options (retry and cache policy, pending prefix)."""
+        return self._options
+
+    @options.setter
+    def options(self, options: StoreOptions) -> None:
+        # later calls follow the new retry policy; the cache keeps the policy it was made with
+        self._options = options
+        self._calls.policy = options.retry
+
+    @property
+    def not_found_hint(self) -> str | None:
+        """Added to every ``NotFoundError`` the store raises (see ``__init__``)."""
+        return self._calls.not_found_hint
+
+    @not_found_hint.setter
+    def not_found_hint(self, hint: str | None) -> None:
+        self._calls.not_found_hint = hint
 
     @property
     def backend(self) -> str:
@@ -174,8 +172,13 @@ class SecretStore:
         self.close()
 
     def close(self) -> None:
+        """Stop everything the store started (its watchers, the cache's refresh worker, the
+        attempt workers) and release the driver's connections."""
+        for watcher in list(self._watchers):
+            watcher.stop()
         if self._cache is not None:
             self._cache.close()
+        self._calls.close()
         self._driver.close()
 
     # -- reads -----------------------------------------------------------------------
@@ -210,81 +213,26 @@ class SecretStore:
 
     def _audit_hit(self, name: str, secret: Secret) -> None:
         if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
-            self._audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
+            self._calls.audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
 
     def refresh(self, name: str) -> Secret:
         """Read the current value from the backend, bypassing the cache, and cache it."""
         return self.get(name, refresh=True)
 
     def _get(self, name: str, version: str | None, stage: str | None, max_age: float | None, refresh: bool) -> Secret:
-        self._check_read(name, version, stage)
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
-            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
-        key = key_of(name, version, stage)
+        self._checks.read(name, version, stage, max_age)
+        key: Key = name if version is None and stage is None else (name, version, stage)
         if self._cache is None:
-            return self._load(key)
+            return self._calls.read(key)
         start = time.perf_counter()
         try:
             secret, how = self._cache.fetch(key, max_age=max_age, refresh=refresh)
         except CachedNotFoundError as exc:
-            self._audit("get", name, exc.code.value, start, cache="hit")
+            self._calls.audit("get", name, exc.code.value, start, cache="hit")
             raise
         if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
-            self._audit("get", name, "ok", start, cache=how, version=secret.version)
+            self._calls.audit("get", name, "ok", start, cache=how, version=secret.version)
         return secret
-
-    def _load(self, key: Key) -> Secret:
-        """Read one key from the backend (audited, retried, translated)."""
-        name, version, stage = parts_of(key)
-        cached = "miss" if self._cache is not None else None
-        driver = self._driver
-        if stage == Stage.PENDING and self._stage_support == "emulated":
-            record = _stages.Companion(self).read(name)
-        elif stage == Stage.PREVIOUS and self._stage_support == "emulated" and isinstance(driver, History):
-            record = self._call("get", name, lambda: driver.read_previous(name), cache=cached)
-        else:
-            native_stage = stage if stage != Stage.CURRENT else None
-            record = self._call(
-                "get", name, lambda: driver.read(name, version=version, stage=native_stage), cache=cached
-            )
-        return _secret(name, record)
-
-    def _load_many(self, keys: list[Key]) -> dict[Key, Secret | SecretError]:
-        """Read several current values: the driver's batch call, else one read per name."""
-        driver = self._driver
-        if not isinstance(driver, BatchReader):
-            out: dict[Key, Secret | SecretError] = {}
-            for key in keys:
-                try:
-                    out[key] = self._load(key)
-                except SecretError as exc:
-                    out[key] = exc
-            return out
-        if not keys:
-            return {}
-        names = [name_of(key) for key in keys]
-        cached = "miss" if self._cache is not None else None
-        results = self._call("get_many", None, lambda: driver.read_many(names), cache=cached)
-        answers: dict[Key, Secret | SecretError] = {}
-        for key in keys:
-            name = name_of(key)
-            outcome = results.get(name)
-            if isinstance(outcome, Record):
-                answers[key] = _secret(name, outcome)
-            else:
-                answers[key] = self._fill(outcome or NotFoundError("secret not found"), name)
-        return answers
-
-    def _probe(self) -> Callable[[str], str] | None:
-        """The driver's cheap current-version read, wrapped like any driver call; None if it has none."""
-        driver = self._driver
-        if not isinstance(driver, VersionProbe):
-            return None
-
-        def version_of(name: str) -> str:
-            return str(self._call("version_check", name, lambda: driver.current_version(name), cache="miss"))
-
-        return version_of
 
     def get_many(self, names: Iterable[str]) -> BatchResult:
         """Read the current value of several secrets; one name's failure does not fail the rest.
@@ -298,14 +246,14 @@ class SecretStore:
         keys: list[Key] = []
         for name in dict.fromkeys(names):
             try:
-                self._check_name(name)
+                self._checks.name(name)
                 keys.append(name)
             except SecretError as exc:
                 errors[name] = exc
         if self._cache is not None:
-            outcomes = self._cache.fetch_many(keys, self._load_many)
+            outcomes = self._cache.fetch_many(keys, self._calls.read_many)
         else:
-            outcomes = self._load_many(keys)
+            outcomes = self._calls.read_many(keys)
         for key, outcome in outcomes.items():
             name = name_of(key)
             if isinstance(outcome, Secret):
@@ -324,10 +272,10 @@ class SecretStore:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """The secret's versions, newest first (``NotSupportedError`` on stores without history)."""
-        self._check_name(name)
+        self._checks.name(name)
         if not self.capabilities.versions:
             raise NotSupportedError("this backend keeps no version history", name=name, backend=self.backend)
-        return list(self._call("versions", name, lambda: self._driver.versions(name)))
+        return list(self._calls.call("versions", name, lambda: self._driver.versions(name)))
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Names of existing secrets that start with ``prefix``, sorted: as written through
@@ -335,8 +283,8 @@ class SecretStore:
         try:
             check_prefix(prefix)
         except SecretError as exc:
-            raise self._fill(exc, None) from None
-        found = self._call("list", prefix or None, lambda: sorted(set(self._driver.list(prefix))))
+            raise self._calls.fill(exc, None) from None
+        found = self._calls.call("list", prefix or None, lambda: sorted(set(self._driver.list(prefix))))
         # only where rotation keeps pending values in companions: elsewhere such names are the user's
         hidden = self.pending_prefix if self._stage_support == "emulated" else ""
         return iter([n for n in found if n.startswith(prefix) and not (hidden and n.startswith(hidden))])
@@ -360,9 +308,9 @@ class SecretStore:
         """
         wrapped = self.prepare_value(name, value)
         del value  # from here on only the masked wrapper is in this frame's locals (crash reporters read them)
-        self._refuse_if_read_only(name)
+        self._checks.writable(name)
         if if_version is not None:
-            self._check_version(name, if_version, "if_version")
+            self._checks.version(name, if_version, "if_version")
         if if_version is not None and create_only:
             raise InvalidArgumentError("pass if_version or create_only, not both", name=name, backend=self.backend)
         if if_version is not None and not self.capabilities.compare_and_set:
@@ -371,7 +319,7 @@ class SecretStore:
             raise NotSupportedError("create-only writes are not atomic on this backend", name=name, backend=self.backend)
         token = str(uuid.uuid4())
         try:
-            return self._call(
+            return self._calls.call(
                 "put",
                 name,
                 lambda: self._driver.write(name, wrapped, if_version=if_version, create_only=create_only, token=token),
@@ -395,10 +343,10 @@ class SecretStore:
         Without ``purge`` the backend keeps the data recoverable where it can (AWS recovery
         window, Vault soft delete); ``purge=True`` destroys it at once.
         """
-        self._check_name(name)
-        self._refuse_if_read_only(name)
+        self._checks.name(name)
+        self._checks.writable(name)
         try:
-            self._call("delete", name, lambda: self._driver.delete(name, purge=purge))
+            self._calls.call("delete", name, lambda: self._driver.delete(name, purge=purge))
         except NotFoundError:
             if not missing_ok:
                 raise
@@ -441,8 +389,8 @@ class SecretStore:
         unless ``allow_native_rotation``, where the backend rotates the secret itself (an AWS
         rotation Lambda). See ``secretkit.rotation``.
         """
-        self._check_name(name)
-        self._refuse_if_read_only(name)
+        self._checks.name(name)
+        self._checks.writable(name)
         steps: dict[str, Any] = {
             "generate": generate, "apply": apply, "verify": verify, "token": token, "resume": resume, "field": field,
             "allow_native_rotation": allow_native_rotation,
@@ -453,13 +401,15 @@ class SecretStore:
 
     def discard_pending(self, name: str) -> str | None:
         """Abandon an unfinished rotation; returns the pending version dropped, if any."""
-        self._check_name(name)
+        self._checks.name(name)
         return _rotation.discard_pending(self, name)
 
     def watch(self, name: str, callback: Callable[[Secret], Any], *, interval: float = 30.0) -> Watcher:
         """Call ``callback(secret)`` from a background thread whenever ``name`` gets a new current value."""
-        self._check_name(name)
-        return Watcher(self, name, callback, interval)
+        self._checks.name(name)
+        watcher = Watcher(self, name, callback, interval)
+        self._watchers.add(watcher)
+        return watcher
 
     # -- secret references (secretkit.references) ----------------------------------------
 
@@ -504,18 +454,17 @@ class SecretStore:
         if cache is None:
             return None
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
-            self._check_read(name, version, stage)
-            raise InvalidArgumentError("max_age is a number of seconds >= 0", name=name, backend=self.backend)
+            self._checks.read(name, version, stage, max_age)
         key = key_of(name, version, stage)
         start = time.perf_counter()
         try:
             # a load already in flight was started for a checked key: joining it needs no check
             joined = cache.join(key, max_age=max_age, start=False)
             if joined is None:
-                self._check_read(name, version, stage)
+                self._checks.read(name, version, stage)
                 joined = cache.join(key, max_age=max_age)
         except CachedNotFoundError as exc:
-            self._audit("get", name, exc.code.value, start, cache="hit")
+            self._calls.audit("get", name, exc.code.value, start, cache="hit")
             raise
         assert joined is not None
         return joined
@@ -525,7 +474,7 @@ class SecretStore:
         a read served by the cache; ``start`` is the caller's ``time.perf_counter()``."""
         secret, how = flight.outcome()
         if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
-            self._audit("get", name, "ok", start, cache=how, version=secret.version)
+            self._calls.audit("get", name, "ok", start, cache=how, version=secret.version)
         return secret
 
     # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
@@ -536,7 +485,7 @@ class SecretStore:
         """Run one driver call as the store runs its own: audited as ``operation``, retried on
         transient errors (unless ``retry=False``), SDK exceptions made portable errors
         (``sensitive=True`` for a call that carries a value: its error keeps no SDK chain)."""
-        return self._call(operation, name, fn, retry=retry, sensitive=sensitive)
+        return self._calls.call(operation, name, fn, retry=retry, sensitive=sensitive)
 
     def invalidate(self, name: str) -> None:
         """Forget everything cached about ``name`` (every version and stage). The store does it
@@ -547,135 +496,4 @@ class SecretStore:
     def prepare_value(self, name: str, value: SecretInput | Value) -> Value:
         """Check ``name`` and ``value`` the way ``put`` does, before any I/O; returns the
         value to write (``InvalidArgumentError`` stating the rule, never the value)."""
-        self._check_name(name)
-        try:
-            wrapped = value if isinstance(value, Value) else Value.of(value)
-        except SecretError as exc:
-            raise self._fill(exc, name) from None
-        if wrapped.kind is Kind.FIELDS:
-            for key in wrapped.map:
-                check_field_name(key, name=name)
-        limit = self.capabilities.max_value_bytes
-        if limit is not None and wrapped.size > limit:
-            raise InvalidArgumentError(
-                f"value is {wrapped.size} bytes; this backend stores at most {limit}", name=name, backend=self.backend
-            )
-        driver = self._driver
-        if isinstance(driver, ValueLimits):
-            try:
-                driver.check_value(name, wrapped)
-            except SecretError as exc:
-                raise self._fill(exc, name) from None
-        return wrapped
-
-    # -- checks ----------------------------------------------------------------------
-
-    def _check_name(self, name: str) -> None:
-        try:
-            self._names.check(name)
-        except SecretError as exc:
-            raise self._fill(exc, None) from None
-
-    def _refuse_if_read_only(self, name: str) -> None:
-        if self.capabilities.read_only:
-            raise NotSupportedError(f"the {self.backend} store is read-only", name=name, backend=self.backend)
-
-    def _check_version(self, name: str, version: object, what: str) -> None:
-        if not isinstance(version, str) or not version or version != version.strip():
-            raise InvalidArgumentError(
-                f"{what} is a non-empty version id str without surrounding spaces (got {type(version).__name__})",
-                name=name, backend=self.backend,
-            )
-
-    def _check_read(self, name: str, version: str | None, stage: str | None) -> None:
-        self._check_name(name)
-        if version is not None and stage is not None:
-            raise InvalidArgumentError("pass version or stage, not both", name=name, backend=self.backend)
-        if version is not None:
-            self._check_version(name, version, "version")
-            if not self.capabilities.versions:
-                raise NotSupportedError("this backend keeps no versions", name=name, backend=self.backend)
-        if stage is not None and stage != Stage.CURRENT:
-            if stage not in _STAGES:
-                raise InvalidArgumentError(f"unknown stage {stage!r}; use one of {_STAGES}", name=name, backend=self.backend)
-            if self._stage_support is None:
-                raise NotSupportedError(f"this backend has no {stage!r} stage", name=name, backend=self.backend)
-
-    # -- calling the driver ------------------------------------------------------------
-
-    def _fill(self, exc: SecretError, name: str | None) -> SecretError:
-        if exc.name is None:
-            exc.name = name
-        if exc.backend is None:
-            exc.backend = self.backend
-        hint = self.not_found_hint
-        if hint and isinstance(exc, NotFoundError) and hint not in exc.message:
-            exc.message = f"{exc.message}; {hint}"
-            exc.args = (exc.message,)
-        return exc
-
-    def _translate(self, name: str | None, fn: Callable[[], T], sensitive: bool) -> T:
-        """Run a driver call; turn the SDK's exceptions into portable errors.
-
-        The SDK exception stays as ``__cause__`` (the escape hatch) unless its text may quote a
-        value (``Classified.cause_safe``), the call carries a value (``sensitive``: a write),
-        whose SDK and driver frames hold it in their locals, or the chain shows a URL with
-        credentials (an ``endpoint_url``/``host`` option of ``http://user:password@…``): then
-        the error is raised afresh, with no chain and a traceback that starts in the store,
-        where values are wrapped. Credentials in a URL are masked in the message too.
-
-        On a remote backend the call runs where its caller can stop waiting for it at the end of
-        the attempt (``DeadlineExceededError``; see ``retry.AttemptRunner``); a local one runs here.
-        """
-        try:
-            return self._runner.run(fn) if self._driver.capabilities.remote else fn()
-        except SecretError as exc:
-            error = self._fill(exc, name)
-            if not sensitive and not url_credentials_in(error):
-                raise
-            mask_credentials(error)
-        except Exception as exc:
-            classified = self._driver.classify(exc)
-            if classified is None:
-                raise
-            detail = mask_url_credentials(classified.detail)
-            error = error_for(classified.code, detail, name=name, backend=self.backend)
-            if classified.cause_safe and not sensitive and not url_credentials_in(exc):
-                raise error from exc
-        error.__cause__ = error.__context__ = None
-        raise error.with_traceback(None)
-
-    def _call(
-        self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, cache: str | None = None,
-        sensitive: bool = False,
-    ) -> T:
-        """One audited, retried, translated driver call (``sensitive``: it carries a value), each
-        attempt and the whole call within the retry policy's ``attempt_timeout`` and ``deadline``."""
-        start = time.perf_counter()
-        attempts = 1
-        try:
-            result, attempts = _retry.call(
-                self.options.retry, lambda: self._translate(name, fn, sensitive), retry=retry
-            )
-        except SecretError as exc:
-            attempts = getattr(exc, "attempts", attempts)
-            self._audit(operation, name, exc.code.value, start, cache=cache, attempts=attempts)
-            raise
-        version = getattr(result, "version", None)
-        self._audit(
-            operation, name, "ok", start, cache=cache, version=version if isinstance(version, str) else None,
-            attempts=attempts,
-        )
-        return result
-
-    def _audit(
-        self, operation: str, name: str | None, outcome: str, start: float, *,
-        cache: str | None = None, version: str | None = None, attempts: int = 1,
-    ) -> None:
-        event = AuditEvent(operation, name, self.backend, outcome, time.perf_counter() - start, cache, version, attempts)
-        emit(event, self._hooks)
-
-
-def _secret(name: str, record: Record) -> Secret:
-    return Secret(name, record.version, record.value, record.created_at, record.stages)
-
+        return self._checks.value(name, value)

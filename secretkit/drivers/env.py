@@ -45,11 +45,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, Record, VersionProbe
-from secretkit.errors import ConfigError, InvalidArgumentError, NotFoundError, NotSupportedError
-from secretkit.names import NameRules
-from secretkit.secret import Kind, Value, VersionInfo
+from secretkit.drivers.base import (
+    Capabilities,
+    Classified,
+    ConfigError,
+    InvalidArgumentError,
+    Kind,
+    NameRules,
+    NotFoundError,
+    NotSupportedError,
+    Record,
+    StoreURL,
+    Value,
+    VersionInfo,
+    VersionProbe,
+    validate_options as validate,
+)
 
 _NAME = re.compile(r"[A-Za-z0-9._/-]+")
 _SEPARATORS = re.compile(r"[./-]")

@@ -13,19 +13,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
 from secretkit.drivers.base import (
     Capabilities,
     Classified,
+    NameRules,
     NativeStages,
     Record,
+    StoreURL,
+    Value,
+    VersionInfo,
     VersionProbe,
     at_fork,
+    portable_rules,
     reset_in_child,
+    validate_options as validate,
 )
-from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
 
 
 class MemoryOptions(BaseModel):

@@ -9,9 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from secretkit.drivers.base import Record
-from secretkit.errors import ConflictError, NotFoundError, already_exists, version_conflict
-from secretkit.secret import Stage, Value, VersionInfo
+from secretkit.drivers.base import (
+    ConflictError,
+    NotFoundError,
+    Record,
+    Stage,
+    Value,
+    VersionInfo,
+    already_exists,
+    version_conflict,
+)
 
 
 @dataclass

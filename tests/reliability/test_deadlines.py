@@ -28,7 +28,7 @@ import pytest
 
 import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
-from secretkit import retry as retry_module
+from secretkit import attempts as attempts_module
 from secretkit.config import StoreOptions
 from secretkit.drivers.memory import MemoryDriver
 from secretkit.errors import DeadlineExceededError, SecretError, UnavailableError
@@ -179,7 +179,7 @@ def test_cache_hits_never_reach_the_worker_threads() -> None:
 
 
 def test_abandoned_attempts_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry_module, "MAX_ABANDONED", 3)
+    monkeypatch.setattr(attempts_module, "MAX_ABANDONED", 3)
     store, driver = _remote_store(RetryPolicy(max_attempts=1, deadline=0.2))
     _seed(driver, "a", "v")
     gate = driver.gate("read")
@@ -419,7 +419,7 @@ def test_a_dead_port_is_retried_until_the_deadline_and_not_beyond() -> None:
 
 def _attempt_threads(baseline: set[threading.Thread]) -> int:
     """Worker threads started since ``baseline`` (they are shared by every store)."""
-    return sum(1 for t in threading.enumerate() if t.name == retry_module.WORKER_NAME and t not in baseline)
+    return sum(1 for t in threading.enumerate() if t.name == attempts_module.WORKER_NAME and t not in baseline)
 
 
 def test_a_burst_of_stuck_calls_leaves_bounded_threads_and_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,11 +428,11 @@ def test_a_burst_of_stuck_calls_leaves_bounded_threads_and_sockets(monkeypatch: 
     attempts are stuck, no further one starts. (With 0.5 s attempts, the SDK timeouts capped by
     the store end the hvac, kubernetes, REST and gRPC requests by themselves; botocore's stay
     stuck, so aws-sm shows the cap.) Once the server goes away, every worker ends."""
-    monkeypatch.setattr(retry_module, "IDLE_SECONDS", 0.2)  # idle workers end quickly here
+    monkeypatch.setattr(attempts_module, "IDLE_SECONDS", 0.2)  # idle workers end quickly here
     baseline = set(threading.enumerate())
     servers = {b: SlowDrip(mode="http2" if b == "gcp-sm-grpc" else "http").start() for b in BACKENDS}
     stores: dict[str, SecretStore] = {}
-    bound = 20 + retry_module.MAX_ABANDONED
+    bound = 20 + attempts_module.MAX_ABANDONED
     try:
         stores.update({b: open_remote(b, servers[b].address, QUICK) for b in BACKENDS})
         for _ in range(2):

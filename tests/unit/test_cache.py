@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 import secretkit
 from secretkit.audit import AuditEvent
-from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats, default_policy
+from secretkit.cache import CachedNotFoundError, CachePolicy, CacheStats
 from secretkit.config import StoreOptions
 from secretkit.drivers.base import Record
 from secretkit.drivers.memory import MemoryDriver
@@ -28,6 +28,7 @@ from secretkit.errors import (
     ThrottledError,
     UnavailableError,
 )
+from secretkit.policies import default_policy
 from secretkit.retry import RetryPolicy
 from secretkit.secret import Secret, Stage, Value
 from secretkit.store import SecretStore

@@ -27,7 +27,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 import secretkit
-from secretkit.config import StoreOptions, StoreURL
+from secretkit.config import StoreOptions
 from secretkit.drivers.base import History, NativeStages
 from secretkit.drivers.gcp import client as gcp_client
 from secretkit.drivers.gcp import codec
@@ -51,6 +51,7 @@ from secretkit.retry import RetryPolicy
 from secretkit.secret import Kind, Value
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
+from secretkit.url import StoreURL
 from tests.doubles import gcp_sm
 
 PROJECT = "test-project"

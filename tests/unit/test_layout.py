@@ -154,3 +154,58 @@ def test_backend_test_harnesses_live_beside_their_driver() -> None:
     assert kubelet_alias.KubeletVolume is kubelet.KubeletVolume
     for alias in (moto_alias, kubelet_alias):
         assert len((PACKAGE / "testing" / f"{alias.__name__.rpartition('.')[2]}.py").read_text().splitlines()) < 20
+
+
+#: The modules the driver contract may rest on: no threads, no I/O, none of the store's machinery.
+LEAF_MODULES = {
+    "secretkit.errors", "secretkit.names", "secretkit.secret", "secretkit.url", "secretkit.deadline",
+    "secretkit.forking", "secretkit.policies", "secretkit.drivers.shared",
+}
+#: Driver modules every driver may share besides the contract.
+SHARED_DRIVER_MODULES = {"secretkit.drivers.base", "secretkit.drivers.shared", "secretkit.drivers.versioned"}
+#: Imports a driver still makes past the contract, each with the reason; the list only shrinks.
+KNOWN_DRIVER_IMPORTS = {
+    # the file store reuses the memory store's capabilities (the same semantics, on disk)
+    ("secretkit.drivers.file.driver", "secretkit.drivers.memory"),
+}
+#: Modules still over the size limit; the list only shrinks.
+KNOWN_LONG_MODULES = {"secretkit.secret", "secretkit.testing.conformance"}
+MAX_LINES = 500
+
+
+def test_the_driver_contract_rests_on_leaf_modules_only() -> None:
+    graph = import_graph()
+    assert graph["secretkit.drivers.base"] <= LEAF_MODULES, graph["secretkit.drivers.base"] - LEAF_MODULES
+    for leaf in sorted(LEAF_MODULES):  # and the leaves on leaves
+        assert graph[leaf] <= LEAF_MODULES, (leaf, graph[leaf] - LEAF_MODULES)
+
+
+def _own_package(module: str) -> str:
+    """``secretkit.drivers.aws.codec`` → ``secretkit.drivers.aws``; a one-module driver is its own."""
+    parts = module.split(".")
+    return ".".join(parts[:3])
+
+
+def test_drivers_import_from_secretkit_only_the_contract_and_their_own_package() -> None:
+    graph = import_graph()
+    wrong = set()
+    for module, imports in graph.items():
+        if not module.startswith("secretkit.drivers.") or module in SHARED_DRIVER_MODULES:
+            continue
+        own = _own_package(module)
+        for target in imports:
+            if target in SHARED_DRIVER_MODULES or target == own or target.startswith(own + "."):
+                continue
+            if target == "secretkit.testing" or target.startswith("secretkit.testing."):
+                continue  # test helpers living beside the driver they serve
+            if (module, target) not in KNOWN_DRIVER_IMPORTS:
+                wrong.add((module, target))
+    assert not wrong, sorted(wrong)
+
+
+def test_no_module_is_over_500_lines() -> None:
+    lengths = {_module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    too_long = {m: n for m, n in lengths.items() if n > MAX_LINES and m not in KNOWN_LONG_MODULES}
+    assert not too_long, too_long
+    fixed = {m for m in KNOWN_LONG_MODULES if lengths.get(m, 0) <= MAX_LINES}
+    assert not fixed, f"now within {MAX_LINES} lines: drop from KNOWN_LONG_MODULES: {fixed}"

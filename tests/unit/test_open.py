@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import secretkit
-from secretkit.config import redact_url
+from secretkit.url import redact_url
 
 
 def test_open_without_url_or_env_is_the_default_file_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

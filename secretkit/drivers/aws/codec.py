@@ -22,10 +22,18 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from secretkit.drivers.base import Record, check_utf8_fields
-from secretkit.errors import InvalidArgumentError, NotFoundError
-from secretkit.names import NameRules, pattern_rule
-from secretkit.secret import Kind, Stage, Value, fields_to_json
+from secretkit.drivers.base import (
+    InvalidArgumentError,
+    Kind,
+    NameRules,
+    NotFoundError,
+    Record,
+    Stage,
+    Value,
+    check_utf8_fields,
+    fields_to_json,
+    pattern_rule,
+)
 
 BACKEND = "aws-sm"
 

@@ -18,10 +18,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import redact_url
-from secretkit.drivers.base import Classified, ErrorTable, On
-from secretkit.errors import ConfigError, ErrorCode
-from secretkit.retry import request_timeout
+from secretkit.drivers.base import Classified, ConfigError, ErrorCode, ErrorTable, On, redact_url, request_timeout
 
 #: boto3 and botocore log whole request and response bodies at DEBUG; urllib3 the connections.
 SDK_LOGGERS = ("botocore", "boto3", "urllib3")

@@ -24,35 +24,38 @@ from typing import Any
 
 import botocore.exceptions as bx
 
-from secretkit.config import StoreURL, validate
 from secretkit.drivers.aws import codec, common, stages
 from secretkit.drivers.aws.codec import BACKEND
 from secretkit.drivers.aws.errors import classify, classify_code, code_of, is_marked_for_deletion, message_of
 from secretkit.drivers.aws.options import Options
 from secretkit.drivers.base import (
+    AlreadyExistsError,
     BatchReader,
     Capabilities,
     Classified,
+    ConfigError,
+    ConflictError,
     NativeStages,
+    NotFoundError,
     Record,
     RotationSetting,
     RotationSettings,
     SdkClient,
-    ValueLimits,
-    VersionProbe,
-    upsert,
-)
-from secretkit.errors import (
-    AlreadyExistsError,
-    ConfigError,
-    ConflictError,
-    NotFoundError,
     SecretError,
+    Stage,
+    StoreURL,
     UnavailableError,
+    Value,
+    ValueLimits,
+    VersionInfo,
+    VersionProbe,
     already_exists,
     error_for,
+    redact_url,
+    request_timeout,
+    upsert,
+    validate_options as validate,
 )
-from secretkit.secret import Stage, Value, VersionInfo
 
 BATCH_SIZE = 20
 #: A deleted secret whose DeletedDate is less than this far ahead is being purged, not recoverable.

@@ -9,8 +9,7 @@ import botocore.exceptions as bx
 
 from secretkit.drivers.aws import common
 from secretkit.drivers.aws.common import code_of, message_of
-from secretkit.drivers.base import Classified, ErrorTable, On
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
 
 __all__ = ["TABLE", "classify", "classify_code", "code_of", "is_gone", "is_marked_for_deletion", "message_of"]
 

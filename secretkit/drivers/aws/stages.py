@@ -17,7 +17,7 @@ import botocore.exceptions as bx
 
 from secretkit.drivers.aws.codec import WRITE_LABEL_PREFIX, is_version_id
 from secretkit.drivers.aws.errors import code_of, is_gone
-from secretkit.errors import ConflictError, NotFoundError, version_conflict
+from secretkit.drivers.base import ConflictError, NotFoundError, version_conflict
 
 Labels = dict[str, tuple[str, ...]]
 

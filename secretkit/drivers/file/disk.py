@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from secretkit.errors import ConfigError
+from secretkit.drivers.base import ConfigError
 
 try:  # POSIX advisory locks; elsewhere only the in-process lock applies
     import fcntl

@@ -13,8 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from secretkit.drivers import versioned
-from secretkit.errors import AuthenticationError, DataLossError
-from secretkit.secret import Kind, Value
+from secretkit.drivers.base import AuthenticationError, DataLossError, Kind, Value
 
 MAGIC = b"SKFS1\n"
 AAD = b"secretkit file store v1"

@@ -14,9 +14,22 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
 from secretkit.drivers import versioned
-from secretkit.drivers.base import Classified, NativeStages, Record, at_fork
+from secretkit.drivers.base import (
+    Classified,
+    ConfigError,
+    ErrorCode,
+    NameRules,
+    NativeStages,
+    NotFoundError,
+    Record,
+    StoreURL,
+    Value,
+    VersionInfo,
+    at_fork,
+    portable_rules,
+    validate_options as validate,
+)
 from secretkit.drivers.file.disk import (
     check_trusted,
     fsync_dir,
@@ -28,9 +41,6 @@ from secretkit.drivers.file.disk import (
 from secretkit.drivers.file.document import decrypt, encrypt
 from secretkit.drivers.file.keys import LEGACY_KEY, STORE_ID, KeySource, load_key
 from secretkit.drivers.memory import capabilities
-from secretkit.errors import ConfigError, ErrorCode, NotFoundError
-from secretkit.names import NameRules, portable_rules
-from secretkit.secret import Value, VersionInfo
 
 T = TypeVar("T")
 

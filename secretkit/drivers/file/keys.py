@@ -33,7 +33,7 @@ from secretkit.drivers.file.disk import (
     read_trusted,
 )
 from secretkit.drivers.file.document import decrypt
-from secretkit.errors import AuthenticationError, ConfigError
+from secretkit.drivers.base import AuthenticationError, ConfigError
 
 STORE_ID = "store.id"
 LEGACY_KEY = "key"

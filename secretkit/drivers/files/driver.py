@@ -12,13 +12,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, ChangeStream, Classified, Record, VersionProbe
+from secretkit.drivers.base import (
+    Capabilities,
+    ChangeStream,
+    Classified,
+    ConfigError,
+    ErrorCode,
+    InvalidArgumentError,
+    NameRules,
+    NotFoundError,
+    NotSupportedError,
+    Record,
+    StoreURL,
+    Value,
+    VersionInfo,
+    VersionProbe,
+    validate_options as validate,
+)
 from secretkit.drivers.files.inotify import Inotify
 from secretkit.drivers.files.tree import Tree, bookkeeping
-from secretkit.errors import ConfigError, ErrorCode, InvalidArgumentError, NotFoundError, NotSupportedError
-from secretkit.names import NameRules
-from secretkit.secret import Value, VersionInfo
 
 _MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux and macOS
 NAME_RULE = (

@@ -15,13 +15,15 @@ import stat
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from secretkit.errors import (
+from secretkit.drivers.base import (
     InvalidArgumentError,
+    Kind,
     NotFoundError,
     PermissionDeniedError,
     UnavailableError,
+    Value,
+    text_form,
 )
-from secretkit.secret import Kind, Value, text_form
 
 DATA_LINK = "..data"
 """The kubelet's symlink to the current timestamped directory."""

@@ -22,7 +22,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 
 from secretkit.drivers.gcp.codec import BACKEND
 from secretkit.drivers.gcp.options import Options
-from secretkit.errors import AuthenticationError
+from secretkit.drivers.base import AuthenticationError
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 

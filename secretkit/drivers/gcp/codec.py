@@ -20,11 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from secretkit.drivers.base import listed_name as _listed_name
+from secretkit.drivers.base import (
+    InvalidArgumentError,
+    Kind,
+    NameRules,
+    Value,
+    fields_to_json,
+    hashed,
+    listed_name as _listed_name,
+)
 from secretkit.drivers.base import check_utf8_fields
-from secretkit.errors import InvalidArgumentError
-from secretkit.names import NameRules, hashed
-from secretkit.secret import Kind, Value, fields_to_json
 
 BACKEND = "gcp-sm"
 

@@ -29,24 +29,34 @@ import google_crc32c
 from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources
 
-from secretkit.config import StoreURL, validate
-from secretkit.drivers.base import Capabilities, Classified, History, Record, SdkClient, ValueLimits, VersionProbe, upsert
-from secretkit.drivers.gcp import codec
-from secretkit.drivers.gcp.client import make_client
-from secretkit.drivers.gcp.codec import BACKEND
-from secretkit.drivers.gcp.options import Options
-from secretkit.drivers.gcp.errors import classify, status
-from secretkit.errors import (
+from secretkit.drivers.base import (
     AlreadyExistsError,
+    Capabilities,
+    Classified,
     ConfigError,
     ConflictError,
     DataLossError,
+    History,
     InvalidArgumentError,
     NotFoundError,
     NotSupportedError,
+    Record,
+    SdkClient,
+    Stage,
+    StoreURL,
+    Value,
+    ValueLimits,
+    VersionInfo,
+    VersionProbe,
+    request_timeout,
+    upsert,
+    validate_options as validate,
 )
-from secretkit.retry import request_timeout
-from secretkit.secret import Stage, Value, VersionInfo
+from secretkit.drivers.gcp import codec
+from secretkit.drivers.gcp.client import make_client
+from secretkit.drivers.gcp.codec import BACKEND
+from secretkit.drivers.gcp.errors import classify, status
+from secretkit.drivers.gcp.options import Options
 
 _STATES = {
     resources.SecretVersion.State.ENABLED: "enabled",

@@ -15,8 +15,7 @@ import grpc
 import requests
 from google.api_core import exceptions as gexc
 
-from secretkit.drivers.base import Classified, ErrorTable, On
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
 
 # REST errors arrive as the first api-core class registered for the HTTP status; when the
 # body carries no status name, this is the best reading of the class alone.

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from secretkit.drivers.kubernetes.errors import is_status
-from secretkit.retry import request_timeout
+from secretkit.drivers.base import request_timeout
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 

@@ -19,10 +19,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from secretkit.drivers.base import listed_name as _listed_name
-from secretkit.errors import DataLossError, InvalidArgumentError
-from secretkit.names import NameRules, hashed
-from secretkit.secret import Kind, Value, text_form
+from secretkit.drivers.base import (
+    DataLossError,
+    InvalidArgumentError,
+    Kind,
+    NameRules,
+    Value,
+    hashed,
+    listed_name as _listed_name,
+    text_form,
+)
 
 BACKEND = "k8s"
 #: Label on every Secret secretkit writes; ``list()`` selects on it server-side.

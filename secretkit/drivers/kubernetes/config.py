@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes
 
 from secretkit.drivers.kubernetes.options import Options, valid_namespace
-from secretkit.errors import ConfigError
+from secretkit.drivers.base import ConfigError
 
 #: Where a pod finds its service account (token, CA and namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")

@@ -27,10 +27,16 @@ from secretkit.drivers.base import (
     Capabilities,
     ChangeStream,
     Classified,
+    ConfigError,
+    ConflictError,
     NativeStages,
+    NotSupportedError,
     Record,
     SdkClient,
+    Stage,
     StoreURL,
+    Value,
+    VersionInfo,
     VersionProbe,
     upsert,
     validate_options,
@@ -56,8 +62,6 @@ from secretkit.drivers.kubernetes.codec import (
 from secretkit.drivers.kubernetes.errors import is_status, rejects_type, rejects_version
 from secretkit.drivers.kubernetes.options import Options, valid_namespace
 from secretkit.drivers.kubernetes.stages import STAGE_LABEL, Companion
-from secretkit.errors import ConfigError, ConflictError, NotSupportedError
-from secretkit.secret import Stage, Value, VersionInfo
 
 _CURRENT = frozenset({Stage.CURRENT})
 

@@ -15,8 +15,7 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Classified, ErrorTable, On
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
 
 _MAX_DETAIL = 300
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.drivers.base import Record
+from secretkit.drivers.base import ConflictError, InvalidArgumentError, NotFoundError, Record, Stage, VersionInfo
 from secretkit.drivers.kubernetes.api import SecretsApi
 from secretkit.drivers.kubernetes.codec import (
     DEFAULT_VALUE_KEY,
@@ -44,8 +44,6 @@ from secretkit.drivers.kubernetes.codec import (
     resource_version,
 )
 from secretkit.drivers.kubernetes.errors import is_status
-from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError
-from secretkit.secret import Stage, VersionInfo
 
 #: Label on companions (``pending`` or ``previous``); objects with it are never listed.
 STAGE_LABEL = "secretkit.io/stage"

@@ -19,10 +19,9 @@ from typing import Any, TypeVar
 
 import hvac.exceptions as hx
 
-from secretkit.drivers.base import at_fork
+from secretkit.drivers.base import AuthenticationError, ConfigError, at_fork
 from secretkit.drivers.vault.errors import acl_denied
 from secretkit.drivers.vault.options import AuthMethod
-from secretkit.errors import AuthenticationError, ConfigError
 
 T = TypeVar("T")
 

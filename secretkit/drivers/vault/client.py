@@ -15,10 +15,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from secretkit.config import StoreURL
+from secretkit.drivers.base import ConfigError, StoreURL, request_timeout
 from secretkit.drivers.vault.options import Options
-from secretkit.errors import ConfigError
-from secretkit.retry import request_timeout
 
 
 def server_address(url: StoreURL, opts: Options) -> str:

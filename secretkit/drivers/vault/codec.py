@@ -28,10 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from secretkit.drivers.base import utf8_field_problem
-from secretkit.errors import InvalidArgumentError
-from secretkit.names import NameRules
-from secretkit.secret import Kind, Value, text_form
+from secretkit.drivers.base import InvalidArgumentError, Kind, NameRules, Value, text_form, utf8_field_problem
 
 BACKEND = "vault"
 DEFAULT_VALUE_KEY = "value"

@@ -25,17 +25,30 @@ from typing import Any
 import hvac.exceptions as hx
 from hvac import utils
 
-from secretkit.config import StoreURL, validate
 from secretkit.drivers.base import (
     Capabilities,
+    ConfigError,
+    ConflictError,
+    ErrorCode,
     History,
+    NotFoundError,
+    NotSupportedError,
     Record,
     RotationSetting,
     RotationSettings,
     SdkClient,
+    SecretError,
+    Stage,
+    StoreURL,
+    Value,
     ValueLimits,
+    VersionInfo,
     VersionProbe,
+    already_exists,
     bounded_call,
+    error_for,
+    validate_options as validate,
+    version_conflict,
 )
 from secretkit.drivers.vault.auth import Credentials, TokenKeeper, credentials
 from secretkit.drivers.vault.client import build_client, detect_mount
@@ -44,18 +57,6 @@ from secretkit.drivers.vault.errors import acl_denied, cas_mismatch, cas_require
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.kv1 import KV1Driver
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES, Options
-from secretkit.errors import (
-    ConfigError,
-    ConflictError,
-    ErrorCode,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-    already_exists,
-    error_for,
-    version_conflict,
-)
-from secretkit.secret import Stage, Value, VersionInfo
 
 KV2_CAPABILITIES = Capabilities(
     versions=True,

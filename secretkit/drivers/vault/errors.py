@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 import hvac.exceptions as hx
 import requests
 
-from secretkit.drivers.base import Classified, ErrorTable
-from secretkit.errors import ErrorCode
+from secretkit.drivers.base import Classified, ErrorCode, ErrorTable
 
 #: hvac's exception per status → portable code (reference §1.3): hvac raises these classes for
 #: 400, 401, 403, 404, 429, 500, 501, 502 and 503, also on a client the user built (whose errors

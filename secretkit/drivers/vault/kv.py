@@ -7,12 +7,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from secretkit.drivers.base import Capabilities, Classified
+from secretkit.drivers.base import Capabilities, Classified, InvalidArgumentError, NameRules, Value
 from secretkit.drivers.vault import codec
 from secretkit.drivers.vault.auth import TokenKeeper
 from secretkit.drivers.vault.errors import classify
-from secretkit.names import NameRules
-from secretkit.secret import Value
 
 T = TypeVar("T")
 

@@ -11,12 +11,20 @@ from typing import Any
 
 import hvac.exceptions as hx
 
-from secretkit.drivers.base import Capabilities, Record, SdkClient, ValueLimits
+from secretkit.drivers.base import (
+    Capabilities,
+    NotFoundError,
+    NotSupportedError,
+    Record,
+    SdkClient,
+    Stage,
+    Value,
+    ValueLimits,
+    VersionInfo,
+)
 from secretkit.drivers.vault.codec import digest
 from secretkit.drivers.vault.kv import VaultDriverBase, keys_of
 from secretkit.drivers.vault.options import DEFAULT_MAX_VALUE_BYTES
-from secretkit.errors import NotFoundError, NotSupportedError
-from secretkit.secret import Stage, Value, VersionInfo
 
 KV1_CAPABILITIES = Capabilities(
     versions=False,
