@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import os
 import threading
 import time
@@ -46,7 +47,7 @@ from secretkit.aio_watch import AsyncWatch
 from secretkit.audit import AuditHook
 from secretkit.drivers.base import Capabilities, Driver
 from secretkit.entries import CacheStats
-from secretkit.errors import InvalidArgumentError, NotFoundError
+from secretkit.errors import DeadlineExceededError, InvalidArgumentError, NotFoundError
 from secretkit.names import NameRules
 from secretkit.policies import CachePolicy, StoreOptions
 from secretkit.rotation import RotationResult
@@ -103,7 +104,11 @@ class AsyncSecretStore:
             raise InvalidArgumentError("max_workers is a whole number >= 1", backend=store.backend)
         self._store = store
         self._owns_store = False
-        self._pool = Pool(max_workers or default_max_workers())
+        # a remote call's time limit is enforced by the awaiting task (see ``aio_pool``); a local
+        # backend's calls are never cut off, on any thread
+        remote = store.driver.capabilities.remote
+        self._pool = Pool(max_workers or default_max_workers(), policy=store.options.retry if remote else None,
+                          backend=store.backend)
         self._watches: weakref.WeakSet[AsyncWatch] = weakref.WeakSet()
         self._cached = store.cached  # the hit path: bound once
 
@@ -201,24 +206,27 @@ class AsyncSecretStore:
         store = self._store
         if refresh:  # a forced read queues behind the load in flight; others may join it
             return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age,
-                                                      refresh=True), shared=True)
+                                                      refresh=True), shared=True, name=name)
         start = time.perf_counter()
+        began = time.monotonic()
         joined = store.join(name, version=version, stage=stage, max_age=max_age)
         if joined is None:  # no cache, nothing to share: the read is this task's alone
-            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age))
+            return await self._call(lambda: store.get(name, version=version, stage=stage, max_age=max_age), name=name)
         flight, load = joined
+        pool = self._pool
         if load is None:
-            if not flight.done.is_set():
-                await self._pool.waiter(flight)
+            if not flight.done.is_set():  # waited for until this task's deadline; the load goes on
+                await pool.within(pool.waiter(flight), None, began, name)
         else:
             # Hand the load to the pool once the loop has run what is ready now: a burst of
             # cold reads is then registered (joined) before pool threads start competing for
             # the GIL, so the loop does not stall behind them. If this task ends before that
             # (cancelled, or its loop closed), the finally block hands it over at once.
-            handover = self._pool.handover(load)
+            context = contextvars.copy_context()  # the load's: the time limit reads its attempt's end
+            handover = pool.handover(load, context)
             asyncio.get_running_loop().call_soon(handover)
             try:
-                await self._pool.waiter(flight)
+                await pool.within(pool.waiter(flight), context, began, name)
             finally:
                 handover()
         return store.settled(name, flight, start)
@@ -254,7 +262,7 @@ class AsyncSecretStore:
     async def versions(self, name: str) -> list[VersionInfo]:
         """The secret's versions, newest first (``NotSupportedError`` on stores without history)."""
         store = self._store
-        return await self._call(lambda: store.versions(name))
+        return await self._call(lambda: store.versions(name), name=name)
 
     async def list(self, prefix: str = "") -> AsyncIterator[str]:
         """``async for name in store.list(prefix)``: names starting with ``prefix``, sorted.
@@ -270,11 +278,13 @@ class AsyncSecretStore:
         self, name: str, value: SecretInput, *, if_version: str | None = None, create_only: bool = False
     ) -> VersionInfo:
         """``SecretStore.put`` as a coroutine. Cancelled while it runs, the put may still have
-        landed (it was sent); it is never retried, and the name's cache entry is dropped."""
+        landed (it was sent); it is never retried, and the name's cache entry is dropped. So
+        too when it is given up on at its deadline (``DeadlineExceededError``)."""
         store = self._store
         try:
-            return await self._call(lambda: store.put(name, value, if_version=if_version, create_only=create_only))
-        except asyncio.CancelledError:
+            return await self._call(lambda: store.put(name, value, if_version=if_version, create_only=create_only),
+                                    name=name)
+        except (asyncio.CancelledError, DeadlineExceededError):
             self._forget(name)
             raise
 
@@ -282,8 +292,8 @@ class AsyncSecretStore:
         """``SecretStore.delete`` as a coroutine (cancelled, it may have landed, like ``put``)."""
         store = self._store
         try:
-            await self._call(lambda: store.delete(name, purge=purge, missing_ok=missing_ok))
-        except asyncio.CancelledError:
+            await self._call(lambda: store.delete(name, purge=purge, missing_ok=missing_ok), name=name)
+        except (asyncio.CancelledError, DeadlineExceededError):
             self._forget(name)
             raise
 
@@ -322,7 +332,7 @@ class AsyncSecretStore:
             return await self._call(
                 lambda: store.rotate(name, token=token, resume=resume, if_older_than=if_older_than, field=field,
                                      allow_native_rotation=allow_native_rotation, **steps),
-                gave_up=gave_up,
+                gave_up=gave_up, name=name,
             )
         except asyncio.CancelledError:
             for future in list(running):
@@ -332,7 +342,7 @@ class AsyncSecretStore:
     async def discard_pending(self, name: str) -> str | None:
         """Abandon an unfinished rotation; returns the pending version dropped, if any."""
         store = self._store
-        return await self._call(lambda: store.discard_pending(name))
+        return await self._call(lambda: store.discard_pending(name), name=name)
 
     def watch(self, name: str, *, interval: float = 30.0) -> AsyncWatch:
         """``async for secret in store.watch(name)``: each new current value of ``name`` after
@@ -371,6 +381,7 @@ class AsyncSecretStore:
 
     # -- running blocking work (secretkit.aio_pool) --------------------------------------
 
-    async def _call(self, fn: Callable[[], T], *, shared: bool = False, gave_up: threading.Event | None = None) -> T:
-        """Run blocking ``fn`` in the pool and await it; see ``Pool.call``."""
-        return await self._pool.call(fn, shared=shared, gave_up=gave_up)
+    async def _call(self, fn: Callable[[], T], *, shared: bool = False, gave_up: threading.Event | None = None,
+                    name: str | None = None) -> T:
+        """Run blocking ``fn`` in the pool and await it, until its deadline; see ``Pool.call``."""
+        return await self._pool.call(fn, shared=shared, gave_up=gave_up, name=name)

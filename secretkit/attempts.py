@@ -13,7 +13,9 @@ import collections
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from secretkit import forking
@@ -32,12 +34,29 @@ WORKER_NAME = "secretkit-attempt"
 _JOIN_SECONDS = 1.0
 
 
+_INLINE: ContextVar[bool] = ContextVar("secretkit_attempts_inline", default=False)
+
+
+@contextmanager
+def inline() -> Iterator[None]:
+    """Within this block (this thread or context), ``AttemptRunner.run`` runs each attempt on the
+    calling thread: its caller stops waiting at the end itself (the async facade's task awaits
+    the pool thread with the call's deadline), so a second thread would only double the cost.
+    The attempt's SDK requests are still bounded by ``request_timeout``."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
 class AttemptRunner:
     """Runs attempts in worker threads, so the caller stops waiting at the attempt's end.
 
     ``run(fn)`` hands ``fn`` (with the caller's context: its end time, its audit context) to an
     idle worker, or a new one, and waits until the attempt's end (``time_left()``); an attempt
-    with no end runs on the calling thread, with no hop. An attempt still queued at its end
+    with no end runs on the calling thread, with no hop, and so does one run ``inline()``. An
+    attempt still queued at its end
     never starts; one still running is abandoned (``DeadlineExceededError``) and finishes in
     the background, ended by its SDK timeouts (``request_timeout`` fits them into the attempt)
     or by ``request_timeout`` refusing to start another request. While ``max_abandoned`` of
@@ -83,6 +102,8 @@ class AttemptRunner:
             return fn()
         if left <= 0:
             raise no_time()
+        if _INLINE.get():
+            return fn()
         if self._abandoned >= self.max_abandoned:
             raise UnavailableError(
                 f"{self._abandoned} earlier calls to this backend are still unanswered; not starting another"
