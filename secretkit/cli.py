@@ -23,8 +23,9 @@ from typing import Any, BinaryIO
 
 from secretkit import __version__
 from secretkit.errors import ErrorCode, InvalidArgumentError, SecretError
+from secretkit.fields import TextForm, parse_fields
 from secretkit.references import Reference, json_text, text_of
-from secretkit.secret import Kind, Secret, TextForm, ViewError, parse_fields
+from secretkit.secret import Secret, ViewError
 
 #: Exit status for each portable error code (docs/cli.md's table); any other error exits ``OTHER``.
 EXIT_CODES = {

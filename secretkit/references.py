@@ -8,7 +8,7 @@ every backend, so an application moved from one backend to another reads the sam
 * ``NAME`` → exactly the secret's ``.text``: text as stored, octets as their UTF-8 text
   (``InvalidArgumentError`` if they are not UTF-8), a map of fields as its canonical JSON
   (sorted keys, no spaces: the text AWS and GCP hold for the same put). Text that Vault or
-  Kubernetes keep as the map ``{"value": text}`` is that text (``secretkit.secret.TextForm``);
+  Kubernetes keep as the map ``{"value": text}`` is that text (``secretkit.fields.TextForm``);
 * ``NAME#FIELD`` → that field's text (``.fields[FIELD]``), for a map of fields or text holding
   a JSON object; ``InvalidArgumentError`` if the secret has no fields, ``NotFoundError`` if it
   lacks that one.
@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
+from secretkit.fields import parse_fields
 from secretkit.names import NameRules, check_text
-from secretkit.secret import BatchResult, Secret, ViewError, parse_fields
+from secretkit.secret import BatchResult, Secret, ViewError
 
 __all__ = [
     "Reference",

@@ -36,9 +36,10 @@ from typing import Any
 from secretkit import stages
 from secretkit.drivers.base import RotationSettings
 from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError, RotationError
+from secretkit.fields import TextForm
 from secretkit.generate import generate_password, generate_token
 from secretkit.seam import StoreSeam
-from secretkit.secret import Kind, Secret, Stage, TextForm, Value
+from secretkit.secret import Kind, Secret, Stage, Value
 
 __all__ = [
     "Apply",

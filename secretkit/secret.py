@@ -10,11 +10,10 @@ text, one octet string, or a map of fields), and derives every other view on dem
   non-string JSON value given as its JSON text (as Vault's own CLI shows it);
 * ``.field_bytes(key)`` — the octets of one field, also one that is not text.
 
-Vault and Kubernetes have no text type: they keep text as a map of one field (``value``).
-Their drivers hand such a map over as a ``TextForm``, which reads as the text it holds, so
-``.text`` (and every reader built on it: references, settings, ``secretkit run``/``get``) is
-the same on every backend. Only a ``TextForm`` reads as its field; any other map of one field
-(``{"password": "x"}``) is a map like the rest, and reads as its JSON everywhere.
+Vault and Kubernetes keep text as a map of one field (``value``), which their drivers hand over
+as a ``TextForm``: it reads as the text it holds, so ``.text`` is the same on every backend.
+The field helpers (``TextForm``, ``fields_to_json``, ``parse_fields``) live in the leaf module
+``secretkit.fields``; they stay importable from here.
 
 So whatever wrote a secret (secretkit, the backend's CLI, Terraform, another SDK), every view
 that makes sense works, and what you put comes back exactly through the same view.
@@ -23,21 +22,27 @@ that makes sense works, and what you put comes back exactly through the same vie
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, SupportsIndex, Union
+from typing import SupportsIndex, Union
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
+from secretkit.fields import MASK, field_text, json_text, sized_field
+
+# Re-exported: these names were importable from here before they moved to the leaf
+# ``secretkit.fields``, and drivers and docs outside this package still import them from here.
+from secretkit.fields import FieldValue as FieldValue
+from secretkit.fields import TextForm as TextForm
+from secretkit.fields import fields_to_json as fields_to_json
+from secretkit.fields import parse_fields as parse_fields
+from secretkit.fields import text_form as text_form
 
 #: What ``put`` accepts: text, arbitrary octets, or a mapping of field name to text (a field
 #: may hold octets where the backend keeps octets per field, as Kubernetes does).
 SecretInput = Union[str, bytes, bytearray, Mapping[str, Union[str, bytes]]]
-
-MASK = "***"
 
 
 class Kind(str, Enum):
@@ -56,98 +61,8 @@ class Stage:
     PENDING = "pending"
 
 
-#: A field as a backend holds it: text, octets, or (in a JSON map written by another tool) any
-#: JSON value such as a number.
-FieldValue = Any
-
-
 class ViewError(InvalidArgumentError):
     """The secret has no such view (e.g. ``.fields`` of text that is not a JSON object)."""
-
-
-def _json_text(item: FieldValue) -> str:
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-
-
-def _field_text(item: FieldValue) -> str | None:
-    """A field's text view, or None for octets that are not UTF-8."""
-    if isinstance(item, str):
-        return item
-    if isinstance(item, builtins.bytes):
-        try:
-            return item.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return _json_text(item)
-
-
-def _sized(item: FieldValue) -> FieldValue:
-    """A field as ``Value.size`` measures it: octets that are not UTF-8 as base64-length text."""
-    if isinstance(item, builtins.bytes) and _field_text(item) is None:
-        return "A" * ((len(item) + 2) // 3 * 4)
-    return item
-
-
-def fields_to_json(fields: Mapping[str, FieldValue]) -> str:
-    """Canonical JSON for a field mapping (sorted keys, no spaces, non-ASCII kept).
-
-    Octet fields appear as their UTF-8 text; non-string JSON values keep their JSON type.
-    """
-    plain = {k: (v.decode("utf-8") if isinstance(v, builtins.bytes) else v) for k, v in fields.items()}
-    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def parse_fields(text: str) -> dict[str, str] | None:
-    """The fields of text that is a JSON object (non-string values as JSON text), else None."""
-    if not text.lstrip(" \t\r\n").startswith("{"):
-        return None
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(parsed, dict):
-        return None
-    return {str(k): v if isinstance(v, str) else _json_text(v) for k, v in parsed.items()}
-
-
-class TextForm(Mapping[str, FieldValue]):
-    """The map of one field in which a backend without a text type keeps text: Vault's
-    ``{"value": text}``, a Kubernetes Secret whose only data key is ``value``.
-
-    A map of that one field (``.fields``, ``secret["value"]`` and ``NAME#value`` keep working on
-    secrets other tools wrote), whose text view is the field's text: exactly what the same put
-    reads as on a backend that holds text as text. Drivers make one with ``text_form``.
-    """
-
-    __slots__ = ("item", "key")
-
-    def __init__(self, key: str, item: str | builtins.bytes) -> None:
-        self.key = key
-        self.item = item
-
-    def __getitem__(self, key: str) -> FieldValue:
-        if key != self.key:
-            raise KeyError(key)
-        return self.item
-
-    def __iter__(self) -> Iterator[str]:
-        return iter((self.key,))
-
-    def __len__(self) -> int:
-        return 1
-
-    def __repr__(self) -> str:
-        return f"TextForm(key={self.key!r}, item={MASK})"
-
-
-def text_form(data: Mapping[str, FieldValue], key: str) -> Mapping[str, FieldValue]:
-    """``data`` as a ``TextForm`` when it is how the backend keeps text (exactly one field,
-    ``key``, holding text or octets), else ``data`` unchanged: for drivers' decoders."""
-    if len(data) == 1 and key in data:
-        item = data[key]
-        if isinstance(item, (str, builtins.bytes)):
-            return TextForm(key, item)
-    return data
 
 
 def same_value(a: Value, b: Value) -> bool:
@@ -230,11 +145,11 @@ class Value:
                 pass  # raised below, outside the handler: the decode error holds the octets
             raise ViewError("the secret holds octets that are not UTF-8 text; read .bytes instead")
         if isinstance(data, TextForm):
-            text = _field_text(data.item)
+            text = field_text(data.item)
             if text is None:
                 raise ViewError("the secret holds octets that are not UTF-8 text; read .bytes instead")
             return text
-        binary = [k for k, v in data.items() if _field_text(v) is None]
+        binary = [k for k, v in data.items() if field_text(v) is None]
         if binary:
             raise ViewError(f"fields {binary} hold octets that are not text; read them with field_bytes()")
         return fields_to_json(data)
@@ -257,14 +172,14 @@ class Value:
         if isinstance(data, TextForm):
             # text that is a JSON object has its members as fields, as it has on every backend;
             # any other text keeps the one field it is stored in (Vault Agent's `.Data.data.value`)
-            text = _field_text(data.item)
+            text = field_text(data.item)
             parsed = parse_fields(text) if text is not None else None
             if parsed is not None:
                 return parsed
         if isinstance(data, Mapping):
             out = {}
             for key, item in data.items():
-                text = _field_text(item)
+                text = field_text(item)
                 if text is not None:  # octet fields: field_bytes()
                     out[key] = text
             return out
@@ -285,7 +200,7 @@ class Value:
             item = data[key]
             if isinstance(item, builtins.bytes):
                 return item
-            return (item if isinstance(item, str) else _json_text(item)).encode("utf-8")
+            return (item if isinstance(item, str) else json_text(item)).encode("utf-8")
         fields = self.fields
         if key not in fields:
             raise NotFoundError(f"the secret has no field {key!r}")
@@ -311,7 +226,7 @@ class Value:
         if isinstance(data, builtins.bytes):
             return len(data)
         # Measured on the encoding itself: counting by hand missed escapes and the commas.
-        sized = {key: _sized(item) for key, item in data.items()}
+        sized = {key: sized_field(item) for key, item in data.items()}
         return len(fields_to_json(sized).encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:

@@ -70,11 +70,12 @@ from secretkit.errors import (
     error_for,
     version_conflict,
 )
+from secretkit.fields import FieldValue, fields_to_json, text_form
 from secretkit.forking import at_fork, reset_in_child
 from secretkit.names import NameRules, hashed, pattern_rule, portable_rules
 from secretkit.policies import RetryPolicy
 from secretkit.policies import validate as validate_options
-from secretkit.secret import FieldValue, Kind, Stage, Value, VersionInfo, fields_to_json, text_form
+from secretkit.secret import Kind, Stage, Value, VersionInfo
 from secretkit.url import StoreURL, redact_url
 
 __all__ = [
@@ -109,7 +110,7 @@ __all__ = [
     "hashed",
     "pattern_rule",
     "portable_rules",
-    # values (secretkit.secret)
+    # values and fields (secretkit.secret, secretkit.fields)
     "FieldValue",
     "Kind",
     "Stage",

@@ -15,106 +15,52 @@ skipped with a reason, never silently passed.
 Read-only stores (``files://``, ``env://``, a third party's) subclass ``ReadOnlyStoreConformance``
 instead and give it a ``seed`` fixture too: ``seed(name, value)`` puts a value where the store
 reads it (writes a file, sets a variable), the way the system that feeds the store would.
+That suite lives in ``secretkit.testing.readonly``, and what both suites share (fixtures, test
+data, the checks that hold for every store) in ``secretkit.testing.common``; every name stays
+importable from here.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
-from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import ClassVar, Union
 
 import pytest
 
 from secretkit.audit import AuditEvent
-from secretkit.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    InvalidArgumentError,
-    NotFoundError,
-    NotSupportedError,
-    SecretError,
-)
-from secretkit.drivers.base import VersionProbe
-from secretkit.layered import LayeredStore
-from secretkit.secret import Secret, Stage, Value
+from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
+from secretkit.secret import Stage, Value
 from secretkit.store import SecretStore
+from secretkit.testing.common import (
+    ALL_OCTETS,
+    SENTINEL,
+    UNICODE_TEXT,
+    EveryStoreChecks,
+    NameFactory,
+    Seed,
+    StoreFixtures,
+    rejected_without_io,
+)
 from secretkit.testing.names import AWKWARD_NAMES, UNSTORABLE_NAMES
-from secretkit.testing.protocols import protocol_problems
-from secretkit.testing.spy import CountingDriver
+from secretkit.testing.readonly import ReadOnlyStoreConformance
+from secretkit.testing.writes import WriteChecks
 
-NameFactory = Callable[[str], str]
-#: ``seed(name, value)``: make ``value`` readable as ``name`` from outside the store (text,
-#: octets, or a mapping of fields), replacing any earlier value.
-Seed = Callable[[str, Union[str, bytes, Mapping[str, str]]], None]
-
-UNICODE_TEXT = "pässwörd 🔑 ключ 鍵\nsecond line\t\"quoted\" {not json"
-ALL_OCTETS = bytes(range(256)) + b"\x00\xff\xfe"
-SENTINEL = "SENTINEL-VALUE-must-never-leak-4f1c"
-
-
-class StoreFixtures:
-    """Fixtures shared by the conformance suites: subclasses provide ``store``."""
-
-    @pytest.fixture
-    def store(self) -> Iterator[SecretStore]:  # pragma: no cover - subclasses override
-        raise NotImplementedError("subclass StoreConformance and provide a `store` fixture")
-
-    @pytest.fixture
-    def new_name(self, store: SecretStore) -> Iterator[NameFactory]:
-        """``new_name("db")`` → a unique portable name; everything made this way is purged after."""
-        prefix = f"sk-conf-{uuid.uuid4().hex[:10]}"
-        made: list[str] = []
-
-        def factory(leaf: str) -> str:
-            made.append(f"{prefix}/{leaf}")
-            return made[-1]
-
-        yield factory
-        for name in made:
-            try:
-                store.delete(name, purge=True, missing_ok=True)
-            except SecretError:
-                pass
-
-    @staticmethod
-    def counting(store: SecretStore) -> tuple[SecretStore, CountingDriver]:
-        spy = CountingDriver(store.driver)
-        return SecretStore(spy, options=store.options), spy
+# The names this module offered before the read-only suite and the shared fixtures moved out.
+__all__ = [
+    "ALL_OCTETS",
+    "SENTINEL",
+    "UNICODE_TEXT",
+    "NameFactory",
+    "ReadOnlyStoreConformance",
+    "Seed",
+    "StoreConformance",
+    "StoreFixtures",
+]
 
 
-class _EveryStore(StoreFixtures):
-    """Checks that hold for read-only stores too (both suites inherit them)."""
-
-    def test_declared_optional_protocols_are_implemented(self, store: SecretStore) -> None:
-        """The store detects optional capabilities by their methods and falls back without
-        them, so a misspelt method (``read_manny``) would pass every other test, slower."""
-        if getattr(store.driver, "protocols", None) is None:
-            pytest.skip("the driver declares no `protocols`, so a misspelt optional method cannot be caught")
-        problems = protocol_problems(store.driver)
-        assert not problems, "; ".join(problems)
-
-    def test_audit_reports_failures_with_their_code(self, store: SecretStore, new_name: NameFactory) -> None:
-        events: list[AuditEvent] = []
-        store.add_audit_hook(events.append)
-        try:
-            with pytest.raises(NotFoundError):
-                store.get(new_name("audit-missing"))
-        finally:
-            store.remove_audit_hook(events.append)
-        assert events[-1].operation == "get"
-        assert events[-1].outcome == "not_found"
-        assert events[-1].duration >= 0
-
-
-class StoreConformance(_EveryStore):
-    """The portable contract. Subclasses provide the ``store`` fixture."""
-
-    tells_current_version: ClassVar[bool] = False
-    """True where the driver reports the current version in write conflicts (``ConflictError``
-    and ``AlreadyExistsError`` ``.current_version``): the suite then requires it."""
+class StoreConformance(WriteChecks, EveryStoreChecks):
+    """The portable contract. Subclasses provide the ``store`` fixture, and set
+    ``tells_current_version`` (see ``WriteChecks``) where the driver reports it."""
 
     # -- values ------------------------------------------------------------------------
 
@@ -292,150 +238,6 @@ class StoreConformance(_EveryStore):
         assert marks[v1] == frozenset()
         assert store.get(name, stage=Stage.PREVIOUS).version == v2
 
-    # -- compare-and-set ---------------------------------------------------------------
-
-    def test_compare_and_set(self, store: SecretStore, new_name: NameFactory) -> None:
-        if not store.capabilities.compare_and_set:
-            pytest.skip("store has no atomic compare-and-set")
-        name = new_name("cas")
-        v1 = store.put(name, "one").version
-        v2 = store.put(name, "two", if_version=v1).version
-        with pytest.raises(ConflictError):
-            store.put(name, "stale", if_version=v1)
-        assert store.get(name).text == "two"
-        assert store.get(name).version == v2
-
-    def test_compare_and_set_on_missing_secret_conflicts(self, store: SecretStore, new_name: NameFactory) -> None:
-        if not store.capabilities.compare_and_set:
-            pytest.skip("store has no atomic compare-and-set")
-        other = new_name("cas-src")
-        version = store.put(other, "x").version
-        name = new_name("cas-missing")
-        with pytest.raises(ConflictError):
-            store.put(name, "one", if_version=version)
-        assert not store.exists(name)
-
-    def test_create_only(self, store: SecretStore, new_name: NameFactory) -> None:
-        if not store.capabilities.create_only:
-            pytest.skip("store has no atomic create-only write")
-        name = new_name("create")
-        store.put(name, "first", create_only=True)
-        with pytest.raises(AlreadyExistsError):
-            store.put(name, "second", create_only=True)
-        assert store.get(name).text == "first"
-
-    def test_conflict_messages_read_the_same_on_every_backend(self, store: SecretStore, new_name: NameFactory) -> None:
-        """A stale ``if_version`` and a ``create_only`` put on an existing secret say the same
-        thing on every backend: the secret, the backend, the version expected and, where the
-        backend told, the current one; never the value."""
-        if not (store.capabilities.compare_and_set or store.capabilities.create_only):
-            pytest.skip("store has neither compare-and-set nor create-only writes")
-        name = new_name("conflict-words")
-        first = store.put(name, SENTINEL, create_only=store.capabilities.create_only).version
-        current = store.put(name, SENTINEL + "2").version
-        backend = _writer_backend(store)
-        where = f"(secret {name!r}, backend {backend})"
-        if store.capabilities.compare_and_set:
-            with pytest.raises(ConflictError) as stale:
-                store.put(name, SENTINEL + "3", if_version=first)
-            error = stale.value
-            assert (error.name, error.backend, error.expected_version) == (name, backend, first)
-            assert error.current_version == current if self.tells_current_version else error.current_version in (
-                None, current)
-            told = error.current_version is not None
-            found = f"the current version is {current!r}" if told else "it is not the current one"
-            assert str(error) == f"compare-and-set refused: expected version {first!r}, {found} {where}"
-        if store.capabilities.create_only:
-            with pytest.raises(AlreadyExistsError) as taken:
-                store.put(name, SENTINEL + "4", create_only=True)
-            exists = taken.value
-            assert (exists.name, exists.backend) == (name, backend)
-            assert exists.current_version == current if self.tells_current_version else exists.current_version in (
-                None, current)
-            found = f" (current version {current!r})" if exists.current_version is not None else ""
-            assert str(exists) == f"create-only write refused: the secret already exists{found} {where}"
-        assert store.get(name).version == current
-
-    def test_concurrent_compare_and_set_has_one_winner(self, store: SecretStore, new_name: NameFactory) -> None:
-        if not store.capabilities.compare_and_set:
-            pytest.skip("store has no atomic compare-and-set")
-        name = new_name("race")
-        base = store.put(name, "base").version
-        outcomes: list[str] = []
-        barrier = threading.Barrier(6)
-
-        def contender(i: int) -> None:
-            barrier.wait()
-            try:
-                store.put(name, f"writer-{i}", if_version=base)
-                outcomes.append(f"won-{i}")
-            except ConflictError:
-                outcomes.append("conflict")
-
-        threads = [threading.Thread(target=contender, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        winners = [o for o in outcomes if o.startswith("won")]
-        assert len(winners) == 1, outcomes
-        assert store.get(name).text == f"writer-{winners[0].split('-')[1]}"
-
-    def test_concurrent_writers_all_land(self, store: SecretStore, new_name: NameFactory) -> None:
-        names = [new_name(f"w{i}") for i in range(6)]
-        errors: list[BaseException] = []
-
-        def writer(n: str) -> None:
-            try:
-                for j in range(3):
-                    store.put(n, f"{n}#{j}")
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=writer, args=(n,)) for n in names]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
-        for n in names:
-            assert store.get(n).text == f"{n}#2"
-
-    # -- delete ------------------------------------------------------------------------
-
-    def test_delete_then_get_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
-        name = new_name("del")
-        store.put(name, "doomed")
-        store.delete(name)
-        with pytest.raises(NotFoundError):
-            store.get(name)
-        assert name not in list(store.list(name.rsplit("/", 1)[0] + "/"))
-
-    def test_delete_missing(self, store: SecretStore, new_name: NameFactory) -> None:
-        name = new_name("never")
-        with pytest.raises(NotFoundError):
-            store.delete(name)
-        store.delete(name, missing_ok=True)
-
-    def test_delete_then_put_again(self, store: SecretStore, new_name: NameFactory) -> None:
-        """After a recoverable delete a put writes a new value, or (AWS: the secret is still in
-        its recovery window) refuses with ``ConflictError``; it never destroys what is recoverable."""
-        name = new_name("reborn")
-        store.put(name, "old")
-        store.delete(name)
-        try:
-            store.put(name, "new")
-        except ConflictError:
-            assert store.capabilities.recoverable_delete, "only a recoverable delete may refuse a later put"
-            store.delete(name, purge=True)
-            store.put(name, "new")
-        assert store.get(name).text == "new"
-        store.delete(name, purge=True)
-        with pytest.raises(NotFoundError):
-            store.get(name)
-        store.put(name, b"again")
-        assert store.get(name).bytes == b"again"
-
     # -- list --------------------------------------------------------------------------
 
     def test_list_by_prefix_returns_names_as_written(self, store: SecretStore, new_name: NameFactory) -> None:
@@ -454,7 +256,7 @@ class StoreConformance(_EveryStore):
 
     @pytest.mark.parametrize("bad", UNSTORABLE_NAMES, ids=range(len(UNSTORABLE_NAMES)))
     def test_names_no_backend_holds_are_rejected_without_io(self, store: SecretStore, bad: object) -> None:
-        _rejected_without_io(self, store, bad)
+        rejected_without_io(self, store, bad)
 
     @pytest.mark.parametrize("name", AWKWARD_NAMES)
     def test_awkward_names_round_trip_or_are_refused_before_io(
@@ -466,7 +268,7 @@ class StoreConformance(_EveryStore):
         try:
             store.names.storage_name(unique)
         except InvalidArgumentError:
-            message = _rejected_without_io(self, store, unique)
+            message = rejected_without_io(self, store, unique)
             assert store.names.rule in message
             return
         try:
@@ -545,266 +347,3 @@ class StoreConformance(_EveryStore):
         assert {e.operation for e in events} >= {"put", "get"}
         assert all(e.backend == store.backend for e in events)
         assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
-
-class ReadOnlyStoreConformance(_EveryStore):
-    """The read side of the portable contract, for stores secretkit cannot write through.
-
-    Subclasses provide ``store`` and ``seed`` fixtures (``seed(name, value)`` makes ``value``
-    readable as ``name``, replacing any earlier one) and set ``holds_octets = False`` where the
-    medium cannot hold arbitrary octets (the environment cannot hold a NUL byte)::
-
-        class TestMyReadOnlyStore(ReadOnlyStoreConformance):
-            @pytest.fixture
-            def store(self, tmp_path):
-                with secretkit.open(f"files://{tmp_path}") as s:
-                    yield s
-
-            @pytest.fixture
-            def seed(self, tmp_path):
-                return lambda name, value: write_file(tmp_path / name, value)
-
-    Names come from ``new_name`` (lower-case letters and digits under a random prefix), which
-    every reasonable name mapping keeps as they are.
-    """
-
-    holds_octets: ClassVar[bool] = True
-    """False where the store's medium cannot hold arbitrary octets (the test is then skipped)."""
-
-    @pytest.fixture
-    def seed(self) -> Seed:  # pragma: no cover - subclasses override
-        raise NotImplementedError("subclass ReadOnlyStoreConformance and provide a `seed` fixture")
-
-    @pytest.fixture
-    def new_name(self, store: SecretStore) -> Iterator[NameFactory]:
-        """``new_name("db")`` → a unique name (nothing to purge: the seeding fixture owns the data)."""
-        prefix = f"skro{uuid.uuid4().hex[:10]}"
-        yield lambda leaf: f"{prefix}/{leaf}"
-
-    # -- values ------------------------------------------------------------------------
-
-    def test_text_reads_back_exactly(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        name = new_name("text")
-        seed(name, UNICODE_TEXT)
-        got = store.get(name)
-        assert got.text == UNICODE_TEXT
-        assert got.bytes == UNICODE_TEXT.encode("utf-8")
-        assert got.name == name
-
-    @pytest.mark.parametrize("value", ["s3cr3t\n", "", " padded \r\n\n"], ids=["newline", "empty", "whitespace"])
-    def test_nothing_is_stripped(self, store: SecretStore, seed: Seed, new_name: NameFactory, value: str) -> None:
-        name = new_name("exact")
-        seed(name, value)
-        assert store.get(name).text == value
-        assert store.get(name).bytes == value.encode()
-
-    def test_octets_read_back_exactly(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        if not self.holds_octets:
-            pytest.skip("the store's medium cannot hold arbitrary octets")
-        name = new_name("bytes")
-        seed(name, ALL_OCTETS)
-        got = store.get(name)
-        assert got.bytes == ALL_OCTETS
-        with pytest.raises(InvalidArgumentError):
-            got.text  # noqa: B018 - not UTF-8: no text view, and the error names no value
-
-    def test_fields_read_back(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        name = new_name("fields")
-        fields = {"user": "app", "password": "p@ss wörd 🔑", "empty": "", "dotted.key": "x", "json": '{"a":1}'}
-        seed(name, fields)
-        got = store.get(name)
-        assert got.fields == fields
-        assert got["password"] == fields["password"]
-
-    def test_json_text_stays_exact_and_reads_as_fields(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory
-    ) -> None:
-        name = new_name("json")
-        text = '{ "user": "app",  "port": 5432 }\n'
-        seed(name, text)
-        got = store.get(name)
-        assert got.text == text
-        assert got.fields == {"user": "app", "port": "5432"}
-
-    # -- reads, versions ---------------------------------------------------------------
-
-    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
-        name = new_name("missing")
-        with pytest.raises(NotFoundError) as info:
-            store.get(name)
-        assert info.value.name == name
-        assert info.value.backend == store.backend
-        assert not store.exists(name)
-
-    def test_version_is_stable_and_changes_with_the_value(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory
-    ) -> None:
-        name = new_name("ver")
-        seed(name, "one")
-        first = store.get(name)
-        assert isinstance(first.version, str) and first.version
-        assert store.get(name).version == first.version
-        seed(name, "second value")
-        second = store.get(name)
-        assert second.text == "second value"
-        assert second.version != first.version
-        driver = store.driver
-        if isinstance(driver, VersionProbe):
-            assert driver.current_version(name) == second.version
-
-    def test_no_history_or_stages(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        if store.capabilities.versions:
-            pytest.skip("store keeps history")
-        name = new_name("history")
-        seed(name, "one")
-        with pytest.raises(NotSupportedError):
-            store.versions(name)
-        with pytest.raises(NotSupportedError):
-            store.get(name, version=store.get(name).version)
-        with pytest.raises(NotSupportedError):
-            store.get(name, stage=Stage.PREVIOUS)
-
-    def test_watch_reports_a_new_value(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        name = new_name("watched")
-        seed(name, "before")
-        seen: list[Secret] = []
-        changed = threading.Event()
-
-        def callback(secret: Secret) -> None:
-            seen.append(secret)
-            changed.set()
-
-        with store.watch(name, callback, interval=0.05) as watcher:
-            seed(name, "after!")
-            if not changed.wait(0.5):
-                watcher.poll()  # also drives stores whose watch waits for events
-            assert changed.wait(10), "watch did not report the new value"
-        assert seen[-1].text == "after!"
-
-    # -- writes are refused ------------------------------------------------------------
-
-    def test_writes_are_refused_and_change_nothing(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory
-    ) -> None:
-        name, absent = new_name("kept"), new_name("absent")
-        seed(name, "kept")
-        version = store.get(name).version
-        for write in (
-            lambda: store.put(name, "changed"),
-            lambda: store.put(absent, "new"),
-            lambda: store.put(absent, "new", create_only=True),
-            lambda: store.put(name, "changed", if_version=version),
-            lambda: store.delete(name),
-            lambda: store.delete(name, purge=True),
-            lambda: store.delete(absent, missing_ok=True),
-        ):
-            with pytest.raises(NotSupportedError) as info:
-                write()
-            assert info.value.backend == store.backend
-        assert store.get(name).text == "kept"
-        assert store.get(name).version == version
-        assert not store.exists(absent)
-
-    # -- list --------------------------------------------------------------------------
-
-    def test_list_by_prefix_yields_names_that_read_back(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory
-    ) -> None:
-        """``list(prefix)`` yields each secret under ``prefix`` once, spelt with the prefix as given."""
-        root = new_name("x").split("/")[0]
-        wanted = {f"{root}/alpha": "a", f"{root}/beta2": "b"}
-        outside = f"{root}x"
-        for name, value in [*wanted.items(), (outside, "o")]:
-            seed(name, value)
-        assert list(store.list(f"{root}/")) == sorted(wanted)
-        assert outside in list(store.list(root))
-        for name, value in wanted.items():
-            assert store.get(name).text == value
-        # list("") may spell a name its own way where names alias (env:// lists A_B as "a_b"),
-        # but lists every secret once, under a name that reads it.
-        everything = [name for name in store.list("") if name.startswith(root)]
-        assert sorted(store.get(name).text for name in everything) == ["a", "b", "o"]
-
-    # -- validation --------------------------------------------------------------------
-
-    @pytest.mark.parametrize("bad", UNSTORABLE_NAMES, ids=range(len(UNSTORABLE_NAMES)))
-    def test_names_no_backend_holds_are_rejected_without_io(self, store: SecretStore, bad: object) -> None:
-        _rejected_without_io(self, store, bad)
-
-    @pytest.mark.parametrize("name", AWKWARD_NAMES)
-    def test_awkward_names_read_back_or_are_refused_before_io(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory, name: str
-    ) -> None:
-        """Each name the store can hold reads back and lists as written; any other is refused
-        before I/O with the store's rule."""
-        unique = f"{new_name('x').split('/')[0]}-{name}"
-        try:
-            store.names.storage_name(unique)
-        except InvalidArgumentError:
-            assert store.names.rule in _rejected_without_io(self, store, unique)
-            return
-        seed(unique, "v")
-        assert store.get(unique).text == "v"
-        assert unique in list(store.list(unique))
-
-    # -- batch, secrecy, audit ---------------------------------------------------------
-
-    def test_get_many_reports_per_name_errors(self, store: SecretStore, seed: Seed, new_name: NameFactory) -> None:
-        present = [new_name(f"batch{i}") for i in range(3)]
-        for i, name in enumerate(present):
-            seed(name, f"value-{i}")
-        missing = new_name("batchmissing")
-        result = store.get_many([*present, missing, "bad\nname"])
-        assert {n: result[n].text for n in present} == {n: f"value-{i}" for i, n in enumerate(present)}
-        assert isinstance(result.errors[missing], NotFoundError)
-        assert isinstance(result.errors["bad\nname"], InvalidArgumentError)
-
-    def test_values_never_leak(
-        self, store: SecretStore, seed: Seed, new_name: NameFactory, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        events: list[AuditEvent] = []
-        store.add_audit_hook(events.append)
-        name, fields = new_name("leak"), new_name("leakfields")
-        caplog.set_level(logging.DEBUG)
-        try:
-            seed(name, SENTINEL)
-            seed(fields, {"password": SENTINEL})
-            got = store.get(name)
-            shown = [repr(got), str(got), repr(store), repr(store.get_many([name, fields])), repr(got.value),
-                     repr(store.get(fields)), repr(events)]
-            with pytest.raises(NotSupportedError) as refused:
-                store.put(name, SENTINEL + "2")
-            shown.append(str(refused.value))
-        finally:
-            store.remove_audit_hook(events.append)
-        for text in [*shown, caplog.text]:
-            assert SENTINEL not in text
-        assert any(e.operation == "get" and e.name == name and e.outcome == "ok" for e in events)
-        assert all(e.backend == store.backend for e in events)
-
-
-
-def _writer_backend(store: SecretStore) -> str:
-    """The backend that takes ``store``'s writes (a layered store's errors name the layer)."""
-    if isinstance(store, LayeredStore):
-        layer = store.writable_layer
-        assert layer is not None
-        return layer.backend
-    return store.backend
-
-
-def _rejected_without_io(suite: StoreFixtures, store: SecretStore, bad: object) -> str:
-    """Every call with ``bad`` as the name is ``InvalidArgumentError`` and reaches no driver; the first message."""
-    counted, spy = suite.counting(store)
-    messages = []
-    for call in (
-        lambda: counted.get(bad),  # type: ignore[arg-type]
-        lambda: counted.put(bad, "v"),  # type: ignore[arg-type]
-        lambda: counted.delete(bad),  # type: ignore[arg-type]
-        lambda: counted.versions(bad),  # type: ignore[arg-type]
-        lambda: counted.get_many([bad])[bad],  # type: ignore[list-item,index]
-    ):
-        with pytest.raises(InvalidArgumentError) as info:
-            call()
-        messages.append(str(info.value))
-    assert spy.total == 0
-    return messages[0]

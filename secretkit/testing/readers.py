@@ -40,7 +40,7 @@ import pytest
 from secretkit.errors import NotFoundError
 from secretkit.references import Reference, resolve_many
 from secretkit.store import SecretStore
-from secretkit.testing.conformance import UNICODE_TEXT, NameFactory, Seed, StoreFixtures
+from secretkit.testing.common import UNICODE_TEXT, NameFactory, Seed, StoreFixtures
 
 __all__ = ["CASES", "Case", "ReaderAgreement"]
 

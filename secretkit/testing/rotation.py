@@ -18,7 +18,7 @@ from secretkit.errors import ConflictError, InvalidArgumentError, NotFoundError,
 from secretkit.layered import LayeredStore
 from secretkit.secret import Secret, Stage
 from secretkit.store import SecretStore
-from secretkit.testing.conformance import NameFactory, StoreFixtures
+from secretkit.testing.common import NameFactory, StoreFixtures
 
 
 class Crash(BaseException):

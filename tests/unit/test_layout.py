@@ -158,8 +158,8 @@ def test_backend_test_harnesses_live_beside_their_driver() -> None:
 
 #: The modules the driver contract may rest on: no threads, no I/O, none of the store's machinery.
 LEAF_MODULES = {
-    "secretkit.errors", "secretkit.names", "secretkit.secret", "secretkit.url", "secretkit.deadline",
-    "secretkit.forking", "secretkit.policies", "secretkit.drivers.shared",
+    "secretkit.errors", "secretkit.names", "secretkit.secret", "secretkit.fields", "secretkit.url",
+    "secretkit.deadline", "secretkit.forking", "secretkit.policies", "secretkit.drivers.shared",
 }
 #: Driver modules every driver may share besides the contract.
 SHARED_DRIVER_MODULES = {"secretkit.drivers.base", "secretkit.drivers.shared", "secretkit.drivers.versioned"}
@@ -169,7 +169,7 @@ KNOWN_DRIVER_IMPORTS = {
     ("secretkit.drivers.file.driver", "secretkit.drivers.memory"),
 }
 #: Modules still over the size limit; the list only shrinks.
-KNOWN_LONG_MODULES = {"secretkit.secret", "secretkit.testing.conformance"}
+KNOWN_LONG_MODULES: set[str] = set()
 MAX_LINES = 500
 
 
@@ -209,3 +209,19 @@ def test_no_module_is_over_500_lines() -> None:
     assert not too_long, too_long
     fixed = {m for m in KNOWN_LONG_MODULES if lengths.get(m, 0) <= MAX_LINES}
     assert not fixed, f"now within {MAX_LINES} lines: drop from KNOWN_LONG_MODULES: {fixed}"
+
+
+def test_names_split_out_of_a_long_module_stay_importable_where_they_were() -> None:
+    """Splitting a module moves no public name: drivers, docs and test suites outside this
+    package import them from the old module, and get the same objects."""
+    import secretkit.fields as fields
+    import secretkit.secret as secret
+    import secretkit.testing.common as common
+    import secretkit.testing.conformance as conformance
+    import secretkit.testing.readonly as readonly
+
+    for name in ("FieldValue", "TextForm", "fields_to_json", "parse_fields", "text_form"):
+        assert getattr(secret, name) is getattr(fields, name), name
+    assert conformance.ReadOnlyStoreConformance is readonly.ReadOnlyStoreConformance
+    for name in ("ALL_OCTETS", "SENTINEL", "UNICODE_TEXT", "NameFactory", "Seed", "StoreFixtures"):
+        assert getattr(conformance, name) is getattr(common, name), name

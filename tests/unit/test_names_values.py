@@ -8,8 +8,9 @@ import pickle
 import pytest
 
 import secretkit
+from secretkit.fields import fields_to_json, text_form
 from secretkit.names import check_portable as check_name
-from secretkit.secret import Kind, Secret, Value, fields_to_json, text_form
+from secretkit.secret import Kind, Secret, Value
 
 
 @pytest.mark.parametrize("name", ["a", "payments/db-password", "App_1/api.key", "a/b/c/d", "x" * 200, "9"])
