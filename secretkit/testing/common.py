@@ -64,6 +64,15 @@ class StoreFixtures:
 class EveryStoreChecks(StoreFixtures):
     """Checks that hold for read-only stores too (both suites inherit them)."""
 
+    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
+        name = new_name("missing")
+        with pytest.raises(NotFoundError) as info:
+            store.get(name)
+        assert info.value.name == name
+        assert info.value.backend == store.backend
+        assert name in str(info.value)
+        assert not store.exists(name)
+
     def test_declared_optional_protocols_are_implemented(self, store: SecretStore) -> None:
         """The store detects optional capabilities by their methods and falls back without
         them, so a misspelt method (``read_manny``) would pass every other test, slower."""

@@ -159,15 +159,6 @@ class StoreConformance(WriteChecks, EveryStoreChecks):
 
     # -- reads, versions ---------------------------------------------------------------
 
-    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
-        name = new_name("missing")
-        with pytest.raises(NotFoundError) as info:
-            store.get(name)
-        assert info.value.name == name
-        assert info.value.backend == store.backend
-        assert name in str(info.value)
-        assert not store.exists(name)
-
     def test_put_returns_the_version_get_reports(self, store: SecretStore, new_name: NameFactory) -> None:
         name = new_name("ver")
         info = store.put(name, "one")

@@ -110,14 +110,6 @@ class ReadOnlyStoreConformance(EveryStoreChecks):
 
     # -- reads, versions ---------------------------------------------------------------
 
-    def test_missing_secret_is_not_found(self, store: SecretStore, new_name: NameFactory) -> None:
-        name = new_name("missing")
-        with pytest.raises(NotFoundError) as info:
-            store.get(name)
-        assert info.value.name == name
-        assert info.value.backend == store.backend
-        assert not store.exists(name)
-
     def test_version_is_stable_and_changes_with_the_value(
         self, store: SecretStore, seed: Seed, new_name: NameFactory
     ) -> None:
