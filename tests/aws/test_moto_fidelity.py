@@ -126,16 +126,33 @@ def test_a_put_keeps_the_other_labels_of_the_version_it_leaves(faithful: bool) -
     assert sorted(stages[first]) == (["AWSPENDING", "AWSPREVIOUS"] if faithful else ["AWSPREVIOUS"])
 
 
-def test_patches_are_undone_on_exit() -> None:
-    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+def test_patches_stay_while_any_use_is_open_and_are_undone_by_the_last() -> None:
+    """Uses that end out of order (a session's moto server started inside one test's in-process
+    moto, which ends first) keep the patches until the last one ends. In a fresh interpreter:
+    here, the session's own patched server may be running."""
+    code = """
+from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+from secretkit.drivers.aws.moto import aws_faithful_moto
 
-    before = [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
-              SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
-    with aws_faithful_moto():
-        assert SecretsManagerBackend.put_secret_value is not before[0]
-    after = [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
-             SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
-    assert after == before
+def current():
+    return [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
+            SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
+
+before = current()
+first, second = aws_faithful_moto(), aws_faithful_moto()
+first.__enter__()
+patched = current()
+assert all(a is not b for a, b in zip(patched, before))
+second.__enter__()
+assert current() == patched  # not patched twice
+first.__exit__(None, None, None)  # the first use ends first: the second still has the patches
+assert current() == patched
+second.__exit__(None, None, None)
+assert current() == before
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_fake_aws_env_hides_real_configuration_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,10 +45,15 @@ def test_redact_keeps_harmless_lines() -> None:
 
 def test_filter_on_handler_catches_child_loggers(caplog: pytest.LogCaptureFixture) -> None:
     flt = install_redaction(loggers=("sdkdemo",), handlers=[caplog.handler])
-    assert isinstance(flt, RedactingFilter)
-    caplog.set_level(logging.DEBUG)
-    logging.getLogger("sdkdemo.endpoint.child").debug("body %s", '{"SecretString":"hunter2"}')
-    assert "hunter2" not in caplog.text and "SecretString" in caplog.text
+    # pytest keeps one capture handler for the whole session: the filter must not outlive this
+    # test, or a later test that shows the unfiltered hazard would see it masked
+    try:
+        assert isinstance(flt, RedactingFilter)
+        caplog.set_level(logging.DEBUG)
+        logging.getLogger("sdkdemo.endpoint.child").debug("body %s", '{"SecretString":"hunter2"}')
+        assert "hunter2" not in caplog.text and "SecretString" in caplog.text
+    finally:
+        caplog.handler.removeFilter(flt)
 
 
 def test_redaction_names_no_backend() -> None:

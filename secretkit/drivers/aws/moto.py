@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,23 +166,43 @@ _PATCHES: tuple[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., An
 )
 
 
+#: How many ``aws_faithful_moto`` uses are open, and what the patches replaced (undone, newest
+#: first, when the last use ends). Uses do not always end in the reverse order they began (a
+#: session's HTTP server started inside one test's in-process moto outlives it), so no use
+#: undoes the patches while another one is still open.
+_users = 0
+_replaced: list[tuple[type, str, Any]] = []
+_users_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def aws_faithful_moto() -> Iterator[None]:
     """moto's Secrets Manager with AWS's behaviour where moto differs in ways that matter (see
     each patch's docstring: deleted secrets refuse writes; label moves are compare-and-set;
     moving AWSCURRENT moves what reads return; other labels survive a put). Applies to moto in
-    this process: ``moto.mock_aws()`` and a ``ThreadedMotoServer`` started here; nested uses
-    undo their patches in reverse order."""
-    originals = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in _PATCHES]
-    for (owner, attr, make), (_, _, original) in zip(_PATCHES, originals):
-        patched = make(original)
-        patched.__wrapped__ = original  # type: ignore[attr-defined]
-        setattr(owner, attr, patched)
+    this process: ``moto.mock_aws()`` and a ``ThreadedMotoServer`` started here; the patches
+    stay while any use is open, whatever order the uses end in."""
+    global _users
+    with _users_lock:
+        for owner, attr, make in _PATCHES:
+            current = getattr(owner, attr)
+            if getattr(current, "_aws_faithful", False):
+                continue  # patched already (by a use still open)
+            patched = make(current)
+            patched.__wrapped__ = current  # type: ignore[attr-defined]
+            patched._aws_faithful = True  # type: ignore[attr-defined]
+            _replaced.append((owner, attr, current))
+            setattr(owner, attr, patched)
+        _users += 1
     try:
         yield
     finally:
-        for owner, attr, original in originals:
-            setattr(owner, attr, original)
+        with _users_lock:
+            _users -= 1
+            if _users == 0:
+                while _replaced:
+                    owner, attr, original = _replaced.pop()
+                    setattr(owner, attr, original)
 
 
 def _free_port() -> int:
