@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from secretkit.errors import InvalidArgumentError, NotFoundError, SecretError
-from secretkit.fields import parse_fields
+from secretkit.fields import field_text, parse_fields
 from secretkit.names import NameRules, check_text
 from secretkit.secret import BatchResult, Secret, ViewError
 
@@ -160,17 +160,9 @@ def _text_of(secret: Secret, reference: Reference) -> str:
     if field in fields:
         return fields[field]
     item = raw.get(field) if isinstance(raw, Mapping) else None
-    if isinstance(item, bytes) and not _is_utf8(item):
+    if isinstance(item, bytes) and field_text(item) is None:
         raise InvalidArgumentError(f"field {field!r} holds octets that are not text", name=secret.name)
     raise NotFoundError(f"the secret has no field {field!r}", name=secret.name)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def resolve(store: ReferenceStore, reference: str | Reference, *, refresh: bool = False) -> str:

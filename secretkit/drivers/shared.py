@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from secretkit.deadline import ATTEMPT_END
 from secretkit.errors import ConflictError, DeadlineExceededError, ErrorCode, InvalidArgumentError
+from secretkit.fields import field_text
 from secretkit.names import NameRules
 from secretkit.secret import Value
 
@@ -183,7 +184,7 @@ def utf8_field_problem(value: Value, rule: str) -> str | None:
     raw = value.raw
     if not isinstance(raw, Mapping):
         return None
-    binary = [key for key, item in raw.items() if isinstance(item, bytes) and not _is_utf8(item)]
+    binary = [key for key, item in raw.items() if isinstance(item, bytes) and field_text(item) is None]
     if not binary:
         return None
     which = f"field {binary[0]!r} holds" if len(binary) == 1 else f"fields {', '.join(map(repr, binary))} hold"
@@ -195,14 +196,6 @@ def check_utf8_fields(value: Value, rule: str) -> None:
     problem = utf8_field_problem(value, rule)
     if problem is not None:
         raise InvalidArgumentError(problem)
-
-
-def _is_utf8(octets: bytes) -> bool:
-    try:
-        octets.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def upsert(
