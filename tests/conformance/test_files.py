@@ -84,7 +84,9 @@ class TestFilesFlat(ReadOnlyStoreConformance):
         return lambda name, value: write_flat(root, name, value)
 
 
-class TestFilesKubelet(ReadOnlyStoreConformance):
+class KubeletVolumes:
+    """The files:// store over a volume the kubelet mounts, seeded as the kubelet writes it."""
+
     @pytest.fixture
     def store(self, files_store: SecretStore) -> SecretStore:
         return files_store
@@ -92,6 +94,10 @@ class TestFilesKubelet(ReadOnlyStoreConformance):
     @pytest.fixture
     def seed(self, root: Path) -> Seed:
         return KubeletSeeder(root)
+
+
+class TestFilesKubelet(KubeletVolumes, ReadOnlyStoreConformance):
+    pass
 
 
 class TestFilesPollingOnly(ReadOnlyStoreConformance):
@@ -107,16 +113,8 @@ class TestFilesPollingOnly(ReadOnlyStoreConformance):
         return KubeletSeeder(root)
 
 
-class TestFilesKubeletReaders(ReaderAgreement):
+class TestFilesKubeletReaders(KubeletVolumes, ReaderAgreement):
     """Values as the kubelet mounts them: text a file of a volume, a field secret a volume of its own."""
-
-    @pytest.fixture
-    def store(self, files_store: SecretStore) -> SecretStore:
-        return files_store
-
-    @pytest.fixture
-    def seed(self, root: Path) -> Seed:
-        return KubeletSeeder(root)
 
     @pytest.fixture
     def cli_url(self, root: Path) -> str:
