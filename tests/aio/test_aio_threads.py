@@ -77,10 +77,8 @@ def _held_here(thread: threading.Thread) -> bool:
     return False
 
 
-@pytest.mark.parametrize("cache", [True, False], ids=["cached", "uncached"])
-def test_an_async_call_ends_at_its_deadline_against_a_driver_that_never_answers(cache: bool) -> None:
-    store, driver = _remote_store(RetryPolicy(deadline=0.5, initial_backoff=0.01), cache=cache)
-    gate = driver.gate("read")  # reads wait until set: the backend never answers meanwhile
+def _get_until_it_ends(store: SecretStore, gate: threading.Event) -> tuple[float, BaseException | None]:
+    """One async ``get("a")`` through a facade over ``store``: how long until it ended, and how."""
 
     async def main() -> tuple[float, BaseException | None]:
         facade = AsyncSecretStore(store, max_workers=2)
@@ -94,7 +92,15 @@ def test_an_async_call_ends_at_its_deadline_against_a_driver_that_never_answers(
             await facade.close()
         return time.monotonic() - began, None
 
-    elapsed, error = asyncio.run(main())
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "uncached"])
+def test_an_async_call_ends_at_its_deadline_against_a_driver_that_never_answers(cache: bool) -> None:
+    store, driver = _remote_store(RetryPolicy(deadline=0.5, initial_backoff=0.01), cache=cache)
+    gate = driver.gate("read")  # reads wait until set: the backend never answers meanwhile
+
+    elapsed, error = _get_until_it_ends(store, gate)
     assert isinstance(error, DeadlineExceededError), repr(error)
     assert error.name == "a" and error.backend == "memory"
     assert elapsed < 0.5 + SLICE
@@ -109,19 +115,7 @@ def test_with_only_an_attempt_timeout_the_call_ends_soon_after_an_overrun_attemp
     store, driver = _remote_store(RetryPolicy(deadline=None, attempt_timeout=0.2), cache=False)
     gate = driver.gate("read")
 
-    async def main() -> tuple[float, BaseException | None]:
-        facade = AsyncSecretStore(store, max_workers=2)
-        began = time.monotonic()
-        try:
-            await facade.get("a")
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what the test inspects
-            return time.monotonic() - began, exc
-        finally:
-            gate.set()
-            await facade.close()
-        return time.monotonic() - began, None
-
-    elapsed, error = asyncio.run(main())
+    elapsed, error = _get_until_it_ends(store, gate)
     assert isinstance(error, DeadlineExceededError) and error.name == "a", repr(error)
     assert 0.2 <= elapsed < 0.2 + OVERRUN + SLICE
     store.close()
