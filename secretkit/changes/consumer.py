@@ -73,6 +73,7 @@ def hear(driver: Any, options: StoreOptions, calls: Any, cache: Cached | None) -
     if not options.changes:
         return None
     factory, context = _spec.context(options.changes, driver)
+    factory(context)  # no I/O: a bad target is a ConfigError now, not a warning in the consumer's thread
     consumer = Consumer(factory, context)
     consumer.cache = cache
     calls.on_read = consumer.start
