@@ -175,7 +175,8 @@ class Lease:
         state = "closed" if self._closed else "open"
         expires = self.expires_at
         when = expires.isoformat(timespec="seconds") if expires is not None else None
-        return f"Lease(path={self.path!r}, backend={self.backend!r}, {state}, renewable={self.renewable}, expires_at={when})"
+        return (f"Lease(path={self.path!r}, backend={self.backend!r}, {state}, renewable={self.renewable}, "
+                f"expires_at={when})")
 
     __str__ = __repr__
 
