@@ -6,7 +6,7 @@ The path is the engine's own, outside the store's KV mount (reference §7):
 |---|---|---|
 | ``issue(path, None)`` | ``GET /v1/PATH`` (``database/creds/ROLE``, ``.../static-creds/ROLE``) | the envelope |
 | ``issue(path, params)`` | ``POST /v1/PATH`` with ``params`` (``pki/issue/ROLE``) | the envelope |
-| ``renew(id, s)`` | ``PUT /v1/sys/leases/renew {"lease_id", "increment": s}`` | ``lease_duration``: granted, counted from now (capped at the max TTL) |
+| ``renew(id, s)`` | ``PUT /v1/sys/leases/renew {"lease_id", "increment": s}`` | ``lease_duration``: granted from now |
 | ``revoke(id)`` | ``PUT /v1/sys/leases/revoke {"lease_id"}`` | 204, also for a lease already gone |
 
 The envelope: ``lease_id``, ``lease_duration``, ``renewable``, ``data``; PKI without
