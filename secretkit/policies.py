@@ -107,11 +107,16 @@ class StoreOptions(BaseModel):
         "pubsub:TOPIC_OR_SUBSCRIPTION): events drop cached entries, and the default cache TTL becomes an hour "
         "(docs/caching.md, Push invalidation)"
     )
+    lease_grace: float | None = Field(
+        None, ge=0, description="seconds a lease replaced by a re-issue stays valid before the store revokes it "
+        "(None: a third of its TTL), so that connections opened with it can drain",
+    )
 
 
 #: How store-level options are spelled (in a URL query, keyword arguments or a config file);
 #: named in every "unknown option" error, since a driver's own model does not list them.
-STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix", "changes")
+STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix", "changes",
+                          "lease_grace")
 
 
 def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:

@@ -12,10 +12,11 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from secretkit import leases as _leases
 from secretkit import references as _references
 from secretkit import rotation as _rotation
 from secretkit import stages as _stages
@@ -171,7 +172,8 @@ class SecretStore:
 
     def close(self) -> None:
         """Stop everything the store started (its watchers, the cache's refresh worker, the
-        attempt workers) and release the driver's connections."""
+        attempt workers) and release the driver's connections; revoke the leases it still holds."""
+        _leases.close_leases(self)
         _changes.close(self._changes)
         for watcher in list(self._watchers):
             watcher.stop()
@@ -410,6 +412,10 @@ class SecretStore:
         self._watchers.add(watcher)
         _changes.listen(self._changes, watcher)
         return watcher
+
+    def lease(self, path: str, *, params: Mapping[str, Any] | None = None) -> _leases.Lease:
+        """A credential the store keeps valid: ``path`` read, or ``params`` written to it (docs/leases.md)."""
+        return _leases.issue(self, path, params)
 
     # -- secret references (secretkit.references) ----------------------------------------
 
