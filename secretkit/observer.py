@@ -87,8 +87,15 @@ def observer_for(driver: Driver, options: StoreOptions) -> Observer:
     if default_factory is not None:
         return default_factory(driver, options)
     if options.telemetry:
-        from secretkit import telemetry
+        try:
+            from secretkit import telemetry
+        except ImportError as exc:
+            from secretkit.errors import ConfigError
 
+            raise ConfigError(
+                f"telemetry=True needs the {getattr(exc, 'name', None) or 'opentelemetry-api'!r} package: "
+                "pip install 'secretkit[otel]'"
+            ) from exc
         return telemetry.StoreTelemetry(driver, options)
     return NO_OBSERVER
 
