@@ -56,7 +56,7 @@ T = TypeVar("T")
 #: The instrumentation scope (meter and tracer name).
 SCOPE = "secretkit"
 #: One cache hit in this many has its age recorded (the first one included).
-HIT_AGE_SAMPLE = 16
+HIT_AGE_SAMPLE = 64
 #: Bucket bounds (seconds) of ``secretkit.backend.duration``: from a local call to a slow cloud one.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: Bucket bounds (seconds) of ``secretkit.cache.age``: around the default TTL (300 s) and max_stale (3600 s).
