@@ -4,7 +4,8 @@ The store, its call pipeline and what runs beside it (rotation, lease renewal, c
 report to their store's ``observer``, never to OpenTelemetry: so nothing imports OpenTelemetry,
 and nothing is recorded, unless asked for. A store opened with ``telemetry=True``, or while
 ``secretkit.telemetry.instrument()`` is in effect, gets ``secretkit.telemetry``'s recording
-observer; every other store keeps ``NO_OBSERVER``, whose methods do nothing.
+observer (``secretkit.observing.observer_for`` chooses); every other store keeps ``NO_OBSERVER``,
+whose methods do nothing.
 
 Code that runs beside a store (leases, change consumers) calls, e.g.,
 ``store.observer.lease_renewed()`` or ``store.observer.change_event("matched")``; the
@@ -23,10 +24,9 @@ if TYPE_CHECKING:
     from secretkit.policies import StoreOptions
     from secretkit.secret import Secret
 
-__all__ = ["NO_OBSERVER", "Observer", "observer_for", "rotated"]
+__all__ = ["NO_OBSERVER", "Observer", "default_factory"]
 
 T = TypeVar("T")
-R = TypeVar("R")
 Hit = Callable[["Key", "float | None"], "Secret | None"]
 
 
@@ -79,36 +79,3 @@ NO_OBSERVER = Observer()
 
 #: Set by ``secretkit.telemetry.instrument()``: makes the observer of every store opened while set.
 default_factory: Callable[[Driver, StoreOptions], Observer] | None = None
-
-
-def observer_for(driver: Driver, options: StoreOptions) -> Observer:
-    """The observer of a store opening over ``driver`` with ``options``: ``NO_OBSERVER`` unless
-    telemetry is asked for (the only place that imports ``secretkit.telemetry``)."""
-    if default_factory is not None:
-        return default_factory(driver, options)
-    if options.telemetry:
-        try:
-            from secretkit import telemetry
-        except ImportError as exc:
-            from secretkit.errors import ConfigError
-
-            raise ConfigError(
-                f"telemetry=True needs the {getattr(exc, 'name', None) or 'opentelemetry-api'!r} package: "
-                "pip install 'secretkit[otel]'"
-            ) from exc
-        return telemetry.StoreTelemetry(driver, options)
-    return NO_OBSERVER
-
-
-def rotated(observer: Observer, run: Callable[[], R]) -> R:
-    """Run a rotation (``run``) and tell ``observer`` how it ended."""
-    if not observer.on:
-        return run()
-    try:
-        result = run()
-    except Exception as exc:
-        observer.rotation("failed", getattr(exc, "step", None) or getattr(getattr(exc, "code", None), "value", None)
-                          or type(exc).__name__)
-        raise
-    observer.rotation("skipped" if result is None else "already_done" if getattr(result, "already_done", False) else "ok")
-    return result

@@ -31,7 +31,8 @@ from secretkit.facade_reads import FacadeReads
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.errors import SecretError, already_exists, version_conflict
 from secretkit.names import NameRules, check_prefix
-from secretkit.observer import NO_OBSERVER, Observer, observer_for, rotated
+from secretkit.observer import NO_OBSERVER, Observer
+from secretkit.observing import observer_for, rotated
 from secretkit.policies import CachePolicy, StoreOptions, default_policy
 from secretkit.redact import install_redaction
 from secretkit.secret import BatchResult, Secret, SecretInput, Value, VersionInfo

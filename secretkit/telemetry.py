@@ -28,6 +28,7 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import weakref
@@ -80,6 +81,8 @@ INSTRUMENTS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                  "change events: received, then matched or dropped"),
 }
 _LOOKUP_RESULTS = ("hit", "miss", "stale", "negative")
+#: The scope's version: the package's (read, not imported: the package imports what imports this module).
+__version__: str = getattr(sys.modules.get("secretkit"), "__version__", "")
 
 
 class Instruments:
@@ -176,8 +179,6 @@ def _reset_registry_lock() -> None:
 
 def instruments_for(meter_provider: metrics.MeterProvider | None) -> Instruments:
     """The instruments of ``meter_provider`` (None: the global one), made on first use."""
-    from secretkit import __version__
-
     with _registry_lock:
         if meter_provider is None:
             # the global meter follows a provider set later (the API's proxy), so one set serves it for good
@@ -199,8 +200,6 @@ class StoreTelemetry(Observer):
         self, driver: Driver, options: StoreOptions, *, meter_provider: metrics.MeterProvider | None = None,
         tracer_provider: trace.TracerProvider | None = None, names: bool = False, cache_spans: bool = False,
     ) -> None:
-        from secretkit import __version__
-
         self.backend = driver.backend
         self.names = names or options.telemetry_names
         self.cache_spans = cache_spans or options.telemetry_cache_spans
