@@ -483,7 +483,10 @@ How each row is measured (see the script):
   `SecretString`, its version id, a creation timestamp, its refresh time) and derives `.fields`
   and the other views on demand.
 """
-    path.write_text(text, encoding="utf-8")
+    # sections other benchmarks wrote below this table (bench_telemetry.py's) stay
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = old[old.index("\n## "):] if "\n## " in old else ""
+    path.write_text(text.rstrip("\n") + "\n" + kept, encoding="utf-8")
 
 
 if __name__ == "__main__":

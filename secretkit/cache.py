@@ -96,6 +96,7 @@ class Cache:
         self.stale_served = 0
         self.refreshes = 0
         self.evictions = 0
+        self.negative_hits = 0  # of ``hits``: answered by a cached "not found" (telemetry tells them apart)
         #: ``hit(key, max_age=None)``: the cached secret of ``key`` if it may be served now, else
         #: None; never blocks. One dict lookup and one clock read; past ``refresh_ahead`` it also
         #: starts a background refresh. A negative entry is None here (``fetch`` raises it).
@@ -232,6 +233,7 @@ class Cache:
         entry = self.entries.get(key)
         if isinstance(entry, Negative) and self.clock() < self.expires(key, entry):
             self.hits += 1
+            self.negative_hits += 1
             error = entry.error
             raise CachedNotFoundError(error.message, name=error.name, backend=error.backend)
         return None

@@ -21,6 +21,7 @@ from secretkit.audit import AuditEvent, AuditHook, emit
 from secretkit.drivers.base import BatchReader, Driver, History, Record, VersionProbe
 from secretkit.entries import Key, name_of
 from secretkit.errors import NotFoundError, SecretError, error_for
+from secretkit.observer import NO_OBSERVER, Observer
 from secretkit.policies import RetryPolicy
 from secretkit.secret import Secret, Stage
 from secretkit.url import mask_credentials, mask_url_credentials, url_credentials_in
@@ -53,6 +54,8 @@ class Calls:
         self.runner = AttemptRunner()
         #: called before every backend read (the change-event consumer starts on the first one)
         self.on_read: Callable[[], None] | None = None
+        #: what telemetry hears of each attempt and retry (the store's; a no-op unless it is on)
+        self.observer: Observer = NO_OBSERVER
 
     def close(self) -> None:
         """Stop the attempt workers (an abandoned attempt's worker ends when its attempt does)."""
@@ -126,8 +129,11 @@ class Calls:
         attempt and the whole call within the retry policy's ``attempt_timeout`` and ``deadline``."""
         start = time.perf_counter()
         attempts = 1
+        attempt: Callable[[], T] = partial(self._attempt, name, fn, sensitive)
+        if self.observer.on:  # each attempt timed and traced on the caller's thread (see telemetry.py)
+            attempt = partial(self.observer.attempt, operation, name, attempt)
         try:
-            result, attempts = _retry.call(self.policy, partial(self._attempt, name, fn, sensitive), retry=retry)
+            result, attempts = _retry.call(self.policy, attempt, retry=retry)
         except SecretError as exc:
             attempts = getattr(exc, "attempts", attempts)
             self.audit(operation, name, exc.code.value, start, cache=cache, attempts=attempts)
@@ -188,6 +194,8 @@ class Calls:
     ) -> None:
         event = AuditEvent(operation, name, self.backend, outcome, time.perf_counter() - start, cache, version, attempts)
         emit(event, self.hooks)
+        if attempts > 1:
+            self.observer.retried(operation, attempts - 1)
 
 
 def secret_of(name: str, record: Record) -> Secret:

@@ -36,10 +36,6 @@ def parts_of(key: Key) -> tuple[str, str | None, str | None]:
     return (key, None, None) if isinstance(key, str) else key
 
 
-def no_hit(key: Key, max_age: float | None = None) -> None:
-    """The hit path of a store without a cache: every read goes to the backend."""
-    return None
-
 @dataclass(frozen=True)
 class CacheStats:
     """Counters of one store's cache (approximate under heavy concurrency: no lock on hits).

@@ -111,12 +111,19 @@ class StoreOptions(BaseModel):
         None, ge=0, description="seconds a lease replaced by a re-issue stays valid before the store revokes it "
         "(None: a third of its TTL), so that connections opened with it can drain",
     )
+    telemetry: bool = Field(
+        False, description="report OpenTelemetry metrics and traces (the otel extra; docs/observability.md)"
+    )
+    telemetry_names: bool = Field(
+        False, description="with telemetry: put secret names in span attributes (never in metrics)"
+    )
+    telemetry_cache_spans: bool = Field(False, description="with telemetry: a span for every cache hit too")
 
 
 #: How store-level options are spelled (in a URL query, keyword arguments or a config file);
 #: named in every "unknown option" error, since a driver's own model does not list them.
 STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix", "changes",
-                          "lease_grace")
+                          "lease_grace", "telemetry", "telemetry_names", "telemetry_cache_spans")
 
 
 def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:

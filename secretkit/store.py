@@ -27,11 +27,14 @@ from secretkit.calls import Calls
 from secretkit.changes import consumer as _changes
 from secretkit.checks import Checks
 from secretkit.drivers.base import Capabilities, Driver, name_rules, sdk_client
-from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of, no_hit
+from secretkit.entries import CachedNotFoundError, CacheStats, Key, name_of, no_hit
+from secretkit.facade_reads import DEBUG_ANSWERS as _DEBUG_CACHE
+from secretkit.facade_reads import FacadeReads
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.errors import SecretError, already_exists, version_conflict
-from secretkit.flight import Flight
 from secretkit.names import NameRules, check_prefix
+from secretkit.observer import NO_OBSERVER, Observer
+from secretkit.observing import observer_for, rotated
 from secretkit.policies import CachePolicy, StoreOptions
 from secretkit.redact import install_redaction
 from secretkit.secret import BatchResult, Secret, SecretInput, Value, VersionInfo
@@ -40,13 +43,9 @@ from secretkit.watch import Watcher
 
 T = TypeVar("T")
 _DEBUG = logging.DEBUG
-# logging's own per-level answers for the audit logger (emptied whenever a level changes): on the
-# hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
-# a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
-_DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
 
 
-class SecretStore:
+class SecretStore(FacadeReads):
     """Read, write, list, version and rotate secrets on one backend.
 
     Obtain one with ``secretkit.open(url)``; it is thread-safe and meant to be shared.
@@ -87,6 +86,16 @@ class SecretStore:
         self._changes = _changes.hear(driver, options, self._calls, self._cache)
         #: the watchers started through this store (``close`` stops them)
         self._watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
+        #: what telemetry hears of this store: a no-op unless it is on (secretkit.observer, secretkit.telemetry)
+        self.observer: Observer = NO_OBSERVER
+        self.observe(observer_for(driver, options))
+
+    def observe(self, observer: Observer) -> None:
+        """Report to ``observer`` from now on (``secretkit.telemetry.instrument(store)`` does)."""
+        self.observer.close()
+        self.observer = self._calls.observer = observer
+        if self._cache is not None:
+            self._hit = observer.watch_cache(self._cache, self._cache.hit)
 
     # -- introspection ---------------------------------------------------------------
 
@@ -175,6 +184,7 @@ class SecretStore:
         attempt workers) and release the driver's connections; revoke the leases it still holds."""
         _leases.close_leases(self)
         _changes.close(self._changes)
+        self.observer.close()
         for watcher in list(self._watchers):
             watcher.stop()
         if self._cache is not None:
@@ -212,10 +222,6 @@ class SecretStore:
                 return secret
         return self._get(name, version, stage, max_age, refresh)
 
-    def _audit_hit(self, name: str, secret: Secret) -> None:
-        if self._hooks or _audit_logger.isEnabledFor(_DEBUG):
-            self._calls.audit("get", name, "ok", time.perf_counter(), cache="hit", version=secret.version)
-
     def refresh(self, name: str) -> Secret:
         """Read the current value from the backend, bypassing the cache, and cache it."""
         return self.get(name, refresh=True)
@@ -233,6 +239,8 @@ class SecretStore:
             raise
         if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
             self._calls.audit("get", name, "ok", start, cache=how, version=secret.version)
+        if self.observer.on:
+            self.observer.served(key, secret, how)
         return secret
 
     def get_many(self, names: Iterable[str]) -> BatchResult:
@@ -397,8 +405,8 @@ class SecretStore:
             "allow_native_rotation": allow_native_rotation,
         }
         if if_older_than is not None:
-            return _rotation.rotate_if_older(self, name, if_older_than, **steps)
-        return _rotation.rotate(self, name, **steps)
+            return rotated(self.observer, lambda: _rotation.rotate_if_older(self, name, if_older_than, **steps))
+        return rotated(self.observer, lambda: _rotation.rotate(self, name, **steps))
 
     def discard_pending(self, name: str) -> str | None:
         """Abandon an unfinished rotation; returns the pending version dropped, if any."""
@@ -431,57 +439,6 @@ class SecretStore:
         """``fn(value of reference)``; if it raises one of ``on`` (say, the database rejects a
         rotated password), re-read the secret bypassing the cache and retry once with the new value."""
         return _references.refreshing(self, reference, fn, on=on)
-
-    # -- non-blocking reads, for facades that must not wait in their thread (secretkit.aio) --
-
-    def cached(
-        self, name: str, *, version: str | None = None, stage: str | None = None, max_age: float | None = None
-    ) -> Secret | None:
-        """The cached answer of this read if it may be served now, else None: no I/O, no lock,
-        never blocks (audited as a hit, as ``get`` audits one)."""
-        try:
-            secret = self._hit(key_of(name, version, stage), max_age)
-        except TypeError:  # an unhashable name or a bad max_age: not a hit
-            return None
-        if secret is not None and (self._hooks or _DEBUG_CACHE.get(_DEBUG) is not False):
-            self._audit_hit(name, secret)
-        return secret
-
-    def join(
-        self, name: str, *, version: str | None = None, stage: str | None = None, max_age: float | None = None
-    ) -> tuple[Flight, Callable[[], None] | None] | None:
-        """Join the load that answers this read, or register one, without waiting: returns the
-        flight and, when this caller registered it, the load to run in some thread (it settles
-        the flight for every reader, threads and tasks alike). None when the store does not
-        cache (the caller then simply runs ``get`` in a thread). A bad read raises
-        ``InvalidArgumentError`` and a negative cache entry its ``NotFoundError``, before any I/O.
-        Read the answer with ``settled`` once the flight is done."""
-        cache = self._cache
-        if cache is None:
-            return None
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age < 0):
-            self._checks.read(name, version, stage, max_age)
-        key = key_of(name, version, stage)
-        start = time.perf_counter()
-        try:
-            # a load already in flight was started for a checked key: joining it needs no check
-            joined = cache.join(key, max_age=max_age, start=False)
-            if joined is None:
-                self._checks.read(name, version, stage)
-                joined = cache.join(key, max_age=max_age)
-        except CachedNotFoundError as exc:
-            self._calls.audit("get", name, exc.code.value, start, cache="hit")
-            raise
-        assert joined is not None
-        return joined
-
-    def settled(self, name: str, flight: Flight, start: float) -> Secret:
-        """The answer of a done flight from ``join`` (or its error), audited as ``get`` audits
-        a read served by the cache; ``start`` is the caller's ``time.perf_counter()``."""
-        secret, how = flight.outcome()
-        if how != "miss" and (self._hooks or _audit_logger.isEnabledFor(_DEBUG)):
-            self._calls.audit("get", name, "ok", start, cache=how, version=secret.version)
-        return secret
 
     # -- the seam for rotation, stages, watch and extensions (secretkit.seam) -------------
 

@@ -48,6 +48,7 @@ from secretkit.drivers.shared import (
     On,
     bounded_call,
     check_utf8_fields,
+    host_of,
     listed_name,
     upsert,
     utf8_field_problem,
@@ -108,6 +109,7 @@ __all__ = [
     "utf8_field_problem",
     "GRPC_CODES",
     "HTTP_STATUS",
+    "host_of",
     "name_rules",
     # re-exported from the leaf modules: names (secretkit.names)
     "NameRules",
@@ -214,6 +216,8 @@ class Driver(Protocol):
     when a store of this backend is opened, ``secretkit.redact`` masks what follows each of them
     in every log line its filter sees (a quoted string, a flat ``{...}`` map or a bare word).
     ``secretkit.redact`` itself names no backend; a driver that declares none adds nothing."""
+    # Optional, read with getattr: ``server_address`` (str or None), the host the driver talks to,
+    # which telemetry reports as ``server.address`` (``host_of(endpoint)`` makes it from a URL).
 
     def read(self, name: str, *, version: str | None = None, stage: str | None = None) -> Record:
         """The current value, or ``version``, or the native ``stage`` (only with ``NativeStages``

@@ -23,6 +23,7 @@ from secretkit.names import NameRules
 from secretkit.secret import Value
 
 __all__ = [
+    "host_of",
     "GRPC_CODES",
     "HTTP_STATUS",
     "Classified",
@@ -261,3 +262,14 @@ def bounded_call(fn: Callable[[], T], seconds: float) -> T:
         return value  # type: ignore[no-any-return]
     raise value
 
+
+
+def host_of(url: object) -> str | None:
+    """The host of ``url`` (an SDK client's endpoint), or None: what a driver's optional
+    ``server_address`` gives telemetry as ``server.address``. Never raises."""
+    from urllib.parse import urlsplit  # here: the contract's import stays cheap
+
+    try:
+        return urlsplit(str(url)).hostname if url else None
+    except ValueError:
+        return None

@@ -44,6 +44,7 @@ from secretkit.drivers.base import (
     SdkClient,
     SecretError,
     Stage,
+    host_of,
     StoreURL,
     UnavailableError,
     Value,
@@ -309,6 +310,11 @@ class AwsDriver:
         return RotationSetting(rotated_by=f"{owner}'s managed rotation" if owner else "Secrets Manager's rotation")
 
     # -- errors, lifecycle -----------------------------------------------------------
+
+    @property
+    def server_address(self) -> str | None:
+        """The host the SDK client talks to (telemetry's ``server.address``)."""
+        return host_of(self.client.meta.endpoint_url)
 
     def classify(self, exc: BaseException) -> Classified | None:
         return classify(exc)

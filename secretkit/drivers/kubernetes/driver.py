@@ -38,6 +38,7 @@ from secretkit.drivers.base import (
     Value,
     VersionInfo,
     VersionProbe,
+    host_of,
     upsert,
     validate_options,
 )
@@ -143,6 +144,11 @@ class KubernetesDriver:
 
     def versions(self, name: str) -> Sequence[VersionInfo]:
         raise NotSupportedError("Kubernetes Secrets keep no version history")
+
+    @property
+    def server_address(self) -> str | None:
+        """The host the SDK client talks to (telemetry's ``server.address``)."""
+        return host_of(self.client.api_client.configuration.host)
 
     def classify(self, exc: BaseException) -> Classified | None:
         return self._errors.classify(exc)

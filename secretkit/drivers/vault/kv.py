@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from secretkit.drivers.base import Capabilities, Classified, InvalidArgumentError, NameRules, Value
+from secretkit.drivers.base import Capabilities, Classified, InvalidArgumentError, NameRules, Value, host_of
 from secretkit.drivers.vault import codec
 from secretkit.drivers.vault.auth import TokenKeeper
 from secretkit.drivers.vault.errors import classify
@@ -53,6 +53,11 @@ class VaultDriverBase(VaultLeases):
     def check_value(self, name: str, value: Value) -> None:
         """``InvalidArgumentError`` (before any I/O) for a value that would not read back the same."""
         codec.check_value(value, self.value_key, empty_map_ok=self.empty_map_ok)
+
+    @property
+    def server_address(self) -> str | None:
+        """The host the SDK client talks to (telemetry's ``server.address``)."""
+        return host_of(getattr(self.client, "url", None))
 
     def classify(self, exc: BaseException) -> Classified | None:
         return classify(exc)
