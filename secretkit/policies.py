@@ -102,11 +102,16 @@ class StoreOptions(BaseModel):
         description="where a rotation keeps its pending value on backends without native stages (Vault KV v2, GCP): "
         "the companion of NAME is PREFIX + NAME, deleted at promotion",
     )
+    changes: str | None = Field(
+        None, description="where the store hears about changes, PREFIX:TARGET (sns:TOPIC_ARN, sqs:QUEUE, "
+        "pubsub:TOPIC_OR_SUBSCRIPTION): events drop cached entries, and the default cache TTL becomes an hour "
+        "(docs/caching.md, Push invalidation)"
+    )
 
 
 #: How store-level options are spelled (in a URL query, keyword arguments or a config file);
 #: named in every "unknown option" error, since a driver's own model does not list them.
-STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix")
+STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix", "changes")
 
 
 def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:

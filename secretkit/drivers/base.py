@@ -9,7 +9,8 @@ every driver). This module is all a new backend's author needs to read:
 * Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
   runtime-checkable) and given a fallback by the store when absent, so adding one never
   forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
-  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``. A driver
+  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``,
+  ``ChangeEvents``. A driver
   lists the ones it implements in ``protocols`` (``OPTIONAL_PROTOCOLS``), and the conformance
   suite holds it to that list, so a misspelt method fails a test instead of falling back.
 * ``Capabilities`` — the flags the store and the conformance suite read.
@@ -31,7 +32,7 @@ owner is held weakly; see ``secretkit.forking`` and docs/fork.md).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -83,6 +84,7 @@ __all__ = [
     "BatchReader",
     "Capabilities",
     "ChangeStream",
+    "ChangeEvents",
     "Classified",
     "Driver",
     "DriverFactory",
@@ -352,6 +354,22 @@ class ChangeStream(Protocol):
 
 
 @runtime_checkable
+class ChangeEvents(Protocol):
+    """Where this backend announces changes (``changes=PREFIX:TARGET``) and what an announced
+    secret is called here (``secretkit.changes.source`` is the contract of a source)."""
+
+    change_sources: Mapping[str, str]
+    """Prefix of the ``changes`` option -> ``"module:function"`` of its source factory, imported
+    only when a store uses it, e.g. ``{"sqs": "secretkit.changes.aws:open_sqs"}``."""
+
+    def event_names(self, secret: str) -> tuple[str, ...]:
+        """The names of this store an event's secret identity (a name, a full or partial ARN, a
+        full resource name) may refer to; () when it names another store's secret (another
+        region, project). More than one where the identity is ambiguous: each is dropped."""
+        ...
+
+
+@runtime_checkable
 class ValueLimits(Protocol):
     """Limits of the backend's encoding beyond ``max_value_bytes``, checked before any I/O."""
 
@@ -373,6 +391,7 @@ class SdkClient(Protocol):
 #: disagree (a misspelt ``read_many`` would otherwise turn the batch read into a silent loop).
 OPTIONAL_PROTOCOLS: tuple[type, ...] = (
     BatchReader, VersionProbe, NativeStages, History, RotationSettings, ChangeStream, ValueLimits, SdkClient,
+    ChangeEvents,
 )
 
 
