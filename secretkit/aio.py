@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from secretkit.aio_pool import Pool, Step, rotation_step
 from secretkit.aio_watch import AsyncWatch
+from secretkit.changes import consumer as _changes
 from secretkit.audit import AuditHook
 from secretkit.drivers.base import Capabilities, Driver
 from secretkit.entries import CacheStats
@@ -351,6 +352,7 @@ class AsyncSecretStore:
             raise InvalidArgumentError("interval is a number of seconds > 0", name=name, backend=self.backend)
         watch = AsyncWatch(self, name, float(interval))
         self._watches.add(watch)
+        _changes.listen(getattr(self._store, "_changes", None), watch)
         return watch
 
     # -- closing -----------------------------------------------------------------------

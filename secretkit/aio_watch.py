@@ -146,6 +146,16 @@ class AsyncWatch:
             except RuntimeError:  # its loop is closed
                 pass
 
+    def wake(self) -> None:
+        """Check now rather than at the next poll (from any thread): the store heard a change
+        of this secret (``secretkit.changes``)."""
+        inbox, loop = self._inbox, self._loop
+        if inbox is not None and loop is not None and not self._closed:
+            try:
+                loop.call_soon_threadsafe(inbox.put_nowait, ("poll", None))
+            except RuntimeError:  # its loop is closed
+                pass
+
     async def __aenter__(self) -> AsyncWatch:
         await self.start()
         return self

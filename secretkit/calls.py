@@ -51,6 +51,8 @@ class Calls:
         # a remote attempt runs where its caller can stop waiting for it; the runner's worker
         # threads (started on a remote call's first need) belong to this pipeline and end with ``close``
         self.runner = AttemptRunner()
+        #: called before every backend read (the change-event consumer starts on the first one)
+        self.on_read: Callable[[], None] | None = None
 
     def close(self) -> None:
         """Stop the attempt workers (an abandoned attempt's worker ends when its attempt does)."""
@@ -61,6 +63,8 @@ class Calls:
     def read(self, key: Key) -> Secret:
         """Read one key from the backend (audited, retried, translated)."""
         name, version, stage = (key, None, None) if isinstance(key, str) else key  # parts_of, inline: the miss path
+        if self.on_read is not None:
+            self.on_read()
         driver = self.driver
         if stage == Stage.PENDING and self._stages == "emulated" and self._read_pending is not None:
             record = self._read_pending(name)
@@ -75,6 +79,8 @@ class Calls:
     def read_many(self, keys: list[Key]) -> dict[Key, Secret | SecretError]:
         """Read several current values: the driver's batch call, else one read per name."""
         driver = self.driver
+        if self.on_read is not None:
+            self.on_read()
         if not isinstance(driver, BatchReader):
             out: dict[Key, Secret | SecretError] = {}
             for key in keys:

@@ -30,13 +30,20 @@ def name_of(key: Key) -> str:
 def parts_of(key: Key) -> tuple[str, str | None, str | None]:
     return (key, None, None) if isinstance(key, str) else key
 
+
+def no_hit(key: Key, max_age: float | None = None) -> None:
+    """The hit path of a store without a cache: every read goes to the backend."""
+    return None
+
 @dataclass(frozen=True)
 class CacheStats:
     """Counters of one store's cache (approximate under heavy concurrency: no lock on hits).
 
     ``misses`` counts reads not answered from a cached entry (each waiting caller counts);
     ``refreshes`` counts background and forced re-fetches; ``size`` is the current number
-    of entries.
+    of entries. ``events_*`` count change events of a store with ``changes`` set: messages
+    received, events that dropped a cached entry or woke a watch, messages and events dropped
+    (malformed, foreign, duplicated; see ``secretkit.changes``).
     """
 
     hits: int = 0
@@ -45,6 +52,9 @@ class CacheStats:
     refreshes: int = 0
     evictions: int = 0
     size: int = 0
+    events_received: int = 0
+    events_matched: int = 0
+    events_dropped: int = 0
 
 
 class CachedNotFoundError(NotFoundError):

@@ -23,14 +23,15 @@ from secretkit.audit import AuditHook
 from secretkit.audit import logger as _audit_logger
 from secretkit.cache import Cache, Clock
 from secretkit.calls import Calls
+from secretkit.changes import consumer as _changes
 from secretkit.checks import Checks
 from secretkit.drivers.base import Capabilities, Driver, name_rules, sdk_client
-from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of
+from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of, no_hit
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.errors import SecretError, already_exists, version_conflict
 from secretkit.flight import Flight
 from secretkit.names import NameRules, check_prefix
-from secretkit.policies import CachePolicy, StoreOptions, default_policy
+from secretkit.policies import CachePolicy, StoreOptions
 from secretkit.redact import install_redaction
 from secretkit.secret import BatchResult, Secret, SecretInput, Value, VersionInfo
 from secretkit.url import redact_url
@@ -42,11 +43,6 @@ _DEBUG = logging.DEBUG
 # hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
 # a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
 _DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
-
-
-def _no_hit(key: Key, max_age: float | None = None) -> None:
-    """The hit path of a store without a cache: every read goes to the backend."""
-    return None
 
 
 class SecretStore:
@@ -73,7 +69,7 @@ class SecretStore:
         # SDKs below may print values at DEBUG; mask their loggers before the first call.
         install_redaction(getattr(driver, "sdk_loggers", ()), handlers=(),
                           value_keys=getattr(driver, "sdk_value_keys", ()))
-        policy = options.cache or default_policy(driver.capabilities.remote)
+        policy = _changes.cache_policy(options, driver.capabilities.remote)
         #: every driver call runs through it: retry, attempts, translation, audit (calls.py)
         self._calls = Calls(
             driver, options.retry, hooks=self._hooks, not_found_hint=not_found_hint, stages=self._stage_support,
@@ -82,10 +78,12 @@ class SecretStore:
         self._options = options
         self._checks = Checks(driver, self._names, self._stage_support, self._calls.fill)
         self._cache: Cache | None = None
-        self._hit: Callable[[Key, float | None], Secret | None] = _no_hit
+        self._hit: Callable[[Key, float | None], Secret | None] = no_hit
         if policy.enabled:
             self._cache = Cache(policy, self._calls.read, self._calls.probe(), clock=clock)
             self._hit = self._cache.hit
+        #: where the store hears changes (secretkit.changes), None unless ``options.changes`` is set
+        self._changes = _changes.hear(driver, options, self._calls, self._cache)
         #: the watchers started through this store (``close`` stops them)
         self._watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
 
@@ -153,7 +151,7 @@ class SecretStore:
 
     def cache_stats(self) -> CacheStats:
         """Hits, misses, stale answers, refreshes and evictions of this store's cache so far."""
-        return self._cache.stats() if self._cache is not None else CacheStats()
+        return _changes.stats(self._changes, self._cache.stats() if self._cache is not None else CacheStats())
 
     def add_audit_hook(self, hook: AuditHook) -> None:
         """Call ``hook(AuditEvent)`` after every operation (events never carry values)."""
@@ -174,6 +172,7 @@ class SecretStore:
     def close(self) -> None:
         """Stop everything the store started (its watchers, the cache's refresh worker, the
         attempt workers) and release the driver's connections."""
+        _changes.close(self._changes)
         for watcher in list(self._watchers):
             watcher.stop()
         if self._cache is not None:
@@ -409,6 +408,7 @@ class SecretStore:
         self._checks.name(name)
         watcher = Watcher(self, name, callback, interval)
         self._watchers.add(watcher)
+        _changes.listen(self._changes, watcher)
         return watcher
 
     # -- secret references (secretkit.references) ----------------------------------------

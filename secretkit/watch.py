@@ -39,6 +39,7 @@ class Watcher:
     def __init__(self, store: StoreSeam, name: str, callback: Callable[[Secret], Any], interval: float = 30.0):
         self.store, self.name, self.callback, self.interval = store, name, callback, interval
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by a change event of the store's (secretkit.changes)
         self._lock = threading.Lock()
         self._seen: str | None = self._version()
         self.errors = 0
@@ -60,6 +61,7 @@ class Watcher:
         if self._stop.is_set():
             return
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = self._new_thread()
         self._thread.start()
 
@@ -99,8 +101,16 @@ class Watcher:
             logger.warning("watch callback for %s failed", self.name, exc_info=True)
         return True
 
+    def wake(self) -> None:
+        """Check now rather than at the next poll: the store heard a change of this secret."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.poll()
 
     def _follow(self) -> None:
@@ -123,6 +133,7 @@ class Watcher:
         thread (a streaming driver cuts its open request; an older Kubernetes client may let
         it linger until the request's ``watch_timeout`` ends, harmlessly)."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=timeout)
 
     def __enter__(self) -> Watcher:

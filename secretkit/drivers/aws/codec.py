@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -170,3 +171,22 @@ def to_record(response: Mapping[str, Any]) -> Record:
         created_at=as_datetime(response.get("CreatedDate")),
         stages=stages(response.get("VersionStages")),
     )
+
+
+#: a full or partial Secrets Manager ARN: partition, region, account, and what follows ``secret:``
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]*):(\d*):secret:(.+)$")
+_ARN_SUFFIX = re.compile(r"^(.+)-[A-Za-z0-9]{6}$")
+
+
+def names_of_secret_id(secret_id: str, region: str | None) -> tuple[str, ...]:
+    """The names a ``SecretId`` (a name, a full or a partial ARN) may be, for a store in ``region``;
+    () for an ARN of another region. A full ARN ends in ``-`` and 6 random characters, which a
+    partial one of a name ending that way cannot be told from: both readings are given."""
+    arn = _SECRET_ARN.match(secret_id)
+    if arn is None:
+        return (secret_id,)
+    if region and arn.group(1) and arn.group(1) != region:
+        return ()
+    rest = arn.group(3)
+    suffixed = _ARN_SUFFIX.match(rest)
+    return (suffixed.group(1), rest) if suffixed else (rest,)

@@ -32,6 +32,7 @@ from secretkit.drivers.base import (
     AlreadyExistsError,
     BatchReader,
     Capabilities,
+    ChangeEvents,
     Classified,
     ConfigError,
     ConflictError,
@@ -81,25 +82,32 @@ class AwsDriver:
     """
 
     backend = BACKEND
-    protocols = (BatchReader, VersionProbe, NativeStages, RotationSettings, ValueLimits, SdkClient)
+    protocols = (BatchReader, VersionProbe, NativeStages, RotationSettings, ValueLimits, SdkClient, ChangeEvents)
     capabilities = CAPABILITIES
     names = codec.NAMES
     sdk_loggers = common.SDK_LOGGERS
     #: botocore logs request and response bodies with these members; the snake_case spellings
     #: are what Python wrappers of the API log (keyword arguments).
     sdk_value_keys = ("SecretString", "SecretBinary", "secret_string", "secret_binary")
+    #: ``changes=sqs:QUEUE`` / ``changes=sns:TOPIC_ARN`` (EventBridge events; secretkit.changes.aws)
+    change_sources = {"sqs": "secretkit.changes.aws:open_sqs", "sns": "secretkit.changes.aws:open_sns"}
 
     def __init__(
         self, client: Any, *, owns_client: bool, recovery_window_days: int | None = None,
-        restore_deleted: bool = False,
+        restore_deleted: bool = False, client_options: common.ClientOptions | None = None,
     ) -> None:
         self.client = client
+        #: what the client was made from (None for a client the user passed): change sources use them too
+        self.client_options = client_options
         self._owns_client = owns_client
         self._recovery_window = recovery_window_days
         self._restore_deleted = restore_deleted
 
     def check_value(self, name: str, value: Value) -> None:
         codec.check_value(value)
+
+    def event_names(self, secret: str) -> tuple[str, ...]:
+        return codec.names_of_secret_id(secret, self.client.meta.region_name)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -322,7 +330,7 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
     if client is not None:
         return AwsDriver(client, owns_client=False, **driver_settings(opts))
     made = common.make_client("secretsmanager", opts, title="AWS Secrets Manager")
-    return AwsDriver(made, owns_client=True, **driver_settings(opts))
+    return AwsDriver(made, owns_client=True, client_options=opts, **driver_settings(opts))
 
 
 def driver_settings(options: Options) -> dict[str, Any]:
