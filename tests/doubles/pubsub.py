@@ -20,7 +20,8 @@ Test hooks: ``calls`` counts requests per RPC, ``last_request`` keeps the latest
 each, ``unavailable`` makes every RPC fail with UNAVAILABLE while it is set (waiting pulls
 included), ``RunningDouble.stop``/``restart`` take the server away and bring it back on the same
 port, ``expire_idle(at)`` deletes the subscriptions whose expiration policy has run out by then,
-``backlog(subscription)`` counts the messages not yet acknowledged. ``notification`` builds a
+``backlog(subscription)`` counts the messages not yet acknowledged, ``duplicates`` delivers
+every message published twice. ``notification`` builds a
 Secret Manager event notification (attributes and data) in the shape the service publishes.
 """
 
@@ -93,6 +94,9 @@ class PubSubModel:
         self.calls: Counter[str] = Counter()
         self.last_request: dict[str, Any] = {}
         self._unavailable = False
+        #: while set, every message published is delivered twice (same message id), as an
+        #: at-least-once service may
+        self.duplicates = False
         self._topics: dict[str, Any] = {}
         self._subs: dict[str, _Subscription] = {}
         self._ids = itertools.count(1)
@@ -211,7 +215,7 @@ class PubSubModel:
             ids.append(msg.message_id)
             for sub in self._subs.values():
                 if sub.meta.topic == req.topic:
-                    sub.pending.append(_Delivery(msg))
+                    sub.pending.extend(_Delivery(msg) for _ in range(2 if self.duplicates else 1))
         self._cond.notify_all()
         return pubsub.PublishResponse.pb()(message_ids=ids)
 
