@@ -73,6 +73,7 @@ def hear(driver: Any, options: StoreOptions, calls: Any, cache: Cached | None) -
     if not options.changes:
         return None
     factory, context = _spec.context(options.changes, driver)
+    factory(context)  # no I/O: a bad target is a ConfigError now, not a warning in the consumer's thread
     consumer = Consumer(factory, context)
     consumer.cache = cache
     calls.on_read = consumer.start
@@ -162,18 +163,18 @@ class Consumer:
         self.start()
 
     def close(self, timeout: float = 0.5) -> None:
-        """Stop the thread and delete what the source created. The thread may be in a long poll:
-        it is waited for ``timeout`` seconds only, then the source is closed under it (the
-        thread, a daemon, ends when that pull returns, applying nothing)."""
+        """Stop the thread and delete what the source created. The source is closed under a
+        running long poll, and the thread waited for ``timeout`` seconds only (a daemon, it
+        ends when that pull returns or fails, applying nothing)."""
         with self._lock:
             self._closed = True
             self._stop.set()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=timeout)
-        source, self._source = self._source, None
+            source, self._source = self._source, None
         if source is not None:
             source.close()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=timeout)
 
     def stats(self, stats: CacheStats) -> CacheStats:
         """``stats`` with this consumer's event counts."""
