@@ -25,7 +25,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 import secretkit
-from secretkit.changes import gcp_events, spec
+from secretkit.changes import gcp_events
 from secretkit.changes import pubsub as pubsub_source
 from secretkit.changes.source import SourceContext
 from secretkit.drivers.gcp import codec
@@ -416,11 +416,11 @@ def test_the_async_facade_hears_changes(
 
 
 @pytest.mark.parametrize("target", ["my-topic", "projects/p/topics", "projects/p/queues/q", "projects/p/topics/t/x"])
-def test_a_bad_pubsub_target_is_a_config_error_without_io(secrets: gcp_sm.RunningDouble, target: str) -> None:
-    with secretkit.open(f"gcp-sm://{PROJECT}", endpoint=secrets.grpc_target, insecure=True) as s:
-        factory, context = spec.context(f"pubsub:{target}", s._driver)  # type: ignore[attr-defined]
-        with pytest.raises(ConfigError, match="pubsub:projects/P/topics/T"):
-            factory(context)
+def test_a_bad_pubsub_target_is_a_config_error_at_open(secrets: gcp_sm.RunningDouble, target: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there: no call is made
+    with pytest.raises(ConfigError, match="pubsub:projects/P/topics/T"):
+        _open(secrets, f"pubsub:{target}")
 
 
 def test_another_prefix_names_the_one_gcp_knows(secrets: gcp_sm.RunningDouble) -> None:
