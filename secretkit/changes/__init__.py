@@ -9,6 +9,8 @@ key) names where the store hears about changes. One module per purpose:
 * ``consumer``: the one thread per store that pulls, drops cached entries and wakes watchers.
 * ``aws``, ``aws_events``: the ``sns:`` and ``sqs:`` sources of ``aws-sm://`` and the parsing
   of what EventBridge delivers through them.
+* ``pubsub``, ``gcp_events``: the ``pubsub:`` source of ``gcp-sm://`` (a Pub/Sub subscription)
+  and the parsing of Secret Manager's event notifications.
 
 Nothing here is imported by ``import secretkit``: a store loads it only when ``changes`` is set.
 """

@@ -40,15 +40,14 @@ GRPC_RECONNECT_OPTIONS = (
 )
 
 
-def grpc_transport(**kwargs: Any) -> SecretManagerServiceGrpcTransport:
-    """The client library's gRPC transport, its channel made with ``GRPC_RECONNECT_OPTIONS``."""
+def grpc_transport(cls: Any = SecretManagerServiceGrpcTransport, **kwargs: Any) -> Any:
+    """A client library's gRPC transport (Secret Manager's unless ``cls`` names another
+    generated one, e.g. Pub/Sub's), its channel made with ``GRPC_RECONNECT_OPTIONS``."""
 
     def channel(*args: Any, options: Sequence[tuple[str, Any]] = (), **kw: Any) -> Any:
-        return SecretManagerServiceGrpcTransport.create_channel(
-            *args, options=[*options, *GRPC_RECONNECT_OPTIONS], **kw
-        )
+        return cls.create_channel(*args, options=[*options, *GRPC_RECONNECT_OPTIONS], **kw)
 
-    return SecretManagerServiceGrpcTransport(channel=channel, **kwargs)
+    return cls(channel=channel, **kwargs)
 
 
 def default_credentials() -> tuple[Any, str | None]:

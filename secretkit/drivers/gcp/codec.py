@@ -102,6 +102,59 @@ def annotations_for(name: str, secret_id: str) -> dict[str, str]:
     return {NAME_ANNOTATION: name} if secret_id != name else {}
 
 
+#: A full secret name, as events and responses give it: project (id or number), region, id.
+_RESOURCE = re.compile(r"projects/(?P<project>[^/]+)(?:/locations/(?P<location>[^/]+))?/secrets/(?P<id>[^/]+)")
+_MAPPED = re.compile(r"(?P<readable>.+)-[0-9a-f]{8}")
+#: Undoing ``readable`` is ambiguous at each ``_`` (``_``, ``.`` or half of ``/``); past this many
+#: candidate names a mapped id is matched only as itself (ids with dozens of ``_`` only).
+MAX_CANDIDATES = 4096
+
+
+def secret_resource(resource: str) -> tuple[str, str | None, str] | None:
+    """``(project, location or None, secret id)`` of a full secret name
+    (``projects/P[/locations/L]/secrets/ID``, any ``/versions/…`` suffix dropped); None if not one."""
+    m = _RESOURCE.fullmatch(resource.split("/versions/", 1)[0])
+    return (m["project"], m["location"], m["id"]) if m else None
+
+
+def names_of(secret_id: str) -> tuple[str, ...]:
+    """Every name that reaches the secret ``secret_id``: the id itself, and the portable names
+    GCP cannot hold whose mapped id it is (``payments/db`` for ``payments__db-<8 hex>``), found
+    by undoing ``readable`` and keeping the candidates whose digest matches."""
+    found = [secret_id]
+    m = _MAPPED.fullmatch(secret_id)
+    if m:
+        for name in _unreadable(m["readable"]):
+            if name != secret_id and mapped_id(name) == secret_id and NAMES.storage_name(name) == secret_id:
+                found.append(name)
+    return tuple(found)
+
+
+def _unreadable(text: str) -> list[str]:
+    """Every ``name`` with ``readable(name) == text`` (none when there would be too many)."""
+    pieces = re.split(r"(_+)", text)
+    choices = [_underscores(len(p)) if p.startswith("_") else [p] for p in pieces]
+    count = 1
+    for options in choices:
+        count *= len(options)
+        if count > MAX_CANDIDATES:
+            return []
+    out = [""]
+    for options in choices:
+        out = [head + option for head in out for option in options]
+    return out
+
+
+def _underscores(run: int) -> list[str]:
+    """What a run of ``run`` underscores may have been: each ``_`` or ``.``, each ``__`` a ``/``."""
+    ways: list[list[str]] = [[""], ["_", "."]]
+    for k in range(2, run + 1):
+        ways.append([c + rest for c in ("_", ".") for rest in ways[k - 1]] + ["/" + rest for rest in ways[k - 2]])
+        if len(ways[k]) > MAX_CANDIDATES:
+            return ways[k][: MAX_CANDIDATES + 1]  # enough for the caller to give up
+    return ways[run]
+
+
 # -- versions -----------------------------------------------------------------------------
 
 _VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,18}")  # ASCII, as GCP writes them (int64, from 1)

@@ -32,6 +32,7 @@ from google.cloud.secretmanager_v1.types import resources
 from secretkit.drivers.base import (
     AlreadyExistsError,
     Capabilities,
+    ChangeEvents,
     Classified,
     ConfigError,
     ConflictError,
@@ -75,7 +76,10 @@ class GcpDriver:
     # The client library logs requests and responses under google.cloud.secretmanager_v1 at
     # DEBUG (google.auth and google.api_core too); the REST transport goes through urllib3.
     sdk_loggers = ("google", "grpc", "urllib3")
-    protocols = (VersionProbe, History, ValueLimits, SdkClient)
+    protocols = (VersionProbe, History, ValueLimits, SdkClient, ChangeEvents)
+    #: ``changes=pubsub:projects/P/topics/T`` (or ``…/subscriptions/S``): the Pub/Sub topic the
+    #: secrets' event notifications go to (secretkit.changes.pubsub; extra ``gcp-pubsub``)
+    change_sources = {"pubsub": "secretkit.changes.pubsub:open_pubsub"}
     #: A payload's ``data`` (base64 in REST bodies, bytes in the gRPC messages api-core logs).
     sdk_value_keys = ("data",)
     capabilities = Capabilities(
@@ -99,7 +103,10 @@ class GcpDriver:
         owns_client: bool = False,
     ) -> None:
         self.client = client
+        self.project = project
         self._parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
+        #: the project as responses name it (its number), learnt from reads: events name it so
+        self._project_numbers: set[str] = set()
         self._location = location
         self._replication = replication
         self._timeout = timeout
@@ -161,6 +168,7 @@ class GcpDriver:
             if unreadable is None:
                 raise
             raise unreadable from exc
+        self._learn_project(response.name)
         data = bytes(response.payload.data)
         checked = resources.SecretPayload.pb(response.payload).HasField("data_crc32c")
         if checked and google_crc32c.value(data) != response.payload.data_crc32c:
@@ -260,6 +268,30 @@ class GcpDriver:
     def delete(self, name: str, *, purge: bool) -> None:
         # DeleteSecret removes the secret and every version at once; GCP has no soft delete.
         self._rpc("delete_secret", name=self._secret(name))
+
+    # -- change events (ChangeEvents) ----------------------------------------------------
+
+    def event_names(self, secret: str) -> tuple[str, ...]:
+        """The names a notification's ``secretId`` reaches in this store: () for another
+        project or location. Notifications name the project by number, which this store knows
+        once a read's response has named it (anything cached came from such a read); until
+        then, a numbered project is taken as this one (the cost of being wrong: one read)."""
+        parts = codec.secret_resource(secret)
+        if parts is None:
+            return ()
+        project, location, secret_id = parts
+        if location != self._location:
+            return ()
+        if project != self.project and project not in self._project_numbers:
+            numbered = project.isascii() and project.isdigit()
+            if not (numbered and not self._project_numbers and not self.project.isdigit()):
+                return ()
+        return codec.names_of(secret_id)
+
+    def _learn_project(self, resource: str) -> None:
+        parts = codec.secret_resource(resource)
+        if parts is not None and parts[0] != self.project:
+            self._project_numbers.add(parts[0])
 
     # -- errors, lifecycle ---------------------------------------------------------------
 
