@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from secretkit.drivers.base import Driver, Issued, Leases
 from secretkit.errors import InvalidArgumentError, NotSupportedError, SecretError
 from secretkit.forking import at_fork
+from secretkit.observer import Observer
 from secretkit.policies import StoreOptions
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class LeaseHost(Protocol):
 
     @property
     def options(self) -> StoreOptions: ...
+
+    @property
+    def observer(self) -> Observer: ...
 
     def call_driver(
         self, operation: str, name: str | None, fn: Callable[[], T], *, retry: bool = True, sensitive: bool = False
@@ -290,6 +294,7 @@ class LeaseKeeper:
                 held.due = now
             else:
                 held.due = held.expires - held.asked / 3
+        self._host.observer.lease_renewed()
         _log.debug("renewed the lease of %s on %s for %.1fs (id %s)", lease.path, self.backend, granted,
                    held.issued.lease_id)
         if held.reissue:
@@ -317,11 +322,14 @@ class LeaseKeeper:
             if issued.lease_id:
                 self._revoke(lease.path, issued.lease_id)
             return
+        if changed:
+            self._host.observer.lease_reissued()
         self._debug("re-issued" if changed else "read again", lease, issued)
         for callback in callbacks:
             _call_back(callback, lease)
 
     def _failed(self, lease: Kept, held: Held, exc: SecretError, renewing: bool) -> None:
+        self._host.observer.lease_failed()
         now = self.clock()
         policy = self._host.options.retry
         with self._lock:

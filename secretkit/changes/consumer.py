@@ -31,6 +31,7 @@ from secretkit.changes import spec as _spec
 from secretkit.changes.source import ChangeEvent, ChangeSource, Delivery, SourceContext, SourceFactory
 from secretkit.drivers.base import ChangeEvents
 from secretkit.entries import CacheStats, name_of
+from secretkit.observer import NO_OBSERVER, Observer
 from secretkit.policies import CachePolicy, StoreOptions, default_policy
 
 _log = logging.getLogger("secretkit.changes")
@@ -76,6 +77,7 @@ def hear(driver: Any, options: StoreOptions, calls: Any, cache: Cached | None) -
     factory(context)  # no I/O: a bad target is a ConfigError now, not a warning in the consumer's thread
     consumer = Consumer(factory, context)
     consumer.cache = cache
+    consumer.observer = lambda: calls.observer  # the store's, which telemetry may replace after opening
     calls.on_read = consumer.start
     return consumer
 
@@ -116,6 +118,8 @@ class Consumer:
     def __init__(self, factory: SourceFactory, context: SourceContext) -> None:
         self._factory, self.context = factory, context
         self.cache: Cached | None = None  # set by the store once its cache exists
+        #: the store's telemetry observer (a no-op unless telemetry is on)
+        self.observer: Callable[[], Observer] = lambda: NO_OBSERVER
         self.counts = Counts()
         self._names: Callable[[str], tuple[str, ...]] = (
             context.driver.event_names if isinstance(context.driver, ChangeEvents) else lambda s: (s,))
@@ -237,6 +241,7 @@ class Consumer:
     def apply(self, delivery: Delivery) -> None:
         """Count ``delivery``, drop its events' cached entries and wake their watches."""
         self.counts.received += 1
+        self.observer().change_event("received")
         if not delivery.events:
             self._drop(delivery.dropped or "no event in the message", delivery)
             return
@@ -257,6 +262,7 @@ class Consumer:
                         matched = True
             if matched:
                 self.counts.matched += 1
+                self.observer().change_event("matched")
             _log.debug("change event %s %s: %s", event.kind, event.secret, "applied" if matched else "not cached")
 
     def _invalidate(self, name: str) -> bool:
@@ -281,6 +287,7 @@ class Consumer:
 
     def _drop(self, why: str, delivery: Delivery) -> None:
         self.counts.dropped += 1
+        self.observer().change_event("dropped")
         _log.debug("change message dropped: %s", why)
         if delivery.body is not None and _log.isEnabledFor(logging.DEBUG):
             _log.debug("dropped change message body: %.2000s", delivery.body)

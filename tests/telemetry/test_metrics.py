@@ -193,3 +193,55 @@ def test_stale_serving_under_an_outage_is_counted_and_its_age_recorded(otel: Ote
         assert len(stale) == 1 and stale[0].count == 1 and stale[0].sum >= TTL
         assert otel.value("secretkit.backend.retries", operation="get") == RETRY.max_attempts - 1
         proxy.pass_through()
+
+
+def test_lease_keeper_reports_renewals_reissues_and_failures(otel: Otel) -> None:
+    """The lease keeper's own paths reach the lease counters (memory:// fakes, a manual clock)."""
+    from secretkit.testing.leases import LeaseControl
+
+    store = secretkit.open("memory://")
+    otel.instrument(store)
+    control = LeaseControl(store)
+    control.role("database/creds/app", ttl=30, max_ttl=50)
+    lease = store.lease("database/creds/app")
+    control.advance(20)  # a third left: renewed (30 granted)
+    assert otel.value("secretkit.lease.renewals", backend="memory") == 1
+    control.advance(20)  # renewal capped by the max TTL: a new credential
+    assert otel.value("secretkit.lease.reissues", backend="memory") == 1
+    assert otel.value("secretkit.lease.failures") == 0
+    control.outage()
+    control.advance(25)  # due again: the renewal fails
+    assert otel.value("secretkit.lease.failures", backend="memory") >= 1
+    control.outage(False)
+    lease.close()
+    store.close()
+
+
+def test_change_consumer_reports_received_matched_and_dropped(otel: Otel) -> None:
+    """The change consumer's own paths reach the change-event counter (an in-memory topic)."""
+    import time
+    import uuid
+
+    from secretkit.changes.source import ChangeEvent
+    from secretkit.drivers.memory import MemoryDriver
+    from secretkit.policies import StoreOptions
+    from secretkit.store import SecretStore
+    from secretkit.testing.changes import HearingDriver, topic
+
+    channel = f"otel-{uuid.uuid4().hex[:8]}"
+    inner = MemoryDriver()
+    SecretStore(inner).put("app/a", "1")
+    store = SecretStore(HearingDriver(inner), options=StoreOptions(changes=f"memory:{channel}"))
+    otel.instrument(store)
+    store.get("app/a")
+    assert store._changes is not None and store._changes.ready.wait(10)
+    store.get("app/a")  # cached now that the source listens (it drops what was loaded before)
+    topic(channel).publish(ChangeEvent("app/a", "changed", event_id="1"))
+    topic(channel).publish("not an event")
+    deadline = time.monotonic() + 10
+    while otel.value("secretkit.changes.events", result="received") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert otel.value("secretkit.changes.events", backend="memory", result="received") == 2
+    assert otel.value("secretkit.changes.events", result="matched") == 1
+    assert otel.value("secretkit.changes.events", result="dropped") == 1
+    store.close()
