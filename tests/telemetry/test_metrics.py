@@ -100,7 +100,7 @@ def test_rotation_is_counted_by_how_it_ended(otel: Otel) -> None:
 
 
 def test_lease_and_change_counters_through_the_observer(otel: Otel) -> None:
-    """The recording API lease renewal and change consumers call (their wiring comes with them)."""
+    """The recording API the lease keeper and the change consumer call."""
     with secretkit.open("memory://") as plain:
         assert plain.observer is NO_OBSERVER  # telemetry off: the calls exist and record nothing
         plain.observer.lease_renewed()
