@@ -24,8 +24,10 @@ from pathlib import Path
 from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
+    ChangeEvents,
     ChangeStream,
     History,
+    Leases,
     NativeStages,
     VersionProbe,
 )
@@ -47,6 +49,11 @@ def _stages(cls: type, caps: Capabilities) -> str:
     return "none"
 
 
+def _changes(cls: type) -> str:
+    sources = getattr(cls, "change_sources", None) if ChangeEvents in getattr(cls, "protocols", ()) else None
+    return ", ".join(f"`{prefix}:`" for prefix in sources) if sources else "no"
+
+
 ROWS: list[tuple[str, object]] = [
     ("remote (cached by default)", lambda cls, c: _yes(c.remote)),
     ("read only", lambda cls, c: _yes(c.read_only)),
@@ -57,6 +64,8 @@ ROWS: list[tuple[str, object]] = [
     ("batch read", lambda cls, c: _yes(issubclass(cls, BatchReader))),
     ("version probe", lambda cls, c: _yes(issubclass(cls, VersionProbe))),
     ("change stream (`watch`)", lambda cls, c: _yes(issubclass(cls, ChangeStream))),
+    ("push invalidation (`changes=`)", lambda cls, c: _changes(cls)),
+    ("leases (`lease()`)", lambda cls, c: _yes(issubclass(cls, Leases))),
     ("recoverable delete", lambda cls, c: _yes(c.recoverable_delete)),
     ("idempotent put (puts retried)", lambda cls, c: _yes(c.idempotent_put)),
     ("max value bytes", lambda cls, c: f"{c.max_value_bytes:,}" if c.max_value_bytes else "—"),
