@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from secretkit import rotation as _rotation
 from secretkit.audit import AuditEvent, emit
-from secretkit.drivers.base import Capabilities, Classified, Record, ValueLimits, VersionProbe
+from secretkit.drivers.base import Capabilities, Classified, Leases, Record, ValueLimits, VersionProbe
 from secretkit.entries import CacheStats
 from secretkit.errors import (
     ConfigError,
@@ -46,6 +46,9 @@ from secretkit.names import NameRules, check_prefix
 from secretkit.policies import CachePolicy, RetryPolicy, StoreOptions
 from secretkit.secret import BatchResult, Secret, SecretInput, Stage, Value, VersionInfo
 from secretkit.store import SecretStore
+
+if TYPE_CHECKING:
+    from secretkit.leases import Lease
 
 T = TypeVar("T")
 
@@ -392,6 +395,12 @@ class LayeredStore(SecretStore):
 
     def discard_pending(self, name: str) -> str | None:
         return self._layered.writable_layer().discard_pending(name)
+
+    def lease(self, path: str, *, params: Mapping[str, Any] | None = None) -> Lease:
+        """Issue from the first layer whose backend issues leases (docs/leases.md); with none,
+        the first layer's ``NotSupportedError``, before any I/O."""
+        layer = next((each for each in self.layers if isinstance(each.driver, Leases)), self.layers[0])
+        return layer.lease(path, params=params)
 
     def invalidate(self, name: str) -> None:
         """Forget ``name`` in every layer's cache."""

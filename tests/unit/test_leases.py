@@ -249,12 +249,25 @@ def test_the_lease_reads_as_a_secret_and_as_fields(store: Any, control: LeaseCon
     assert lease["password"] not in str(missing.value)
 
 
-@pytest.mark.parametrize("url", ["env://", "files:///tmp", ["memory://", "env://"]])
+@pytest.mark.parametrize("url", ["env://", "files:///tmp", ["env://", "files:///tmp"]])
 def test_backends_without_leases_refuse_before_any_io(url: Any) -> None:
     with secretkit.open(url) as other:
         with pytest.raises(NotSupportedError, match="Leases") as caught:
             other.lease(PATH)
         assert caught.value.name == PATH
+
+
+def test_a_layered_store_issues_from_its_first_layer_that_issues_leases() -> None:
+    """env:// then memory://: the lease comes from the memory layer, and closing the layered
+    store revokes it (the layers it opened close with it)."""
+    with secretkit.open(["env://", "memory://"]) as layered:
+        memory = layered.layers[1]
+        control = LeaseControl(memory)
+        control.role(PATH, ttl=30, max_ttl=300)
+        lease = layered.lease(PATH)
+        assert lease.backend == "memory" and lease["username"]
+        assert control.live == [lease.lease_id]
+    assert control.live == []
 
 
 @pytest.mark.parametrize("path", ["", "/database/creds/app", "database//x", "database/../sys", "a b", 7])
