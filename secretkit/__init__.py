@@ -27,6 +27,7 @@ from secretkit.errors import (
     ThrottledError,
     UnavailableError,
 )
+from secretkit.errors import LeaseExpiredError
 from secretkit.secret import BatchResult, Kind, Secret, Stage, VersionInfo
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from secretkit.redact import RedactingFilter, install_redaction
     from secretkit.registry import open, register, schemes
     from secretkit.store import SecretStore
+    from secretkit.leases import Lease
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,7 @@ _LAZY = {
     "AuditEvent": "secretkit.audit",
     "RedactingFilter": "secretkit.redact",
     "install_redaction": "secretkit.redact",
+    "Lease": "secretkit.leases",
 }
 
 
@@ -65,7 +68,7 @@ _LAZY = {
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
     "aio", "aio_pool", "aio_watch", "attempts", "audit", "aws_lambda", "background", "cache", "calls", "checks", "cli",
-    "config", "deadline", "drivers", "entries", "flight", "generate", "layered", "names", "policies", "redact",
+    "config", "deadline", "drivers", "entries", "flight", "generate", "layered", "leases", "names", "policies", "redact",
     "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store", "testing", "url",
     "watch",
 })
@@ -104,6 +107,8 @@ __all__ = [
     "ErrorCode",
     "InvalidArgumentError",
     "Kind",
+    "Lease",
+    "LeaseExpiredError",
     "NotFoundError",
     "NotSupportedError",
     "PermissionDeniedError",

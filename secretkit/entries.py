@@ -23,6 +23,11 @@ def key_of(name: str, version: str | None = None, stage: str | None = None) -> K
     return name if version is None and stage is None else (name, version, stage)
 
 
+def no_hit(key: Key, max_age: float | None = None) -> None:
+    """The hit path of a store without a cache: every read goes to the backend."""
+    return None
+
+
 def name_of(key: Key) -> str:
     return key if isinstance(key, str) else key[0]
 

@@ -168,6 +168,11 @@ class UnavailableError(SecretError):
         self.attempts = attempts
 
 
+class LeaseExpiredError(UnavailableError):
+    """A lease's credential ran out while the store could neither renew it nor issue a new one
+    (``secretkit.leases``): it is never served dead. Names the path and the backend, never a value."""
+
+
 class DeadlineExceededError(SecretError, TimeoutError):
     """The call timed out; it may or may not have taken effect."""
 

@@ -102,11 +102,15 @@ class StoreOptions(BaseModel):
         description="where a rotation keeps its pending value on backends without native stages (Vault KV v2, GCP): "
         "the companion of NAME is PREFIX + NAME, deleted at promotion",
     )
+    lease_grace: float | None = Field(
+        None, ge=0, description="seconds a lease replaced by a re-issue stays valid before the store revokes it "
+        "(None: a third of its TTL), so that connections opened with it can drain",
+    )
 
 
 #: How store-level options are spelled (in a URL query, keyword arguments or a config file);
 #: named in every "unknown option" error, since a driver's own model does not list them.
-STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix")
+STORE_OPTION_SPELLINGS = ("cache", "cache_<field>", "cache.<field>", "retry.<field>", "pending_prefix", "lease_grace")
 
 
 def validate(model: type[M], data: Mapping[str, Any], *, what: str) -> M:

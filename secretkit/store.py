@@ -12,10 +12,11 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from secretkit import leases as _leases
 from secretkit import references as _references
 from secretkit import rotation as _rotation
 from secretkit import stages as _stages
@@ -25,7 +26,7 @@ from secretkit.cache import Cache, Clock
 from secretkit.calls import Calls
 from secretkit.checks import Checks
 from secretkit.drivers.base import Capabilities, Driver, name_rules, sdk_client
-from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of
+from secretkit.entries import CachedNotFoundError, CacheStats, Key, key_of, name_of, no_hit as _no_hit
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.errors import SecretError, already_exists, version_conflict
 from secretkit.flight import Flight
@@ -42,11 +43,6 @@ _DEBUG = logging.DEBUG
 # hit path one C dict lookup settles "DEBUG is off", which isEnabledFor's Python frame would cost
 # a sixth of a hit to say. Anything else (not known yet, or on) goes to _audit_hit, which asks.
 _DEBUG_CACHE: dict[int, bool] = getattr(_audit_logger, "_cache", {})
-
-
-def _no_hit(key: Key, max_age: float | None = None) -> None:
-    """The hit path of a store without a cache: every read goes to the backend."""
-    return None
 
 
 class SecretStore:
@@ -173,7 +169,8 @@ class SecretStore:
 
     def close(self) -> None:
         """Stop everything the store started (its watchers, the cache's refresh worker, the
-        attempt workers) and release the driver's connections."""
+        attempt workers) and release the driver's connections; revoke the leases it still holds."""
+        _leases.close_leases(self)
         for watcher in list(self._watchers):
             watcher.stop()
         if self._cache is not None:
@@ -410,6 +407,10 @@ class SecretStore:
         watcher = Watcher(self, name, callback, interval)
         self._watchers.add(watcher)
         return watcher
+
+    def lease(self, path: str, *, params: Mapping[str, Any] | None = None) -> _leases.Lease:
+        """A credential the store keeps valid: ``path`` read, or ``params`` written to it (docs/leases.md)."""
+        return _leases.issue(self, path, params)
 
     # -- secret references (secretkit.references) ----------------------------------------
 

@@ -9,7 +9,7 @@ every driver). This module is all a new backend's author needs to read:
 * Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
   runtime-checkable) and given a fallback by the store when absent, so adding one never
   forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
-  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``. A driver
+  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``, ``Leases``. A driver
   lists the ones it implements in ``protocols`` (``OPTIONAL_PROTOCOLS``), and the conformance
   suite holds it to that list, so a misspelt method fails a test instead of falling back.
 * ``Capabilities`` — the flags the store and the conformance suite read.
@@ -31,7 +31,7 @@ owner is held weakly; see ``secretkit.forking`` and docs/fork.md).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -88,6 +88,8 @@ __all__ = [
     "DriverFactory",
     "ErrorTable",
     "History",
+    "Issued",
+    "Leases",
     "OPTIONAL_PROTOCOLS",
     "NativeStages",
     "On",
@@ -367,12 +369,65 @@ class SdkClient(Protocol):
     client: Any
 
 
+@dataclass(frozen=True, repr=False)
+class Issued:
+    """A credential a ``Leases`` driver obtained: its data and how long it stays valid.
+
+    ``repr`` shows no data and no lease id (the id lets its holder revoke the credential).
+    """
+
+    data: Mapping[str, Any]
+    """The credential as the engine returned it (``username``/``password``, a certificate...)."""
+    lease_id: str | None = None
+    """The lease to renew and revoke; None where the engine gives none (static roles, PKI
+    without ``generate_lease``)."""
+    ttl: float | None = None
+    """Seconds from now until the credential stops working (a lease's duration, a certificate's
+    expiry) or, where ``rotated``, until the backend replaces it; None: it does not expire."""
+    renewable: bool = False
+    """``renew`` can extend the lease."""
+    rotated: bool = False
+    """The backend itself replaces the credential every ``ttl`` (a database static role): the
+    store reads it again once ``ttl`` ran out, and reports a change only if ``data`` differs."""
+    volatile: frozenset[str] = frozenset()
+    """Keys of ``data`` that differ on every read (a static role's ``ttl``): not a new credential."""
+
+    def __repr__(self) -> str:
+        return (f"Issued(lease={'yes' if self.lease_id else 'no'}, ttl={self.ttl!r}, renewable={self.renewable!r}, "
+                f"rotated={self.rotated!r}, data=***)")
+
+
+@runtime_checkable
+class Leases(Protocol):
+    """Dynamic credentials (Vault's database and PKI engines): issue, renew, revoke. The store
+    keeps each lease alive in the background (``secretkit.leases``); without this Protocol
+    ``store.lease`` is ``NotSupportedError`` before any I/O. ``path`` is the engine's own path
+    (``database/creds/app``), whatever mount or folder the store's secrets live in."""
+
+    def issue(self, path: str, params: Mapping[str, Any] | None) -> Issued:
+        """A new credential: read ``path`` when ``params`` is None, else write ``params`` to it
+        (engines that issue on write, such as PKI). ``NotFoundError``/``InvalidArgumentError``
+        for an unknown role, as the backend reports it."""
+        ...
+
+    def renew(self, lease_id: str, increment: float) -> float:
+        """Extend the lease by ``increment`` seconds from now; returns the seconds granted (less
+        than asked once the lease nears its maximum TTL). A lease that expired, was revoked or is
+        not renewable raises a non-transient error (the store then issues a new credential)."""
+        ...
+
+    def revoke(self, lease_id: str) -> None:
+        """End the lease now (the backend drops the credential); a lease already gone is no error."""
+        ...
+
+
 #: Every optional capability. A driver declares the ones it implements as a class attribute,
 #: ``protocols = (VersionProbe, NativeStages)``: the store still detects each by its methods,
 #: and ``secretkit.testing``'s conformance suite fails when the declaration and the methods
 #: disagree (a misspelt ``read_many`` would otherwise turn the batch read into a silent loop).
 OPTIONAL_PROTOCOLS: tuple[type, ...] = (
     BatchReader, VersionProbe, NativeStages, History, RotationSettings, ChangeStream, ValueLimits, SdkClient,
+    Leases,
 )
 
 
