@@ -61,8 +61,9 @@ def sessions_of(db: DatabaseEngine, user: str) -> int:
 
 
 def test_new_connections_use_the_new_user_while_pooled_ones_drain(
-    db: DatabaseEngine, store: SecretStore, example: ModuleType
+    bao_database: DatabaseEngine, store: SecretStore, example: ModuleType
 ) -> None:
+    db = bao_database
     creds = db.dynamic_role(default_ttl=2, max_ttl=4)
     with store.lease(creds) as lease:
         engine = example.lease_engine(lease, database_url(db))
@@ -89,7 +90,8 @@ def test_new_connections_use_the_new_user_while_pooled_ones_drain(
     assert db.usernames_of(creds) == set()  # closing the lease revoked the new user; the grace, the old
 
 
-def test_the_example_runs_as_a_script(db: DatabaseEngine, bao: openbao.OpenBaoServer) -> None:
+def test_the_example_runs_as_a_script(bao_database: DatabaseEngine, bao: openbao.OpenBaoServer) -> None:
+    db = bao_database
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECRETKIT_", "VAULT_"))}
     env.update(PYTHONPATH=str(ROOT), VAULT_URL=bao.url(), VAULT_TOKEN=bao.root_token,
                LEASE_PATH=db.dynamic_role(default_ttl=2, max_ttl=4), DATABASE_URL=database_url(db))

@@ -193,7 +193,7 @@ def test_the_async_form(bao: openbao.OpenBaoServer, db: DatabaseEngine) -> None:
             lease = await astore.lease(creds)
             user = lease["username"]
             assert await asyncio.to_thread(db.postgres.login, user, lease["password"]) == user
-            lease.close()
+            await lease.aclose()
             assert user not in await asyncio.to_thread(db.postgres.roles)
 
             changed = asyncio.Event()
