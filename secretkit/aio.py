@@ -38,7 +38,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +47,8 @@ from secretkit.aio_watch import AsyncWatch
 from secretkit.audit import AuditHook
 from secretkit.drivers.base import Capabilities, Driver
 from secretkit.entries import CacheStats
+from secretkit.lease_keeper import check_lease_request
+from secretkit.leases import AsyncLeasing, Lease
 from secretkit.errors import DeadlineExceededError, InvalidArgumentError, NotFoundError
 from secretkit.names import NameRules
 from secretkit.policies import CachePolicy, StoreOptions
@@ -352,6 +354,17 @@ class AsyncSecretStore:
         watch = AsyncWatch(self, name, float(interval))
         self._watches.add(watch)
         return watch
+
+    def lease(self, path: str, *, params: Mapping[str, Any] | None = None) -> AsyncLeasing:
+        """``await store.lease(path)`` or ``async with store.lease(path) as creds``: the sync
+        store's ``lease`` issued in the pool (see docs/leases.md); ``on_change`` takes async callbacks."""
+        store = self._store
+
+        async def issue() -> Lease:
+            check_lease_request(store, path, params)  # before any I/O, as the sync store does
+            return await self._call(lambda: store.lease(path, params=params), name=path)
+
+        return AsyncLeasing(issue)
 
     # -- closing -----------------------------------------------------------------------
 

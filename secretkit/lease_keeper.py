@@ -156,6 +156,11 @@ class LeaseKeeper:
         self._debug("issued", lease, held.issued)
         self._start()
 
+    @property
+    def has_worker(self) -> bool:
+        """The worker thread was started (by the first lease)."""
+        return self._thread is not None
+
     def add_callback(self, lease: Kept, callback: Callback) -> None:
         with self._lock:
             self._callbacks.setdefault(lease, []).append(callback)
@@ -331,7 +336,8 @@ class LeaseKeeper:
                     wait = min(wait, (held.expires - now) / 2)  # leave time for another try before the end
                 held.due = now + max(wait, MIN_RETRY)
                 again = False
-        log = _log.debug if again else _log.warning
+        # the first failure of a run is a warning, the retries that follow are at DEBUG (an outage would flood the log)
+        log = _log.warning if held.failures == 1 and not again else _log.debug
         log("secretkit: %s the lease of %s on %s failed (%s: %s); %s", "renewing" if renewing else "issuing",
             lease.path, self.backend, exc.code.value, exc.message,
             "issuing a new credential" if again else f"trying again in {held.due - now:.2f}s")

@@ -31,6 +31,7 @@ from secretkit.drivers.base import (
     ConflictError,
     ErrorCode,
     History,
+    Leases,
     NotFoundError,
     NotSupportedError,
     Record,
@@ -71,7 +72,7 @@ KV2_CAPABILITIES = Capabilities(
 class KV2Driver(VaultDriverBase):
     """KV v2 (see the module docstring for the wire calls)."""
 
-    protocols = (VersionProbe, History, RotationSettings, ValueLimits, SdkClient)
+    protocols = (VersionProbe, History, RotationSettings, ValueLimits, SdkClient, Leases)
     capabilities = KV2_CAPABILITIES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -155,6 +155,11 @@ def cas_mismatch(exc: BaseException) -> bool:
     return _says(exc, hx.InvalidRequest, "check-and-set parameter did not match")
 
 
+def unknown_role(exc: BaseException) -> bool:
+    """A secrets engine's "unknown role" (a 400 on the database and PKI engines, not a 404)."""
+    return _says(exc, hx.InvalidRequest, "unknown role")
+
+
 def acl_denied(exc: BaseException) -> bool:
     """A 403 from the ACL check (Vault wraps it: "1 error occurred: * permission denied"), which
     a live token gets; a dead or unknown token gets a bare "permission denied"."""

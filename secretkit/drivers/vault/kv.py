@@ -11,12 +11,13 @@ from secretkit.drivers.base import Capabilities, Classified, InvalidArgumentErro
 from secretkit.drivers.vault import codec
 from secretkit.drivers.vault.auth import TokenKeeper
 from secretkit.drivers.vault.errors import classify
+from secretkit.drivers.vault.leases import VaultLeases
 
 T = TypeVar("T")
 
 
-class VaultDriverBase:
-    """One KV mount (and folder) of one server."""
+class VaultDriverBase(VaultLeases):
+    """One KV mount (and folder) of one server; dynamic credentials of any engine (``VaultLeases``)."""
 
     backend = codec.BACKEND
     capabilities: Capabilities

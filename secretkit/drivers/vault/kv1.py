@@ -13,6 +13,7 @@ import hvac.exceptions as hx
 
 from secretkit.drivers.base import (
     Capabilities,
+    Leases,
     NotFoundError,
     NotSupportedError,
     Record,
@@ -39,7 +40,7 @@ KV1_CAPABILITIES = Capabilities(
 class KV1Driver(VaultDriverBase):
     """KV v1 (``GET``/``PUT``/``DELETE``/``LIST`` on ``<mount>/<path>``)."""
 
-    protocols = (ValueLimits, SdkClient)
+    protocols = (ValueLimits, SdkClient, Leases)
     capabilities = KV1_CAPABILITIES
     empty_map_ok = False
 
