@@ -2,7 +2,7 @@
 connections log in as the new user while the pooled ones drain (idle ones closed at once, the one
 in use finishing with the old user), and docs/leases.md quotes the example as it is.
 
-The role re-issues fast (TTL 2 s, max TTL 4 s: the second renewal falls short about 3 s in).
+The roles re-issue fast: TTL 3 s and max TTL 6 s, or TTL 2 s and max TTL 4 s for the script.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +22,6 @@ import pytest
 import sqlalchemy
 
 import secretkit
-from secretkit.store import SecretStore
 from tests.doubles import openbao
 from tests.doubles.openbao_database import DatabaseEngine
 
@@ -43,14 +43,15 @@ def example() -> ModuleType:
     return module
 
 
-@pytest.fixture
-def store(bao: openbao.OpenBaoServer) -> Iterator[SecretStore]:
-    with secretkit.open(bao.url(), token=bao.root_token) as s:
-        yield s
-
-
 def database_url(db: DatabaseEngine) -> str:
     return f"postgresql+psycopg://{db.postgres.host}:{db.postgres.port}/postgres?sslmode=disable"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.02)
 
 
 def sessions_of(db: DatabaseEngine, user: str) -> int:
@@ -61,11 +62,13 @@ def sessions_of(db: DatabaseEngine, user: str) -> int:
 
 
 def test_new_connections_use_the_new_user_while_pooled_ones_drain(
-    bao_database: DatabaseEngine, store: SecretStore, example: ModuleType
+    bao: openbao.OpenBaoServer, bao_database: DatabaseEngine, example: ModuleType
 ) -> None:
     db = bao_database
-    creds = db.dynamic_role(default_ttl=2, max_ttl=4)
-    with store.lease(creds) as lease:
+    # re-issued about 4 s in (the second renewal falls short); the old user then has until its
+    # max TTL, 2 s on: the grace (a third of 3 s) ends before that
+    creds = db.dynamic_role(default_ttl=3, max_ttl=6)
+    with secretkit.open(bao.url(), token=bao.root_token) as store, store.lease(creds) as lease:
         engine = example.lease_engine(lease, database_url(db))
         changed = threading.Event()
         lease.on_change(lambda _lease: changed.set())
@@ -76,18 +79,19 @@ def test_new_connections_use_the_new_user_while_pooled_ones_drain(
         assert engine.pool.checkedin() == 1 and sessions_of(db, old) == 2
 
         assert changed.wait(10), "no re-issue"
-        assert engine.pool.checkedin() == 0  # the idle pooled connection was closed at once
+        wait_for(lambda: sessions_of(db, old) == 1, "the idle pooled connection closed at the re-issue")
         new = example.current_user(engine)
         assert new == lease["username"] != old
         # the connection in use finishes its work with the old user (still within the grace)
         assert held.execute(sqlalchemy.text("select current_user")).scalar_one() == old
-        held.close()  # returned to the disposed pool: not reused
-        assert example.current_user(engine) == new
+        held.close()  # returned to the disposed pool: closed, not reused
+        wait_for(lambda: sessions_of(db, old) == 0, "the old user's last connection closed once returned")
         assert all(example.current_user(engine) == new for _ in range(3))
+        wait_for(lambda: old not in db.usernames_of(creds), "the old user dropped after the grace", 3)
+        assert example.current_user(engine) == new
         engine.dispose()
-        del held
-    assert sessions_of(db, new) == 0
-    assert db.usernames_of(creds) == set()  # closing the lease revoked the new user; the grace, the old
+    wait_for(lambda: sessions_of(db, new) == 0, "the new user's connections closed")
+    assert db.usernames_of(creds) == set()  # closing the lease revoked both users
 
 
 def test_the_example_runs_as_a_script(bao_database: DatabaseEngine, bao: openbao.OpenBaoServer) -> None:

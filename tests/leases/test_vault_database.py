@@ -143,23 +143,24 @@ def test_renewal_reissue_and_grace_through_a_login_probe(db: DatabaseEngine, cre
     lease.on_change(lambda changed: changes.append((changed["username"], changed.lease_id)))
     probe = Probe(db, lease)
     try:
-        renewed = wait_for(lambda: (db.lookup(first_id) or {}).get("last_renewal"), TTL, "a renewal of the lease")
-        assert renewed is not None and lease.expires_at is not None and lease.expires_at > first_expiry
+        wait_for(lambda: (db.lookup(first_id) or {}).get("last_renewal"), TTL, "OpenBao records a renewal")
+        wait_for(lambda: (lease.expires_at or first_expiry) > first_expiry + timedelta(seconds=1), 1,
+                 "expires_at advanced by the renewal")
         assert lease["username"] == first_user  # a renewal keeps the credential
 
         wait_for(lambda: len(changes) >= 2, 2.5 * MAX_TTL, "two re-issues")
-        users = [first_user] + [user for user, _ in changes]
-        ids = [first_id] + [lease_id for _, lease_id in changes]
+        users = [first_user] + [user for user, _ in changes[:2]]
+        ids = [first_id] + [lease_id for _, lease_id in changes[:2]]
         assert len(set(users)) == 3 and len(set(ids)) == 3
         # each replaced lease is gone after its grace: revoked in OpenBao, its role dropped
         wait_for(lambda: not {first_user, users[1]} & db.postgres.roles(), 3, "the replaced roles dropped")
         assert db.lookup(first_id) is None and db.lookup(ids[1] or "") is None
-        assert db.lease_ids(creds) == [lease.lease_id] == [ids[2]]
+        assert db.lease_ids(creds) == [lease.lease_id]
     finally:
         probe.stop()
         lease.close()
     assert probe.failures == []
-    assert len(probe.logins) > 2 * MAX_TTL / 0.15 * 0.7
+    assert len(probe.logins) >= 30
     assert set(users) <= set(probe.logins)  # the probe used every credential, each while it was current
 
 
@@ -175,8 +176,7 @@ def test_a_static_role_rotation_is_noticed(db: DatabaseEngine, store: SecretStor
     wait_for(lambda: seen, 12, "on_change after the rotation")
     new = lease["password"]
     assert new != old and seen[0] != old and lease["username"] == user
-    assert db.postgres.login(user, new) == user
-    assert new == db.root.read(static)["data"]["password"] or len(seen) > 1  # OpenBao's, unless it rotated again
+    assert db.postgres.login(user, new) == user  # OpenBao's password now (the next rotation is ~5 s away)
     with pytest.raises(psycopg.OperationalError):
         db.postgres.login(user, old)
     lease.close()  # nothing to revoke: the role and its user stay
