@@ -68,9 +68,9 @@ _LAZY = {
 #: secretkit.rotation.RotationError`` clause before any rotation ran), loaded on first use.
 _SUBMODULES = frozenset({
     "aio", "aio_pool", "aio_watch", "attempts", "audit", "aws_lambda", "background", "cache", "calls", "checks", "cli",
-    "config", "deadline", "drivers", "entries", "flight", "generate", "layered", "leases", "names", "policies", "redact",
+    "config", "deadline", "drivers", "entries", "flight", "generate", "layered", "names", "policies", "redact",
     "references", "registry", "retry", "rotation", "run", "seam", "settings", "stages", "store", "testing", "url",
-    "watch",
+    "watch", "leases",
 })
 
 

@@ -21,7 +21,6 @@ keeper keeps trying (at ``max_backoff``), so it recovers without the application
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
@@ -29,12 +28,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from secretkit.drivers.base import Driver, Issued, Leases
 from secretkit.errors import InvalidArgumentError, NotSupportedError, SecretError
 from secretkit.forking import at_fork
 from secretkit.policies import StoreOptions
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -405,6 +407,8 @@ def _call_back(callback: Callback, lease: Kept) -> None:
     function, loop = callback
     try:
         if loop is not None:
+            import asyncio  # a loop was given: asyncio is loaded already
+
             future = asyncio.run_coroutine_threadsafe(function(lease), loop)
             future.add_done_callback(lambda f: _report(f.exception(), lease) if not f.cancelled() else None)
             return

@@ -13,7 +13,6 @@ is logged at DEBUG only.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -144,6 +143,8 @@ class Lease:
             raise InvalidArgumentError("on_change takes a callable", name=self.path, backend=self.backend)
         loop = None
         if inspect.iscoroutinefunction(callback):
+            import asyncio  # only for async callbacks: ``import secretkit`` loads no asyncio
+
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -160,6 +161,8 @@ class Lease:
 
     async def aclose(self) -> None:
         """``close`` from asyncio code (the revocation runs in a thread)."""
+        import asyncio
+
         await asyncio.to_thread(self.close)
 
     def __enter__(self) -> Lease:
@@ -172,7 +175,8 @@ class Lease:
         state = "closed" if self._closed else "open"
         expires = self.expires_at
         when = expires.isoformat(timespec="seconds") if expires is not None else None
-        return f"Lease(path={self.path!r}, backend={self.backend!r}, {state}, renewable={self.renewable}, expires_at={when})"
+        return (f"Lease(path={self.path!r}, backend={self.backend!r}, {state}, renewable={self.renewable}, "
+                f"expires_at={when})")
 
     __str__ = __repr__
 

@@ -74,7 +74,8 @@ class LeaseControl:
         self._keeper.run_due()
 
     def outage(self, on: bool = True) -> None:
-        """Make every call of the fake engine fail with ``UnavailableError`` (a transient error) until ``outage(False)``."""
+        """Make every call of the fake engine fail with ``UnavailableError`` (a transient error)
+        until ``outage(False)``."""
         self.engine.outage = on
 
     def rotate(self, path: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import secretkit
-from secretkit.drivers.base import BatchReader, NativeStages, Record, VersionProbe
+from secretkit.drivers.base import BatchReader, Leases, NativeStages, Record, VersionProbe
 from secretkit.drivers.memory import MemoryDriver
 from secretkit.errors import SecretError
 from secretkit.secret import Value, VersionInfo
@@ -22,7 +22,7 @@ from secretkit.testing.spy import CountingDriver
 class MisspeltBatch(MemoryDriver):
     """Means to read in batches, but the method's name is wrong."""
 
-    protocols = (VersionProbe, NativeStages, BatchReader)
+    protocols = (VersionProbe, NativeStages, Leases, BatchReader)
 
     def read_manny(self, names: Sequence[str]) -> dict[str, Record | SecretError]:
         return {name: self.read(name) for name in names}
@@ -74,7 +74,7 @@ def test_a_parameter_the_store_passes_by_keyword_must_be_there() -> None:
 
 def test_a_declaration_of_something_else_is_refused() -> None:
     class Odd(MemoryDriver):
-        protocols = (VersionProbe, NativeStages, dict)  # type: ignore[assignment]
+        protocols = (VersionProbe, NativeStages, Leases, dict)  # type: ignore[assignment]
 
     assert protocol_problems(Odd()) == [
         "Odd.protocols lists <class 'dict'>, which is not an optional Protocol of secretkit.drivers.base"

@@ -4,11 +4,13 @@ The path is the engine's own, outside the store's KV mount (reference §7):
 
 | call | request | reply read |
 |---|---|---|
-| ``issue(path, None)`` | ``GET /v1/PATH`` (``database/creds/ROLE``, ``database/static-creds/ROLE``) | envelope ``lease_id``, ``lease_duration``, ``renewable``, ``data`` |
-| ``issue(path, params)`` | ``POST /v1/PATH`` with ``params`` (``pki/issue/ROLE``) | as above; PKI without ``generate_lease``: ``lease_id ""`` and ``data.expiration`` |
-| ``renew(id, s)`` | ``PUT /v1/sys/leases/renew {"lease_id", "increment": s}`` | ``lease_duration``: granted, counted from now (capped at the max TTL) |
+| ``issue(path, None)`` | ``GET /v1/PATH`` (``database/creds/ROLE``, ``.../static-creds/ROLE``) | the envelope |
+| ``issue(path, params)`` | ``POST /v1/PATH`` with ``params`` (``pki/issue/ROLE``) | the envelope |
+| ``renew(id, s)`` | ``PUT /v1/sys/leases/renew {"lease_id", "increment": s}`` | ``lease_duration``: granted from now |
 | ``revoke(id)`` | ``PUT /v1/sys/leases/revoke {"lease_id"}`` | 204, also for a lease already gone |
 
+The envelope: ``lease_id``, ``lease_duration``, ``renewable``, ``data``; PKI without
+``generate_lease`` answers ``lease_id ""`` and ``data.expiration`` (the certificate's notAfter).
 A static role's reply has ``lease_id ""`` and ``data.ttl`` (seconds until Vault rotates it):
 ``rotated``, so the store reads it again then. Unknown roles are a 400 ``unknown role`` on
 every engine: ``NotFoundError``. Renewing an expired lease is a 400 ``lease not found``, a
