@@ -103,7 +103,8 @@ class PostgresServer:
             # fsync off: a test cluster is thrown away, and a slow disk must not slow the suite
             options = (f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.dir}"
                        " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "60", "start")
+            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "60",
+                      "start")
         except BaseException:
             self.stop()
             raise
