@@ -67,6 +67,10 @@ class DatabaseEngine:
         self.root.secrets.database.rotate_static_role_credentials(
             static_path.rsplit("/", 1)[1], mount_point=self.mount)
 
+    def drop_static_role(self, static_path: str) -> None:
+        """Stop rotating (delete the static role); its database user stays."""
+        self.root.secrets.database.delete_static_role(static_path.rsplit("/", 1)[1], mount_point=self.mount)
+
     def usernames_of(self, creds_path: str) -> set[str]:
         """The database roles that exist now for the dynamic role at ``creds_path``."""
         return self.postgres.roles(f"v-token-{creds_path.rsplit('/', 1)[1][:8]}-")
