@@ -54,3 +54,22 @@ def bao() -> Iterator[Any]:
 
     yield openbao.shared()
     openbao.release()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL server (tests/doubles/postgres.py) shared by every test module that asks;
+    skipped, with the reason, where PostgreSQL is not installed."""
+    from tests.doubles import postgres as pg
+
+    yield pg.shared()
+    pg.release()
+
+
+@pytest.fixture(scope="session")
+def bao_database(bao: Any, postgres: Any) -> Any:
+    """The shared OpenBao server's ``database`` engine, connected to the shared PostgreSQL
+    (tests/doubles/openbao_database.py); each test makes its own roles on it."""
+    from tests.doubles import openbao_database
+
+    return openbao_database.configure(bao, postgres)

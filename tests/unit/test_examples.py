@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+#: Examples that need servers of their own, run by their own suites instead.
+ELSEWHERE = {"leases_sqlalchemy.py": "tests/leases/test_leases_sqlalchemy.py"}
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name not in ELSEWHERE)
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -20,6 +22,12 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "OK" in done.stdout
+
+
+def test_examples_run_elsewhere_are_run_there() -> None:
+    for script, suite in ELSEWHERE.items():
+        assert (ROOT / "examples" / script).exists(), f"{script} is gone: drop it from ELSEWHERE"
+        assert script in (ROOT / suite).read_text(), f"{suite} does not run {script}"
 
 
 def test_the_quickstart_never_writes_into_your_own_store(tmp_path: Path) -> None:
