@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from secretkit import forking
 from secretkit.changes import spec as _spec
-from secretkit.changes.source import ChangeEvent, ChangeSource, Delivery, SourceContext, SourceFactory
+from secretkit.changes.source import ChangeEvent, ChangeSource, Delivery, EventsLost, SourceContext, SourceFactory
 from secretkit.drivers.base import ChangeEvents
 from secretkit.entries import CacheStats, name_of
 from secretkit.observer import NO_OBSERVER, Observer
@@ -205,6 +205,10 @@ class Consumer:
                 if deliveries:
                     source.ack(deliveries)
                 self.failures = 0
+            except EventsLost as exc:
+                _log.warning("secretkit: %s may have missed change events (%s); its cache is dropped",
+                             self.context.backend, _short(exc))
+                self._forget()
             except Exception as exc:  # noqa: BLE001 - the queue is unreachable (or the source broke): back off, retry
                 if stop.is_set():  # close() released the source under a running pull
                     return
@@ -226,13 +230,17 @@ class Consumer:
             self._source = source
         # Entries loaded before the source listened may have missed a change: drop them once;
         # and let every watch check once, for the same reason.
+        self._forget()
+        self.ready.set()
+        _log.info("secretkit: %s hears changes from %s", self.context.backend, self._safe_description())
+        return source
+
+    def _forget(self) -> None:
+        """Drop every cached entry and wake every watch: changes may have been missed."""
         if self.cache is not None:
             self.cache.clear()
         for listener in list(self._listeners):
             listener.wake()
-        self.ready.set()
-        _log.info("secretkit: %s hears changes from %s", self.context.backend, self._safe_description())
-        return source
 
     def _safe_description(self) -> str:
         source = self._source

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from secretkit.changes.gcp_events import parse
-from secretkit.changes.source import Delivery, SourceContext
+from secretkit.changes.source import Delivery, EventsLost, SourceContext
 from secretkit.errors import ConfigError
 
 __all__ = ["ACK_DEADLINE", "EXPIRATION_TTL", "MAX_MESSAGES", "PubSubSource", "open_pubsub"]
@@ -155,9 +155,10 @@ class PubSubSource:
                 return ()  # nothing arrived within the wait
             if code == grpc.StatusCode.NOT_FOUND and self.topic is not None:
                 # Ours expired (a day without pulls) or was deleted: make it again. The changes
-                # published meanwhile are lost, so the cache cannot be trusted: raising makes the
-                # consumer count a failure (and entries keep their TTL as the safety net).
+                # published meanwhile are lost, so the cache cannot be trusted: EventsLost makes
+                # the consumer drop it (the next read of each secret goes to the backend once).
                 self._create()
+                raise EventsLost(f"{self.subscription} was made anew") from None
             raise gexc.from_grpc_error(exc) from None  # type: ignore[no-untyped-call]
         finally:
             self._inflight = None

@@ -81,6 +81,14 @@ class Delivery:
     body: str | None = field(default=None, repr=False)
 
 
+class EventsLost(Exception):
+    """Raised by ``ChangeSource.pull`` when the source knows it missed changes (its subscription
+    expired and was made anew, so what was published in between never reached it). The consumer
+    then drops the whole cache and wakes every watch, as it does when it first starts listening:
+    the next read of each secret goes to the backend once instead of serving a value that may be
+    a TTL (an hour) old."""
+
+
 @runtime_checkable
 class ChangeSource(Protocol):
     """A queue of change announcements, used by one consumer thread (see the module docstring)."""
@@ -94,7 +102,8 @@ class ChangeSource(Protocol):
         ...
 
     def pull(self, timeout: float) -> Sequence[Delivery]:
-        """The messages that arrive within ``timeout`` seconds (long polling), possibly none."""
+        """The messages that arrive within ``timeout`` seconds (long polling), possibly none;
+        ``EventsLost`` when the source knows changes were missed."""
         ...
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:

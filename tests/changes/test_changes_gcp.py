@@ -372,6 +372,20 @@ def test_an_expired_subscription_is_made_again(
     assert _reads(secrets) - before == 1
 
 
+def test_changes_missed_while_the_subscription_was_gone_are_not_served_from_the_cache(
+        store: SecretStore, raw: Any, env: double.RunningDouble, topic: str) -> None:
+    """Events published while our subscription did not exist never arrive: when the source makes
+    it again, the store drops its cache rather than serve a value up to an hour old."""
+    name = _secret(raw)
+    assert _text(store, name) == "v1"
+    _listening(store)
+    assert _text(store, name) == "v1"  # cached, with an hour's TTL
+    (sub,) = env.model.expire_idle(time.time() + 2 * 86400)
+    _change(raw, name, b"v2")  # its notification is lost: nothing is published to a missing subscription
+    _until(lambda: env.model.subscriptions(topic) == [sub], within=5)
+    _until(lambda: _text(store, name) == "v2", within=5)
+
+
 def test_watch_is_driven_by_events(store: SecretStore, raw: Any, notify: Callable[..., None]) -> None:
     name = _secret(raw)
     _text(store, name)
