@@ -146,11 +146,12 @@ class AzureKeyVaultDriver:
         text, content_type, tags = codec.next_properties(
             value, name, stored, getattr(current, "content_type", None), getattr(current, "tags", None)
         )
-        props = self.client.set_secret(
+        written = self.client.set_secret(
             stored, text, content_type=content_type, tags=tags,
             not_before=getattr(current, "not_before", None), expires_on=getattr(current, "expires_on", None),
             **self._kw(),
         )
+        props = written.properties
         return VersionInfo(name, props.version or "", props.created_on, _CURRENT)
 
     def _current_properties(self, stored: str) -> Any:
@@ -211,5 +212,7 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> A
     if client is not None:
         return AzureKeyVaultDriver(client, timeout=opts.timeout)
     vault = vault_url(url, opts)
+    if opts.credential is not None:  # the user's: used, never closed
+        return AzureKeyVaultDriver(make_client(vault, opts, opts.credential), timeout=opts.timeout, owns_client=True)
     cred = credential(opts)
     return AzureKeyVaultDriver(make_client(vault, opts, cred), timeout=opts.timeout, credential=cred, owns_client=True)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class Options(BaseModel):
     """Options of the azure-kv:// store (URL query, config file or keyword arguments)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     vault_url: str | None = Field(
         None, description="the vault's full URL (https://NAME.vault.azure.net); instead of azure-kv://NAME"
+    )
+    credential: Any = Field(
+        None, description="a ready azure-core TokenCredential (keyword argument only); the store does not close it"
     )
     tenant_id: str | None = Field(None, description="service principal tenant (with client_id and client_secret)")
     client_id: str | None = Field(
