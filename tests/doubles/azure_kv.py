@@ -231,7 +231,9 @@ class AzureKeyVaultDouble:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> AzureKeyVaultDouble:
-        self._listen()
+        """Listen (once: ``with start(...)`` does not start a second listener)."""
+        if self._server is None and self._down is None:
+            self._listen()
         return self
 
     def _listen(self) -> None:
