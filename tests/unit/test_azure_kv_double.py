@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
@@ -308,6 +309,24 @@ def test_429_with_retry_after_is_waited_out_by_the_sdk(kv: AzureKeyVaultDouble, 
     answer = raw(kv, "GET", "/secrets?api-version=7.5")
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "2"
     assert answer.json()["error"]["code"] == "Throttled"
+
+
+def test_injected_errors_and_delays(kv: AzureKeyVaultDouble) -> None:
+    with kv.client(retry_total=0) as c:
+        c.set_secret("n", "v")
+        kv.fail_next(500, "InternalServerError", "boom")
+        with pytest.raises(HttpResponseError) as caught:
+            c.get_secret("n")
+        assert (caught.value.status_code, caught.value.error.code) == (500, "InternalServerError")
+        kv.delay_next(0.3)
+        started = time.monotonic()
+        c.set_secret("n", "v2")
+        assert time.monotonic() - started >= 0.3
+    with kv.client(retry_total=0, connection_timeout=5, read_timeout=0.1) as c:
+        kv.delay_next(0.5)
+        with pytest.raises(ServiceResponseError, match="timed out"):
+            c.set_secret("n", "v3")  # acted on, answer lost to the client's deadline
+    assert kv.model.versions("n")[-1].value == "v3"
 
 
 def test_503_until_available(kv: AzureKeyVaultDouble) -> None:
