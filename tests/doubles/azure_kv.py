@@ -15,7 +15,9 @@ What the SDK sees, as Key Vault does it (backends.md §11):
   tenant and resends with the token. A wrong token is 401 with the same header. **Loopback
   needs** ``verify_challenge_resource=False``: by default the SDK wants the vault host to be a
   subdomain of the challenge's resource (``*.vault.azure.net``), which ``127.0.0.1`` is not.
-  ``client_kwargs()`` gives exactly what a client (or a driver under test) must pass. The
+  ``client_kwargs()`` gives exactly what a client (or a driver under test) must pass; code
+  that builds its own ``SecretClient(vault_url, credential)`` with no kwargs (pydantic-settings'
+  ``AzureKeyVaultSettingsSource._load_env_vars``) must be given a client built with them. The
   SDK caches the challenge per host:port for the whole process (``ChallengeCache``), so only
   a process's first client for a double sees the 401.
 * ``api-version`` is required on every request, from the versions azure-keyvault-secrets 4.12
