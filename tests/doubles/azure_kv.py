@@ -15,7 +15,9 @@ What the SDK sees, as Key Vault does it (backends.md §11):
   tenant and resends with the token. A wrong token is 401 with the same header. **Loopback
   needs** ``verify_challenge_resource=False``: by default the SDK wants the vault host to be a
   subdomain of the challenge's resource (``*.vault.azure.net``), which ``127.0.0.1`` is not.
-  ``client_kwargs()`` gives exactly what a client (or a driver under test) must pass. The
+  ``client_kwargs()`` gives exactly what a client (or a driver under test) must pass; code
+  that builds its own ``SecretClient(vault_url, credential)`` with no kwargs (pydantic-settings'
+  ``AzureKeyVaultSettingsSource._load_env_vars``) must be given a client built with them. The
   SDK caches the challenge per host:port for the whole process (``ChallengeCache``), so only
   a process's first client for a double sees the 401.
 * ``api-version`` is required on every request, from the versions azure-keyvault-secrets 4.12
@@ -28,7 +30,8 @@ What the SDK sees, as Key Vault does it (backends.md §11):
 
 Test switches: ``throttle(n, retry_after=1)`` answers the next ``n`` requests with 429
 Throttled and ``Retry-After`` (azure-core's retry policy waits it out and retries, even a
-POST); ``unavailable("503")`` answers every request 503 ServiceUnavailable (without
+POST); ``fail_next(status, code, ...)`` answers the next requests with any Key Vault error;
+``delay_next(seconds, n)`` holds the next answers (after acting on the requests); ``unavailable("503")`` answers every request 503 ServiceUnavailable (without
 ``Retry-After``: give the client ``retry_total=0`` to fail fast) and ``unavailable("refuse")``
 closes the listener and every open connection so connects are refused, until
 ``available()``. ``log`` records (method, path, query, status, authorized) of every request
@@ -222,7 +225,8 @@ class AzureKeyVaultDouble:
         self._tls.load_cert_chain(server_pem)
         self._lock = threading.Lock()
         self._log: list[Call] = []
-        self._throttle, self._retry_after = 0, "1"
+        self._faults: list[KvError] = []
+        self._delays: list[float] = []
         self._down: str | None = None
         self._connections: set[Any] = set()
         self._server: _Server | None = None
@@ -231,7 +235,9 @@ class AzureKeyVaultDouble:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> AzureKeyVaultDouble:
-        self._listen()
+        """Listen (once: ``with start(...)`` does not start a second listener)."""
+        if self._server is None and self._down is None:
+            self._listen()
         return self
 
     def _listen(self) -> None:
@@ -268,7 +274,8 @@ class AzureKeyVaultDouble:
         self.model.reset()
         with self._lock:
             self._log.clear()
-            self._throttle = 0
+            self._faults.clear()
+            self._delays.clear()
 
     # -- what tests use ---------------------------------------------------------------------
 
@@ -313,8 +320,23 @@ class AzureKeyVaultDouble:
     def throttle(self, count: int, retry_after: float = 1) -> None:
         """Answer the next ``count`` requests 429 Throttled with ``Retry-After: retry_after``
         (the service sends whole seconds; a fraction keeps tests fast and azure-core accepts it)."""
+        # [unverified: the service's exact code and message for throttling]
+        self.fail_next(429, "Throttled", "Request was not processed because too many requests were received. "
+                       "Reason: A generic throttling reason", count, {"Retry-After": f"{retry_after:g}"})
+
+    def fail_next(self, status: int, code: str, message: str = "Injected fault.", count: int = 1,
+                  headers: dict[str, str] | None = None, inner: str | None = None) -> None:
+        """Answer the next ``count`` requests (whatever they are, before authentication) with
+        this Key Vault error, e.g. ``fail_next(500, "InternalServerError")``; a FaultProxy cannot
+        pick requests out of TLS, this can."""
         with self._lock:
-            self._throttle, self._retry_after = count, f"{retry_after:g}"
+            self._faults.extend(KvError(status, code, message, inner, dict(headers or {})) for _ in range(count))
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Hold the answers to the next ``count`` requests for ``seconds`` (the request is acted on
+        first, like a slow service), for deadline tests."""
+        with self._lock:
+            self._delays.extend([seconds] * count)
 
     def unavailable(self, mode: str = "503") -> None:
         """``"503"``: every request is 503 ServiceUnavailable; ``"refuse"``: nothing listens."""
@@ -354,20 +376,19 @@ class AzureKeyVaultDouble:
             status, doc, headers = e.status, e.body(), e.headers
         with self._lock:
             self._log.append(Call(h.command, path, query, status, authorized))
+            delay = self._delays.pop(0) if self._delays else 0.0
+        if delay:
+            time.sleep(delay)
         h.answer(status, doc, headers)
 
     def _gate(self, authorization: str | None, query: dict[str, str]) -> None:
         with self._lock:
             down = self._down
-            throttled = self._throttle > 0
-            if throttled:
-                self._throttle -= 1
+            fault = self._faults.pop(0) if self._faults else None
         if down:
             raise KvError(503, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
-        if throttled:
-            # [unverified: the service's exact code and message for throttling]
-            raise KvError(429, "Throttled", "Request was not processed because too many requests were received. "
-                          "Reason: A generic throttling reason", headers={"Retry-After": self._retry_after})
+        if fault:
+            raise fault
         if authorization != f"Bearer {self.token}":
             challenge = f'Bearer authorization="https://login.microsoftonline.com/{self.tenant}", resource="{self.resource}"'
             message = ("AKV10000: Request is missing a Bearer or PoP token." if not authorization

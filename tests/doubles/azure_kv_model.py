@@ -126,7 +126,9 @@ class VaultModel:
                  clock: Callable[[], float] = time.time) -> None:
         self.soft_delete = soft_delete
         self.recovery_level = recovery_level if soft_delete else "Purgeable"
-        self.clock = clock
+        #: unix time for ``created``/``updated``; whole seconds on the wire as in the service, so
+        #: versions made within one second tie: a test needing an order sets a clock of its own
+        self.clock = self._clock = clock
         self.delete_delay = 0.0
         self.recover_delay = 0.0
         self._lock = threading.RLock()
@@ -139,6 +141,7 @@ class VaultModel:
             self._live.clear()
             self._deleted.clear()
             self.delete_delay = self.recover_delay = 0.0
+            self.clock = self._clock
 
     # -- helpers ---------------------------------------------------------------------------
 
