@@ -64,7 +64,8 @@ class Calls:
         driver = self.driver
         if stage == Stage.PENDING and self._stages == "emulated" and self._read_pending is not None:
             record = self._read_pending(name)
-        elif stage == Stage.PREVIOUS and self._stages == "emulated" and isinstance(driver, History):
+        elif stage == Stage.PREVIOUS and self._stages != "native" and isinstance(driver, History):
+            # the backend's own history answers ``previous``, whether or not it can rotate
             record = self.call("get", name, partial(driver.read_previous, name), cache=self._cache)
         else:
             native_stage = stage if stage != Stage.CURRENT else None

@@ -3,8 +3,9 @@ the Key Vault wire double (HTTPS on loopback, bearer challenge, soft delete; tes
 
 The store is opened as a user opens it (``azure-kv://127.0.0.1:PORT``), with the double's CA as
 ``ca_bundle`` and a static-token credential; the loopback host turns the SDK's challenge-resource
-check off by itself. Key Vault has no conditional write, so the rotation suite checks that
-rotation is refused (``NotSupportedError``) and skips, visibly.
+check off by itself. Key Vault has no conditional write: the rotation suite runs with the
+pending value in a companion kept as a first-writer-wins log (``drivers/azure/claims.py``),
+concurrent rotators included.
 """
 
 from __future__ import annotations

@@ -22,11 +22,13 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from secretkit.drivers.base import (
     InvalidArgumentError,
     Kind,
     NameRules,
+    Record,
     Value,
     check_utf8_fields,
     fields_to_json,
@@ -134,6 +136,13 @@ def decode_value(text: str | None, content_type: str | None, tags: Mapping[str, 
         except (binascii.Error, ValueError):
             pass  # marked, but not base64 (hand-edited): the text as it is, rather than nothing
     return Value(Kind.TEXT, text)
+
+
+def record_of(secret: Any, stages: frozenset[str] = frozenset()) -> Record:
+    """The record of a ``KeyVaultSecret`` the SDK returned (its value decoded by its marks)."""
+    props = secret.properties
+    return Record(decode_value(secret.value, props.content_type, props.tags), props.version or "", props.created_on,
+                  stages)
 
 
 def next_properties(

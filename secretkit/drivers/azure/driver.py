@@ -10,10 +10,13 @@
 | delete(purge=True)   | DELETE, wait for GET /deletedsecrets/{name}, DELETE /deletedsecrets/{name} |
 | list                 | GET /secrets (paged by nextLink); the ``secretkit-name`` tag → name as written |
 | versions             | GET /secrets/{name}/versions (paged), ordered by ``history``             |
+| claim (``ClaimLog``) | PUT a version of the companion, wait ~1 s, GET its versions: oldest wins |
+| release              | PATCH every enabled version of the companion to ``enabled: false``       |
 
 Key Vault has no conditional write (no ETag, no If-Match on the data plane), so neither
 compare-and-set nor create-only can be atomic: both are ``NotSupportedError`` (refused by the
-store before any I/O), and so is staged rotation, which needs one of them. A ``put`` on a
+store before any I/O). Staged rotation keeps its pending value in a companion that is a
+first-writer-wins log instead (``claims``), so concurrent rotators still have one winner. A ``put`` on a
 soft-deleted name is Key Vault's 409 ``ObjectIsDeletedButRecoverable``: a ``ConflictError``
 saying to recover or purge; the driver never purges unless asked. Every request carries the
 ``timeout`` option capped at what is left of the store's attempt; SDK retries are off (client).
@@ -27,13 +30,14 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from secretkit.drivers.azure import codec, history
+from secretkit.drivers.azure import claims, codec, history
 from secretkit.drivers.azure.client import credential, make_client, vault_url
 from secretkit.drivers.azure.codec import BACKEND
 from secretkit.drivers.azure.errors import classify
 from secretkit.drivers.azure.options import Options
 from secretkit.drivers.base import (
     Capabilities,
+    ClaimLog,
     Classified,
     History,
     InvalidArgumentError,
@@ -64,7 +68,7 @@ class AzureKeyVaultDriver:
     # azure-core's NetworkTraceLoggingPolicy (logging_enable=True) prints whole request and
     # response bodies and headers at DEBUG; azure-identity logs token requests.
     sdk_loggers = ("azure", "msal", "urllib3")
-    protocols = (History, ValueLimits, SdkClient)
+    protocols = (History, ClaimLog, ValueLimits, SdkClient)
     #: The secret's ``value`` in request and response bodies; the credentials of token requests.
     sdk_value_keys = ("value", "client_secret", "client_assertion", "access_token", "refresh_token")
     capabilities = Capabilities(
@@ -103,19 +107,13 @@ class AzureKeyVaultDriver:
         if version is not None and not codec.valid_version(version):
             raise NotFoundError(f"no version {version!r}: Key Vault versions are ids of letters and digits")
         secret = self.client.get_secret(self._stored(name), version, **self._kw())
-        return self._record(secret, _CURRENT if version is None else frozenset())
-
-    @staticmethod
-    def _record(secret: Any, stages: frozenset[str]) -> Record:
-        props = secret.properties
-        value = codec.decode_value(secret.value, props.content_type, props.tags)
-        return Record(value, props.version or "", props.created_on, stages)
+        return codec.record_of(secret, _CURRENT if version is None else frozenset())
 
     def read_previous(self, name: str) -> Record:
         previous = history.previous_of(self._ordered(name))
         if previous is None:
             raise NotFoundError("secret has no enabled version before the current one")
-        return self._record(self.client.get_secret(self._stored(name), previous.version, **self._kw()), _PREVIOUS)
+        return codec.record_of(self.client.get_secret(self._stored(name), previous.version, **self._kw()), _PREVIOUS)
 
     def _ordered(self, name: str) -> list[Any]:
         found = history.newest_first(self.client.list_properties_of_secret_versions(self._stored(name), **self._kw()))
@@ -189,6 +187,21 @@ class AzureKeyVaultDriver:
                 time.sleep(min(pause, max(0.0, left)) if left is not None else pause)
                 pause = min(pause * 2, 2.0)
         raise UnavailableError(f"the soft delete did not finish within {self._timeout:g} s; purge again later")
+
+    # -- the rotation companion: a first-writer-wins log (claims) -------------------------
+
+    def claim(self, name: str, value: Value, *, token: str) -> Record:
+        return claims.claim(self.client, self.names.storage_name(name), name, value, self._kw)
+
+    def read_claim(self, name: str) -> Record:
+        return claims.read_claim(self.client, self._stored(name), self._kw)
+
+    def release(self, name: str) -> None:
+        try:
+            stored = self._stored(name)
+        except NotFoundError:
+            return
+        claims.release(self.client, stored, self._kw)
 
     # -- errors, lifecycle ---------------------------------------------------------------
 
