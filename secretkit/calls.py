@@ -160,6 +160,7 @@ class Calls:
                 raise
             detail = mask_url_credentials(classified.detail)
             error = error_for(classified.code, detail, name=name, backend=self.backend)
+            error.retry_after = classified.retry_after
             if classified.cause_safe and not sensitive and not url_credentials_in(exc):
                 raise error from exc
         error.__cause__ = error.__context__ = None

@@ -48,6 +48,7 @@ from secretkit.drivers.shared import (
     bounded_call,
     check_utf8_fields,
     listed_name,
+    retry_after_seconds,
     upsert,
     utf8_field_problem,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "ValueLimits",
     "VersionProbe",
     "ClaimLog",
+    "retry_after_seconds",
     "bounded_call",
     "check_utf8_fields",
     "listed_name",

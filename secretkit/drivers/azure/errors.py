@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.core import exceptions as az
 
-from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
+from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On, retry_after_seconds
 
 #: Said whenever a write meets a soft-deleted name: Key Vault keeps it for its retention period.
 DELETED_HINT = (
@@ -51,7 +51,11 @@ def _response(exc: az.HttpResponseError) -> Classified:
     detail = f"{'/'.join(codes) or exc.status_code}: {_message(exc)}"
     if "ObjectIsDeletedButRecoverable" in codes:
         detail = f"{detail} ({DELETED_HINT})"
-    return Classified(code, detail[:500])
+    # a throttled (429) or unavailable (503) vault says how long to wait; the store's retry
+    # (the only one: the SDK's is off) waits at least that
+    response: Any = exc.response
+    delay = retry_after_seconds(response.headers) if exc.status_code in (429, 503) and response is not None else None
+    return Classified(code, detail[:500], retry_after=delay)
 
 
 def _credential(exc: az.ClientAuthenticationError) -> Classified:
