@@ -25,6 +25,7 @@ from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
     ChangeStream,
+    ClaimLog,
     History,
     NativeStages,
     VersionProbe,
@@ -42,7 +43,7 @@ def _yes(flag: bool) -> str:
 def _stages(cls: type, caps: Capabilities) -> str:
     if issubclass(cls, NativeStages):
         return "native"
-    if issubclass(cls, History) and caps.create_only:
+    if issubclass(cls, History) and (caps.create_only or issubclass(cls, ClaimLog)):
         return "emulated"
     return "none"
 
