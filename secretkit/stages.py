@@ -93,8 +93,9 @@ class Companion:
     def __init__(self, store: StoreSeam) -> None:
         self.store, self.driver = store, store.driver
         #: where the backend has no create-only write: the companion is a first-writer-wins log
-        self.log: ClaimLog | None = store.driver if isinstance(store.driver, ClaimLog) else None
-        if not store.capabilities.create_only and self.log is None:
+        driver, create_only = store.driver, store.capabilities.create_only
+        self.log: ClaimLog | None = driver if not create_only and isinstance(driver, ClaimLog) else None
+        if not create_only and self.log is None:
             raise NotSupportedError(
                 "staged rotation needs an atomic create-only write, which this backend lacks", backend=store.backend
             )
