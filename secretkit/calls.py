@@ -71,7 +71,8 @@ class Calls:
         driver = self.driver
         if stage == Stage.PENDING and self._stages == "emulated" and self._read_pending is not None:
             record = self._read_pending(name)
-        elif stage == Stage.PREVIOUS and self._stages == "emulated" and isinstance(driver, History):
+        elif stage == Stage.PREVIOUS and self._stages != "native" and isinstance(driver, History):
+            # the backend's own history answers ``previous``, whether or not it can rotate
             record = self.call("get", name, partial(driver.read_previous, name), cache=self._cache)
         else:
             native_stage = stage if stage != Stage.CURRENT else None
@@ -171,6 +172,7 @@ class Calls:
                 raise
             detail = mask_url_credentials(classified.detail)
             error = error_for(classified.code, detail, name=name, backend=self.backend)
+            error.retry_after = classified.retry_after
             if classified.cause_safe and not sensitive and not url_credentials_in(exc):
                 raise error from exc
         error.__cause__ = error.__context__ = None

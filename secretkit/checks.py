@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from secretkit.drivers.base import Capabilities, Driver, ValueLimits
+from secretkit.drivers.base import Capabilities, Driver, History, ValueLimits
 from secretkit.errors import InvalidArgumentError, NotSupportedError, SecretError
 from secretkit.names import NameRules, check_field_name
 from secretkit.secret import Kind, SecretInput, Stage, Value
@@ -60,7 +60,7 @@ class Checks:
         if stage is not None and stage != Stage.CURRENT:
             if stage not in _STAGES:
                 raise InvalidArgumentError(f"unknown stage {stage!r}; use one of {_STAGES}", name=name, backend=backend)
-            if self._stages is None:
+            if self._stages is None and not (stage == Stage.PREVIOUS and isinstance(self._driver, History)):
                 raise NotSupportedError(f"this backend has no {stage!r} stage", name=name, backend=backend)
         self.max_age(name, max_age)
 

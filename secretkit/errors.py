@@ -40,6 +40,9 @@ class SecretError(Exception):
     """
 
     code: ErrorCode = ErrorCode.UNKNOWN
+    #: Seconds the backend asked to wait before a retry (HTTP ``Retry-After``), where it said;
+    #: the store's retry waits at least that, or gives up when the deadline leaves no room.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, name: str | None = None, backend: str | None = None) -> None:
         super().__init__(message)

@@ -88,7 +88,11 @@ class _Schedule:
         seconds: float = self._jitter(state)
         if self._end is not None:
             seconds = max(0.0, min(seconds, (self._end - time.monotonic()) / 2))
-        return seconds
+        # The server's own delay (Retry-After) is a floor, never cut: retrying sooner only earns
+        # another refusal. If it does not fit before the deadline, ``stop`` gives up instead.
+        failed = state.outcome.exception() if state.outcome is not None else None
+        floor = getattr(failed, "retry_after", None)
+        return max(seconds, floor) if isinstance(floor, (int, float)) else seconds
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
         if state.attempt_number >= self._attempts:
@@ -103,6 +107,8 @@ class _Schedule:
 
 def _gave_up(exc: SecretError, attempts: int, by_deadline: bool) -> UnavailableError:
     why = "the deadline left no time for another attempt" if by_deadline else "out of attempts"
+    if by_deadline and exc.retry_after is not None:
+        why = f"{why}, the backend having asked to wait {exc.retry_after:g} s"
     return UnavailableError(
         f"gave up after {attempts} attempts ({why}); last error: {exc.code.value}: {exc.message}",
         name=exc.name,

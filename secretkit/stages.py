@@ -13,7 +13,10 @@ Native first: nothing secretkit keeps beside a secret may sit where its readers 
   (default ``secretkit-pending/NAME``), and only while a rotation runs. The companion is created
   with the backend's create-only write, so exactly one rotator holds it, and it is deleted at
   promotion. The prefix is a store option, so a policy can give the rotator (and nobody else)
-  access to it; ``list()`` never shows it.
+  access to it; ``list()`` never shows it. A backend with no create-only write but a
+  ``ClaimLog`` (Azure Key Vault) keeps the companion as that log instead: every rotator adds
+  an entry, the oldest live one holds the rotation, and the companion is never deleted, only
+  ended; promotion then needs no compare-and-set, because only the holder promotes.
 * otherwise (Vault KV v1): no stages; ``rotate`` raises ``NotSupportedError``.
 """
 
@@ -24,7 +27,7 @@ import hashlib
 import json
 from typing import Literal
 
-from secretkit.drivers.base import History, NativeStages, Record
+from secretkit.drivers.base import ClaimLog, History, NativeStages, Record
 from secretkit.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, NotSupportedError
 from secretkit.seam import StoreSeam
 from secretkit.secret import Kind, Secret, Stage, Value, same_value
@@ -36,7 +39,7 @@ def support(driver: object, create_only: bool) -> StageSupport | None:
     """How a driver's backend keeps stages (see the module docstring); None: it has none."""
     if isinstance(driver, NativeStages):
         return "native"
-    if isinstance(driver, History) and create_only:
+    if isinstance(driver, History) and (create_only or isinstance(driver, ClaimLog)):
         return "emulated"
     return None
 
@@ -89,7 +92,10 @@ class Companion:
 
     def __init__(self, store: StoreSeam) -> None:
         self.store, self.driver = store, store.driver
-        if not store.capabilities.create_only:
+        #: where the backend has no create-only write: the companion is a first-writer-wins log
+        driver, create_only = store.driver, store.capabilities.create_only
+        self.log: ClaimLog | None = driver if not create_only and isinstance(driver, ClaimLog) else None
+        if not create_only and self.log is None:
             raise NotSupportedError(
                 "staged rotation needs an atomic create-only write, which this backend lacks", backend=store.backend
             )
@@ -106,18 +112,20 @@ class Companion:
             return self.store.pending_prefix + hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
 
     def _read(self, name: str) -> tuple[Value, str, Record] | None:
-        companion = self.companion(name)
+        companion, log = self.companion(name), self.log
+        read = (lambda: log.read_claim(companion)) if log is not None else (lambda: self.driver.read(companion))
         try:
-            record = self.store.call_driver("rotate.read", name, lambda: self.driver.read(companion))
+            record = self.store.call_driver("rotate.read", name, read)
         except NotFoundError:
             return None
-        fields = record.value.fields
-        return unpack(fields), fields.get("token", ""), record
+        return _opened(record)
 
     def create(self, name: str, value: Value, *, token: str, adopt: bool) -> Secret | None:
         companion = self.companion(name)
         found = self._read(name)
-        if found is None:
+        if found is None and self.log is not None:
+            found = self._claim(name, value, token)
+        elif found is None:
             try:
                 self.store.call_driver(
                     "rotate.create", name,
@@ -138,6 +146,17 @@ class Companion:
                 name=name, backend=self.store.backend,
             )
         return Secret(name, pending_version(record.version), pending, record.created_at, frozenset({Stage.PENDING}))
+
+    def _claim(self, name: str, value: Value, token: str) -> tuple[Value, str, Record] | None:
+        """Add this rotator's entry to the companion log; the winner's (None: every entry ended)."""
+        log, companion = self.log, self.companion(name)
+        assert log is not None
+        try:
+            record = self.store.call_driver(
+                "rotate.create", name, lambda: log.claim(companion, pack(value, token), token=token), sensitive=True)
+        except NotFoundError:
+            return None
+        return _opened(record)
 
     def promote(self, name: str, pending: Secret, *, current: Secret, token: str) -> str:
         now = self.store.call_driver("rotate.promote", name, lambda: self.driver.read(name))
@@ -170,11 +189,18 @@ class Companion:
 
     def forget(self, name: str) -> None:
         """Remove the companion (at promotion, discard, and when NAME itself is deleted)."""
-        companion = self.companion(name)
+        companion, log = self.companion(name), self.log
+        end = (lambda: log.release(companion)) if log is not None else (lambda: self.driver.delete(companion, purge=True))
         try:
-            self.store.call_driver("rotate.cleanup", name, lambda: self.driver.delete(companion, purge=True))
+            self.store.call_driver("rotate.cleanup", name, end)
         except NotFoundError:
             pass
+
+
+def _opened(record: Record) -> tuple[Value, str, Record]:
+    """A companion's pending value, the token of the rotation holding it, and its record."""
+    fields = record.value.fields
+    return unpack(fields), fields.get("token", ""), record
 
 
 def pending_version(companion_version: str) -> str:

@@ -73,3 +73,15 @@ def bao_database(bao: Any, postgres: Any) -> Any:
     from tests.doubles import openbao_database
 
     return openbao_database.configure(bao, postgres)
+
+
+@pytest.fixture
+def azure_kv() -> Iterator[Any]:
+    """The Azure Key Vault double (tests/doubles/azure_kv.py): one HTTPS server per test process,
+    emptied (vault, request log, throttling, outages) for every test."""
+    from tests.doubles import azure_kv as double
+
+    running = double.shared()
+    running.reset()
+    yield running
+    running.reset()

@@ -26,6 +26,7 @@ from secretkit.drivers.base import (
     Capabilities,
     ChangeEvents,
     ChangeStream,
+    ClaimLog,
     History,
     Leases,
     NativeStages,
@@ -44,7 +45,7 @@ def _yes(flag: bool) -> str:
 def _stages(cls: type, caps: Capabilities) -> str:
     if issubclass(cls, NativeStages):
         return "native"
-    if issubclass(cls, History) and caps.create_only:
+    if issubclass(cls, History) and (caps.create_only or issubclass(cls, ClaimLog)):
         return "emulated"
     return "none"
 

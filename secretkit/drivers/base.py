@@ -50,6 +50,7 @@ from secretkit.drivers.shared import (
     check_utf8_fields,
     host_of,
     listed_name,
+    retry_after_seconds,
     upsert,
     utf8_field_problem,
 )
@@ -102,6 +103,8 @@ __all__ = [
     "SdkClient",
     "ValueLimits",
     "VersionProbe",
+    "ClaimLog",
+    "retry_after_seconds",
     "bounded_call",
     "check_utf8_fields",
     "listed_name",
@@ -325,6 +328,32 @@ class History(Protocol):
         ...
 
 
+@runtime_checkable
+class ClaimLog(Protocol):
+    """Backends with no atomic create-only write that can still tell, the same way for every
+    observer, which of several concurrent writers of one secret wrote first (Azure Key Vault:
+    versions ordered by their server-stamped creation time). The store keeps an emulated
+    pending value (``secretkit.stages``) in such a log instead of a create-only companion: each
+    rotator *claims* the companion by adding an entry, the oldest live entry wins, and the log
+    is never deleted, only ended (a deleted name may block re-creation). Never used for a
+    secret readers read. A driver with it and ``History`` can rotate without compare-and-set:
+    the log serialises rotators, so only the winner promotes."""
+
+    def claim(self, name: str, value: Value, *, token: str) -> Record:
+        """Add ``value`` as an entry of log ``name`` and return the winning entry, which is
+        this writer's only once no entry written before it can still appear. A losing writer
+        ends its own entry. ``NotFoundError`` if even this writer's entry was ended meanwhile."""
+        ...
+
+    def read_claim(self, name: str) -> Record:
+        """The winning (oldest live) entry; ``NotFoundError`` when the log has none."""
+        ...
+
+    def release(self, name: str) -> None:
+        """End every live entry, so the log reads as absent; a missing log is no error."""
+        ...
+
+
 @dataclass(frozen=True)
 class RotationSetting:
     """What a backend's own settings do to the rotation of one secret (``RotationSettings``)."""
@@ -449,7 +478,7 @@ class Leases(Protocol):
 #: disagree (a misspelt ``read_many`` would otherwise turn the batch read into a silent loop).
 OPTIONAL_PROTOCOLS: tuple[type, ...] = (
     BatchReader, VersionProbe, NativeStages, History, RotationSettings, ChangeStream, ValueLimits, SdkClient,
-    ChangeEvents, Leases,
+    ChangeEvents, Leases, ClaimLog,
 )
 
 

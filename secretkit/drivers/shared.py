@@ -32,6 +32,7 @@ __all__ = [
     "bounded_call",
     "check_utf8_fields",
     "listed_name",
+    "retry_after_seconds",
     "upsert",
     "utf8_field_problem",
 ]
@@ -49,6 +50,9 @@ class Classified:
     code: ErrorCode
     detail: str
     cause_safe: bool = True
+    #: Seconds the backend asked the client to wait before trying again (HTTP ``Retry-After``
+    #: on 429/503; ``retry_after_seconds`` reads it): the store's retry waits at least that.
+    retry_after: float | None = None
 
 
 T = TypeVar("T")
@@ -273,3 +277,38 @@ def host_of(url: object) -> str | None:
         return urlsplit(str(url)).hostname if url else None
     except ValueError:
         return None
+
+
+#: The headers a server says how long to wait in: the standard one (seconds or an HTTP date),
+#: and the millisecond ones Microsoft services add (azure-core reads the same three).
+_DELAY_HEADERS = (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0))
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The delay a throttled or unavailable server asked for, in seconds (None: it said none,
+    or nothing readable). ``headers`` is looked up case-insensitively."""
+    if not headers:
+        return None
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    for header, unit in _DELAY_HEADERS:
+        text = lower.get(header, "").strip()
+        if not text:
+            continue
+        try:
+            seconds = float(text) * unit
+        except ValueError:
+            seconds = _http_date_delay(text) if unit == 1.0 else -1.0
+        if seconds >= 0 and seconds == seconds and seconds != float("inf"):  # finite, not negative
+            return seconds
+    return None
+
+
+def _http_date_delay(text: str) -> float:
+    """Seconds until an HTTP date (``Retry-After: Wed, 21 Oct 2015 07:28:00 GMT``); -1 if unreadable."""
+    from email.utils import parsedate_to_datetime  # rare: only for the date form
+
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return -1.0
+    return max(0.0, when.timestamp() - time.time())

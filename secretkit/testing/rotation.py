@@ -31,7 +31,8 @@ def step_call(step: str, store: SecretStore) -> Callable[[str, tuple[Any, ...]],
         return lambda attr, args: attr == {"create": "write_pending", "promote": "promote"}[step]
     pending = store.pending_prefix
     if step == "create":
-        return lambda attr, args: attr == "write" and str(args[0]).startswith(pending)
+        # the companion's create-only write, or its claim where it is a first-writer-wins log
+        return lambda attr, args: attr in ("write", "claim") and str(args[0]).startswith(pending)
     return lambda attr, args: attr == "write" and not str(args[0]).startswith(pending)
 
 

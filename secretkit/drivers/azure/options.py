@@ -1,0 +1,35 @@
+"""The options of azure-kv:// (URL query parameters, keyword arguments of ``open``, config keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class Options(BaseModel):
+    """Options of the azure-kv:// store (URL query, config file or keyword arguments)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    vault_url: str | None = Field(
+        None, description="the vault's full URL (https://NAME.vault.azure.net); instead of azure-kv://NAME"
+    )
+    credential: Any = Field(
+        None, description="a ready azure-core TokenCredential (keyword argument only); the store does not close it"
+    )
+    tenant_id: str | None = Field(None, description="service principal tenant (with client_id and client_secret)")
+    client_id: str | None = Field(
+        None, description="service principal client id; alone: the managed identity DefaultAzureCredential uses"
+    )
+    client_secret: SecretStr | None = Field(None, description="service principal secret (with tenant_id, client_id)")
+    ca_bundle: str | None = Field(None, description="a PEM file of CAs the vault's TLS certificate is checked against")
+    verify_challenge_resource: bool | None = Field(
+        None,
+        description="check that the vault's bearer challenge names a resource of the vault's own domain; default: "
+        "on for *.vault.azure.net-style hosts, off for a loopback test server",
+    )
+    api_version: str | None = Field(None, description="Key Vault REST api-version (default: the SDK's newest)")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds per HTTP request (connect and each read); also capped by the store's retry policy"
+    )
