@@ -9,9 +9,9 @@ every driver). This module is all a new backend's author needs to read:
 * Optional capabilities, each its own small Protocol, detected with ``isinstance`` (they are
   runtime-checkable) and given a fallback by the store when absent, so adding one never
   forces every driver to change: ``BatchReader``, ``VersionProbe``, ``NativeStages``,
-  ``History``, ``RotationSettings``, ``ChangeStream``, ``ValueLimits``, ``SdkClient``,
-  ``ChangeEvents``, ``Leases``. A driver
-  lists the ones it implements in ``protocols`` (``OPTIONAL_PROTOCOLS``), and the conformance
+  ``History``, ``ClaimLog``, ``RotationSettings``, ``ChangeStream``, ``ChangeEvents``,
+  ``ValueLimits``, ``SdkClient``, ``Leases``. A driver lists the ones it implements in
+  ``protocols`` (``OPTIONAL_PROTOCOLS``), and the conformance
   suite holds it to that list, so a misspelt method fails a test instead of falling back.
 * ``Capabilities`` — the flags the store and the conformance suite read.
 * ``NameRules`` — how the backend holds names (what it accepts unchanged, how a portable
