@@ -476,10 +476,8 @@ class Leases(Protocol):
 #: ``protocols = (VersionProbe, NativeStages)``: the store still detects each by its methods,
 #: and ``secretkit.testing``'s conformance suite fails when the declaration and the methods
 #: disagree (a misspelt ``read_many`` would otherwise turn the batch read into a silent loop).
-OPTIONAL_PROTOCOLS: tuple[type, ...] = (
-    BatchReader, VersionProbe, NativeStages, History, RotationSettings, ChangeStream, ValueLimits, SdkClient,
-    ChangeEvents, Leases, ClaimLog,
-)
+OPTIONAL_PROTOCOLS: tuple[type, ...] = (BatchReader, VersionProbe, NativeStages, History, ClaimLog, RotationSettings,
+                                        ChangeStream, ChangeEvents, ValueLimits, SdkClient, Leases)
 
 
 def name_rules(driver: Any) -> NameRules:
