@@ -78,6 +78,10 @@ def hierarchical(name: str) -> str:
     return "/" + name
 
 
+#: The tag on a parameter created through its portable name (``prod/db`` for ``/prod/db``), so
+#: that ``list()`` shows that name: SSM keeps no other trace of how a name was written.
+NAME_TAG, PORTABLE = "secretkit:name", "portable"
+
 #: SSM's rule; portable ``a/b`` is the parameter ``/a/b`` (SSM holds no other spelling of it).
 NAMES = NameRules(NAME_RULE, is_native, hierarchical)
 

@@ -162,21 +162,30 @@ class SsmDriver:
         return sorted(infos, key=lambda info: int(info.version), reverse=True)
 
     def list(self, prefix: str) -> list[str]:
+        """Names starting with ``prefix``, in its spelling: under ``prod/`` SSM's ``/prod/db`` is
+        ``prod/db``. With no prefix, a parameter put through its portable name (``prod/db``,
+        tagged so at creation) is listed as that name, any other under its own name."""
         if not codec.could_be_name_prefix(prefix):
             return []
-        if prefix.startswith("/") and prefix.endswith("/"):
+        if not prefix:
+            portable = set(self._names([{"Key": f"tag:{codec.NAME_TAG}", "Option": "Equals",
+                                         "Values": [codec.PORTABLE]}]))
+            return [native[1:] if native in portable else native for native in self._names([])]
+        starts = codec.native_prefixes(prefix)
+        if len(starts) == 1 and starts[0].startswith("/") and starts[0].endswith("/"):
             # a path: SSM's own hierarchy walk
             pages = self.client.get_paginator("get_parameters_by_path").paginate(
-                Path=prefix.rstrip("/") or "/", Recursive=True, WithDecryption=False)
-            natives: Iterable[str] = (str(p["Name"]) for page in pages for p in page.get("Parameters", []))
+                Path=starts[0].rstrip("/") or "/", Recursive=True, WithDecryption=False)
+            natives: Iterable[str] = [str(p["Name"]) for page in pages for p in page.get("Parameters", [])]
         else:
-            request: dict[str, Any] = {}
-            starts = codec.native_prefixes(prefix)
-            if starts:
-                request["ParameterFilters"] = [{"Key": "Name", "Option": "BeginsWith", "Values": starts}]
-            pages = self.client.get_paginator("describe_parameters").paginate(**request)
-            natives = (str(p["Name"]) for page in pages for p in page.get("Parameters", []))
+            natives = self._names([{"Key": "Name", "Option": "BeginsWith", "Values": starts}])
         return [codec.listed(native, prefix) for native in natives]
+
+    def _names(self, filters: list[dict[str, Any]]) -> list[str]:
+        """Names of the parameters DescribeParameters finds with ``filters`` (all pages)."""
+        request: dict[str, Any] = {"ParameterFilters": filters} if filters else {}
+        pages = self.client.get_paginator("describe_parameters").paginate(**request)
+        return [str(p["Name"]) for page in pages for p in page.get("Parameters", [])]
 
     def _metadata(self, storage: str) -> dict[str, Any] | None:
         """The parameter's metadata (DescribeParameters), or None if there is none."""
@@ -212,6 +221,8 @@ class SsmDriver:
                                    "Tier": self._tier}
         if self._kms_key_id and self._type == "SecureString":
             request["KeyId"] = self._kms_key_id
+        if storage != name:  # written as the portable name: list() shows it so (tags are metadata, no value)
+            request["Tags"] = [{"Key": codec.NAME_TAG, "Value": codec.PORTABLE}]
         response = self.client.put_parameter(**request)
         return VersionInfo(name, str(response["Version"]), None, frozenset({Stage.CURRENT}))
 
