@@ -241,9 +241,9 @@ class SsmDriver:
         request["Tier"] = tier
         if found.get("Type") == "SecureString" and found.get("KeyId"):
             request["KeyId"] = found["KeyId"]
-        policies = [json.loads(p["PolicyText"]) for p in found.get("Policies") or () if p.get("PolicyText")]
+        policies = _policies(found.get("Policies"))
         if policies:
-            request["Policies"] = json.dumps(policies)
+            request["Policies"] = policies
         response = self.client.put_parameter(**request)
         return VersionInfo(name, str(response["Version"]), None, frozenset({Stage.CURRENT}))
 
@@ -259,6 +259,17 @@ class SsmDriver:
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
+
+
+def _policies(described: Any) -> str | None:
+    """PutParameter's ``Policies`` (a JSON array) from DescribeParameters' ``Policies``; None
+    when there are none, or when a ``PolicyText`` is not JSON (moto 5.2 describes them as a
+    Python repr): the member is then left out, and the service keeps what the parameter has."""
+    try:
+        texts = [json.loads(p["PolicyText"]) for p in described or () if p.get("PolicyText")]
+    except ValueError:
+        return None
+    return json.dumps(texts) if texts else None
 
 
 #: The driver classes this factory opens, by the title docs/capabilities.md gives them.
