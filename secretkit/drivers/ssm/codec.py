@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from secretkit.drivers.aws.codec import EMPTY_TEXT, as_datetime
+from secretkit.drivers.aws.common import as_datetime
 from secretkit.drivers.base import (
     InvalidArgumentError,
     Kind,
@@ -51,6 +51,9 @@ NAME_RULE = (
     f"leading '/', at most {MAX_LEVELS}), at most {MAX_NAME} characters, and must not begin with "
     "'aws' or 'ssm' (any case)"
 )
+
+#: What an empty value is stored as (SSM holds no empty value), as aws-sm:// stores one.
+EMPTY_TEXT = "\x00"
 
 #: The bytes form (the one Vault KV documents): ``{"encoding": "base64", "value": "<base64>"}``.
 ENCODING_KEY, BYTES_KEY, BASE64 = "encoding", "value", "base64"
@@ -139,10 +142,9 @@ def encode_value(value: Value) -> str:
     """The SSM ``Value`` for ``value`` (checked by ``check_value``)."""
     raw = value.raw
     if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
+        if _is_binary(raw):
             return json.dumps({ENCODING_KEY: BASE64, BYTES_KEY: base64.b64encode(raw).decode("ascii")})
+        raw = raw.decode("utf-8")
     if isinstance(raw, str):
         return raw or EMPTY_TEXT
     return fields_to_json(raw)

@@ -30,7 +30,7 @@ from typing import Any
 import botocore.exceptions as bx
 
 from secretkit.drivers.aws import common
-from secretkit.drivers.aws.codec import as_datetime
+from secretkit.drivers.aws.common import as_datetime
 from secretkit.drivers.base import (
     BatchReader,
     Capabilities,
@@ -63,6 +63,10 @@ BATCH_SIZE = 10
 #: The metadata a put repeats so that an overwrite keeps what the parameter had (response key →
 #: PutParameter member). Tags are not part of a put, so they stay anyway.
 KEPT = ("Type", "DataType", "Description", "AllowedPattern")
+
+#: Parameters as SSM answers them; names (aliases: the driver's own ``list`` shadows the builtin).
+Items = list[dict[str, Any]]
+Names = list[str]
 
 CAPABILITIES = Capabilities(
     remote=True,
@@ -151,7 +155,7 @@ class SsmDriver:
             raise NotFoundError("ParameterNotFound")
         return str(found["Version"])
 
-    def versions(self, name: str) -> list[VersionInfo]:
+    def versions(self, name: str) -> Sequence[VersionInfo]:
         history = self._history(self.names.storage_name(name), decrypt=False)
         newest = max((int(item["Version"]) for item in history), default=0)
         infos = [
@@ -161,14 +165,14 @@ class SsmDriver:
         ]
         return sorted(infos, key=lambda info: int(info.version), reverse=True)
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> Names:
         """Names starting with ``prefix``, in its spelling: under ``prod/`` SSM's ``/prod/db`` is
         ``prod/db``. With no prefix, a parameter put through its portable name (``prod/db``,
         tagged so at creation) is listed as that name, any other under its own name."""
         if not codec.could_be_name_prefix(prefix):
             return []
         if not prefix:
-            portable = set(self._names([{"Key": f"tag:{codec.NAME_TAG}", "Option": "Equals",
+            portable: set[str] = set(self._names([{"Key": f"tag:{codec.NAME_TAG}", "Option": "Equals",
                                          "Values": [codec.PORTABLE]}]))
             return [native[1:] if native in portable else native for native in self._names([])]
         starts = codec.native_prefixes(prefix)
@@ -181,7 +185,7 @@ class SsmDriver:
             natives = self._names([{"Key": "Name", "Option": "BeginsWith", "Values": starts}])
         return [codec.listed(native, prefix) for native in natives]
 
-    def _names(self, filters: list[dict[str, Any]]) -> list[str]:
+    def _names(self, filters: Items) -> Names:
         """Names of the parameters DescribeParameters finds with ``filters`` (all pages)."""
         request: dict[str, Any] = {"ParameterFilters": filters} if filters else {}
         pages = self.client.get_paginator("describe_parameters").paginate(**request)
@@ -194,7 +198,7 @@ class SsmDriver:
         found = [p for p in response.get("Parameters", []) if p.get("Name") == storage]
         return found[0] if found else None
 
-    def _history(self, storage: str, *, decrypt: bool) -> list[dict[str, Any]]:
+    def _history(self, storage: str, *, decrypt: bool) -> Items:
         pages = self.client.get_paginator("get_parameter_history").paginate(
             Name=storage, WithDecryption=decrypt, PaginationConfig={"PageSize": 50})
         return [item for page in pages for item in page.get("Parameters", [])]
@@ -281,8 +285,9 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> S
     if url.host or url.path.strip("/"):
         raise ConfigError("ssm:// takes no host or path; use ssm://?region=eu-west-1")
     opts = validate(Options, options, what="ssm store")
-    settings = {"parameter_type": opts.parameter_type, "kms_key_id": opts.kms_key_id, "tier": opts.tier}
-    if client is not None:
-        return SsmDriver(client, owns_client=False, **settings)
-    made = common.make_client("ssm", opts, title="AWS SSM Parameter Store")
-    return SsmDriver(made, owns_client=True, **settings)
+    if client is None:
+        client, owns = common.make_client("ssm", opts, title="AWS SSM Parameter Store"), True
+    else:
+        owns = False
+    return SsmDriver(client, owns_client=owns, parameter_type=opts.parameter_type, kms_key_id=opts.kms_key_id,
+                     tier=opts.tier)
