@@ -5,6 +5,7 @@ botocore's debug logs. The conformance suites are in tests/conformance/test_ssm.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -237,6 +238,22 @@ def test_a_ready_client_is_not_closed(mocked: None, monkeypatch: pytest.MonkeyPa
     with secretkit.open(f"ssm://?region={REGION}") as own:
         monkeypatch.setattr(own.client, "close", lambda: closed.append(True))
     assert closed == [True]
+
+
+def test_an_endpoint_url_password_is_in_no_failure(mocked: None) -> None:
+    """botocore's EndpointConnectionError and "Invalid endpoint" quote the endpoint URL."""
+    from secretkit.testing.slowdrip import dead_port
+
+    with secretkit.open(f"ssm://?region={REGION}", endpoint_url=f"http://user:hunter2@127.0.0.1:{dead_port()}",
+                        connect_timeout=1, retry={"max_attempts": 1}) as store:
+        with pytest.raises(secretkit.UnavailableError) as info:
+            store.get("/db/password")
+    assert "hunter2" not in "".join(traceback.format_exception(info.value)) + repr(info.value)
+    assert info.value.name == "/db/password" and info.value.backend == "ssm"
+    invalid = "http://user:hunter2@ho st:5/"  # (the traceback shows the calling line: not the literal)
+    with pytest.raises(ConfigError, match="endpoint") as bad:
+        secretkit.open("ssm://?region=us-east-1", endpoint_url=invalid)
+    assert "hunter2" not in "".join(traceback.format_exception(bad.value))
 
 
 # -- masking botocore's debug logs -------------------------------------------------------------

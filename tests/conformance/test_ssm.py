@@ -3,8 +3,8 @@
 Every run uses the real boto3 ``ssm`` client; the HTTP runs go through botocore's HTTP stack to
 the session's ThreadedMotoServer on a loopback port (``endpoint_url``). Here too: the rotation
 and reader-agreement suites, the async facade's suites, the fault-proxy suite
-(tests/reliability/test_faults.py's backend-independent tests, given an ssm rig) and the
-deadline checks against a server that drips its answer and a dead port.
+(tests/reliability/test_faults.py's backend-independent tests, given an ssm rig), the fork
+tests of a remote store (tests/reliability/test_fork.py, given an ssm URL) and the deadline checks against a server that drips its answer and a dead port.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from secretkit.testing.slowdrip import SlowDrip, dead_port
 from secretkit.drivers.aws.moto import REGION, fake_aws_env
 from tests.aio.blocking import BlockingFacade, ThroughAsync, ThroughAsyncRotation, through_async
 from tests.doubles.aws import aws_http_endpoint
+from tests.reliability.test_fork import (
+    test_a_remote_store_opened_after_the_fork_answers_in_the_child,
+    test_a_remote_store_opened_before_the_fork_answers_its_first_read_in_the_child,
+    test_the_async_facade_that_ran_calls_before_the_fork_answers_in_the_child,
+)
 from tests.reliability.test_faults import (
     FLAKY,
     NO_CACHE,
@@ -41,13 +46,16 @@ from tests.reliability.test_faults import (
 )
 
 moto = pytest.importorskip("moto")
-# the session's moto server, and the fault suite's tests run here with the ssm rig below
+# the session's moto server; the fault and fork suites' tests run here with the ssm rig and URL below
 __all__ = [
     "aws_http_endpoint",
     "test_dead_backend_fails_fast_with_attempt_count",
     "test_permission_denied_is_not_retried",
     "test_put_is_retried_only_where_idempotent",
     "test_reads_survive_30_percent_transient_faults",
+    "test_a_remote_store_opened_after_the_fork_answers_in_the_child",
+    "test_a_remote_store_opened_before_the_fork_answers_its_first_read_in_the_child",
+    "test_the_async_facade_that_ran_calls_before_the_fork_answers_in_the_child",
 ]
 
 
@@ -126,6 +134,17 @@ def rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
         yield HttpRig("ssm", proxy, open_store, r"X-Amz-Target: AmazonSSM\.PutParameter", denied)
 
 
+# -- fork (tests/reliability/test_fork.py's remote-store tests, on ssm) -------------------------
+
+
+@pytest.fixture
+def aws_url(aws_http_endpoint: str) -> Iterator[str]:
+    """ssm on moto over HTTP (the fork tests' remote store): every call goes through the
+    store's attempt workers."""
+    with fake_aws_env():
+        yield f"ssm://?region={REGION}&endpoint_url={aws_http_endpoint}"
+
+
 # -- deadlines (as tests/reliability/test_deadlines.py checks every remote backend) -----------
 
 SLICE = 1.0
@@ -147,13 +166,19 @@ def _timed(fn: Any) -> tuple[float, BaseException | None]:
     return time.monotonic() - began, None
 
 
+@pytest.fixture(scope="module")
+def drip() -> Iterator[SlowDrip]:
+    with SlowDrip() as server:  # one for the module: stopping one waits for its stuck connections
+        yield server
+
+
 @pytest.mark.parametrize("operation", ["get", "put", "list"])
-def test_calls_end_within_the_deadline_against_a_slow_drip(operation: str) -> None:
+def test_calls_end_within_the_deadline_against_a_slow_drip(operation: str, drip: SlowDrip) -> None:
     """A server answering one byte every 1.5 s never trips botocore's 2 s read timeout; the
     store's deadline still ends every call. A put (not idempotent on SSM) is never sent twice."""
     name = f"/slow/{uuid.uuid4().hex[:8]}"
     calls = {"get": lambda s: s.get(name), "put": lambda s: s.put(name, "value"), "list": lambda s: list(s.list("/"))}
-    with fake_aws_env(), SlowDrip() as drip, _open_at(drip.address, QUICK) as store:
+    with fake_aws_env(), _open_at(drip.address, QUICK) as store:
         events: list[Any] = []
         store.add_audit_hook(events.append)
         elapsed, error = _timed(lambda: calls[operation](store))
