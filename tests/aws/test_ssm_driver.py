@@ -262,16 +262,19 @@ VALUE = 'S3cr3tPart1 "Quoted2" \\Back3\' ünï5 {"json6": "x"}'
 FRAGMENTS = ["S3cr3tPart1", "Quoted2", "Back3", "json6", "ün"]
 
 
-def _without_logger_filters() -> None:
+def _without_logger_filters(*, handlers: bool = False) -> None:
     flt = install_redaction((), handlers=(), value_keys=SsmDriver.sdk_value_keys)
     for name in ["botocore", "boto3", *logging.root.manager.loggerDict]:
         if name.split(".")[0] in ("botocore", "boto3"):
             logging.getLogger(name).removeFilter(flt)
+    if handlers:  # an earlier store put it on the root handlers of that time (pytest's own among them)
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(flt)
 
 
 def test_botocore_debug_log_shows_ssm_values_without_the_filter(mocked: None, caplog: pytest.LogCaptureFixture) -> None:
     """The hazard is real: without the filter, botocore logs the parameter's value."""
-    _without_logger_filters()
+    _without_logger_filters(handlers=True)
     import boto3
 
     client = boto3.client("ssm", region_name=REGION)
