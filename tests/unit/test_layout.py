@@ -162,7 +162,8 @@ LEAF_MODULES = {
     "secretkit.deadline", "secretkit.forking", "secretkit.policies", "secretkit.drivers.shared",
 }
 #: Driver modules every driver may share besides the contract.
-SHARED_DRIVER_MODULES = {"secretkit.drivers.base", "secretkit.drivers.shared", "secretkit.drivers.versioned"}
+SHARED_DRIVER_MODULES = {"secretkit.drivers.base", "secretkit.drivers.shared", "secretkit.drivers.versioned",
+                         "secretkit.drivers.aws.common"}  # the layer every AWS driver shares (aws-sm, ssm)
 #: Imports a driver still makes past the contract, each with the reason; the list only shrinks.
 KNOWN_DRIVER_IMPORTS = {
     # the file store reuses the memory store's capabilities (the same semantics, on disk)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from secretkit.drivers.aws.common import as_datetime
 from secretkit.drivers.base import (
     InvalidArgumentError,
     Kind,
@@ -153,14 +154,6 @@ def timestamp(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     return 0.0
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """A timestamp in UTC: botocore gives each one its own ``tzlocal()`` object (hundreds of
-    bytes a cached secret); ``timezone.utc`` is one shared object."""
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(timezone.utc) if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def to_record(response: Mapping[str, Any]) -> Record:

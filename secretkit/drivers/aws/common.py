@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
@@ -73,6 +74,14 @@ def make_client(service: str, options: ClientOptions, *, title: str) -> Any:
         hint = " (pass ?region=... or set AWS_REGION)" if isinstance(exc, bx.NoRegionError) else ""
         raise ConfigError(f"cannot configure the {title} client: {exc}{hint}") from exc
     return made
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A botocore timestamp in UTC: botocore gives each one its own ``tzlocal()`` object (hundreds
+    of bytes a cached secret); ``timezone.utc`` is one shared object."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 # -- errors ----------------------------------------------------------------------------------

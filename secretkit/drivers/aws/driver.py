@@ -173,7 +173,7 @@ class AwsDriver:
         entries.reverse()
         entries.sort(key=lambda e: codec.timestamp(e.get("CreatedDate")), reverse=True)
         return [
-            VersionInfo(name, str(e["VersionId"]), codec.as_datetime(e.get("CreatedDate")),
+            VersionInfo(name, str(e["VersionId"]), common.as_datetime(e.get("CreatedDate")),
                         codec.stages(e.get("VersionStages")))
             for e in entries
         ]

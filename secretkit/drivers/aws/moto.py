@@ -52,7 +52,7 @@ FAKE_ENV = {
 }
 #: Real AWS configuration that would otherwise redirect or re-configure a test's clients.
 CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-           "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")
+           "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_ENDPOINT_URL_SSM")
 
 _Backend = moto_models.SecretsManagerBackend
 _Secret = moto_models.FakeSecret
