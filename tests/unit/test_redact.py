@@ -72,19 +72,21 @@ def test_redaction_names_no_backend() -> None:
 
 
 class ThirdPartyDriver(MemoryDriver):
-    """A driver from another package: its SDK logs under ``acme.sdk`` and carries values as "Value"."""
+    """A driver from another package: its SDK logs under ``acme.sdk`` and carries values as
+    "AcmeValue" (a key no built-in driver declares: declared keys are masked process-wide, so
+    a key a built-in driver also uses, such as SSM's "Value", would be masked already)."""
 
     backend = "acme"
     capabilities = Capabilities(remote=False)
     sdk_loggers = ("acme.sdk",)
-    sdk_value_keys = ("Value",)
+    sdk_value_keys = ("AcmeValue",)
 
 
 def test_a_third_party_drivers_declared_value_key_is_masked_in_its_sdk_logger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    line = '{"Parameter": {"Name": "db", "Value": "hunter2-acme", "Version": 3}}'
-    assert "hunter2-acme" in redact(line)  # nothing masks "Value" until a driver declares it
+    line = '{"Parameter": {"Name": "db", "AcmeValue": "hunter2-acme", "Version": 3}}'
+    assert "hunter2-acme" in redact(line)  # nothing masks "AcmeValue" until a driver declares it
     sdk_logger = logging.getLogger("acme.sdk.client")  # as the SDK makes it, at import
     secretkit.SecretStore(ThirdPartyDriver())
     caplog.set_level(logging.DEBUG, logger="acme.sdk")
