@@ -20,6 +20,12 @@ What the SDK sees, as Key Vault does it (backends.md §11):
   ``AzureKeyVaultSettingsSource._load_env_vars``) must be given a client built with them. The
   SDK caches the challenge per host:port for the whole process (``ChallengeCache``), so only
   a process's first client for a double sees the 401.
+* The same server is also a Microsoft Entra ID token service for the vault's tenant
+  (``entra_id``): ``authority`` is the URL an azure-identity credential is given (with
+  ``disable_instance_discovery=True`` and the CA), ``secret_credential()`` a real
+  ``ClientSecretCredential`` of its registered client, and the vault accepts the tokens it
+  issues for ``https://vault.azure.net/.default`` as well as the static test token. The
+  switches below act on vault requests only (``unavailable("refuse")`` closes both).
 * ``api-version`` is required on every request, from the versions azure-keyvault-secrets 4.12
   accepts (400 BadParameter otherwise) **[unverified: the service's exact messages]**.
 * Routes: ``PUT/GET/DELETE /secrets/{name}``, ``GET/PATCH /secrets/{name}/[{version}]``,
