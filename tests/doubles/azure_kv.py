@@ -20,6 +20,12 @@ What the SDK sees, as Key Vault does it (backends.md §11):
   ``AzureKeyVaultSettingsSource._load_env_vars``) must be given a client built with them. The
   SDK caches the challenge per host:port for the whole process (``ChallengeCache``), so only
   a process's first client for a double sees the 401.
+* The same server is also a Microsoft Entra ID token service for the vault's tenant
+  (``entra_id``): ``authority`` is the URL an azure-identity credential is given (with
+  ``disable_instance_discovery=True`` and the CA), ``secret_credential()`` a real
+  ``ClientSecretCredential`` of its registered client, and the vault accepts the tokens it
+  issues for ``https://vault.azure.net/.default`` as well as the static test token. The
+  switches below act on vault requests only (``unavailable("refuse")`` closes both).
 * ``api-version`` is required on every request, from the versions azure-keyvault-secrets 4.12
   accepts (400 BadParameter otherwise) **[unverified: the service's exact messages]**.
 * Routes: ``PUT/GET/DELETE /secrets/{name}``, ``GET/PATCH /secrets/{name}/[{version}]``,
@@ -61,6 +67,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from azure.core.credentials import AccessToken
 
 from tests.doubles.azure_kv_model import KvError, VaultModel, bad_parameter
+from tests.doubles.entra_id import CLIENT_ID, CLIENT_SECRET, EntraId
 
 TOKEN = "azure-kv-double-token"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -219,6 +226,7 @@ class AzureKeyVaultDouble:
                  resource: str = RESOURCE) -> None:
         self.model = model or VaultModel()
         self.token, self.tenant, self.resource = token, tenant, resource
+        self.entra = EntraId(tenant)
         self._dir = tempfile.TemporaryDirectory(prefix="azure-kv-double-")
         self.ca_path, server_pem = make_certificate(Path(self._dir.name))
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -272,6 +280,7 @@ class AzureKeyVaultDouble:
         """An empty vault, an empty log, no throttling, available (the per-test state)."""
         self.available()
         self.model.reset()
+        self.entra.reset()
         with self._lock:
             self._log.clear()
             self._faults.clear()
@@ -288,6 +297,19 @@ class AzureKeyVaultDouble:
 
     def async_credential(self, token: str | None = None) -> AsyncStaticTokenCredential:
         return AsyncStaticTokenCredential(self.token if token is None else token)
+
+    @property
+    def authority(self) -> str:
+        """The Entra ID authority this server also is (``authority=`` of an azure-identity credential)."""
+        return self.vault_url
+
+    def secret_credential(self, client_secret: str = CLIENT_SECRET, **kwargs: Any) -> Any:
+        """A real ``azure.identity.ClientSecretCredential`` of the registered client, asking this
+        server's Entra ID for its tokens."""
+        from azure.identity import ClientSecretCredential
+
+        return ClientSecretCredential(self.tenant, CLIENT_ID, client_secret, authority=self.authority,
+                                      disable_instance_discovery=True, connection_verify=str(self.ca_path), **kwargs)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments a ``SecretClient`` (sync or aio) needs for this double: trust its CA,
@@ -367,8 +389,14 @@ class AzureKeyVaultDouble:
         path = unquote(url.path)
         segments = [unquote(s) for s in url.path.strip("/").split("/")] if url.path.strip("/") else []
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        authorized = h.headers.get("Authorization", "") == f"Bearer {self.token}"
+        authorized = self._accepts(h.headers.get("Authorization"))
         base = f"https://{h.headers.get('Host') or f'127.0.0.1:{self.port}'}"
+        if len(segments) >= 2 and self.entra.handles(segments):
+            status, doc = self.entra.respond(h.command, segments, raw, base)
+            with self._lock:
+                self._log.append(Call(h.command, path, query, status, False))
+            h.answer(status, doc, {})
+            return
         try:
             status, doc, headers = self._respond(h.command, path, segments, query, raw,
                                                  h.headers.get("Authorization"), base)
@@ -389,7 +417,7 @@ class AzureKeyVaultDouble:
             raise KvError(503, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.")
         if fault:
             raise fault
-        if authorization != f"Bearer {self.token}":
+        if not self._accepts(authorization):
             challenge = f'Bearer authorization="https://login.microsoftonline.com/{self.tenant}", resource="{self.resource}"'
             message = ("AKV10000: Request is missing a Bearer or PoP token." if not authorization
                        else "AKV10022: Invalid audience or token.")  # [unverified: the wording for a bad token]
@@ -400,6 +428,13 @@ class AzureKeyVaultDouble:
         if version not in API_VERSIONS:
             raise bad_parameter(f"The specified version ({version}) is not recognized. Consider using the latest "
                                 f"supported version ({API_VERSIONS[0]}).")
+
+    def _accepts(self, authorization: str | None) -> bool:
+        """The static test token, or a token the Entra ID side issued for this vault's resource."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        token = authorization[len("Bearer "):]
+        return token == self.token or self.entra.accepts(token, self.resource + "/.default")
 
     def _respond(self, method: str, path: str, parts: list[str], query: dict[str, str], raw: bytes,
                  authorization: str | None, base: str) -> tuple[int, dict[str, Any] | None, dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from azure.identity import CredentialUnavailableError
 
@@ -58,3 +60,20 @@ def test_bad_urls_are_config_errors() -> None:
 def test_missing_credentials_are_authentication_errors() -> None:
     found = classify(CredentialUnavailableError("DefaultAzureCredential failed to retrieve a token"))
     assert found is not None and found.code is ErrorCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"tenant_id": "t"}, "give client_id too"),
+    ({"client_secret": "s", "client_id": "c"}, "missing: ['tenant_id']"),
+    ({"tenant_id": "t", "client_id": "c"}, "AZURE_CLIENT_SECRET"),
+    ({"authority": "http://login.example"}, "https://"),
+])
+def test_incomplete_credentials_are_config_errors_without_the_secret(
+    options: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secretkit.drivers.azure.credentials import credential
+
+    monkeypatch.delenv("AZURE_CLIENT_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=re.escape(says)) as info:
+        credential(Options(**options))  # type: ignore[arg-type]
+    assert "'s'" not in str(info.value)

@@ -1,9 +1,8 @@
-"""The vault URL, the credential and the ``SecretClient`` of an azure-kv:// store.
+"""The vault URL and the ``SecretClient`` of an azure-kv:// store.
 
-azure-identity is imported only here, when a store is opened (it is heavy, and a store handed a
-ready client never needs it). azure-core's own retries are off (``retry_total=0``): the store's
-RetryPolicy is the only retry layer, so a throttled call (429) is retried by the store with its
-backoff, never by both (which would multiply attempts).
+(The credential is made in ``credentials``.) azure-core's own retries are off
+(``retry_total=0``): the store's RetryPolicy is the only retry layer, so a throttled call (429)
+is retried by the store with its backoff, never by both (which would multiply attempts).
 """
 
 from __future__ import annotations
@@ -45,26 +44,6 @@ def is_loopback(vault: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def credential(opts: Options) -> Any:
-    """A service principal's ``ClientSecretCredential`` if its three options are given, else
-    ``DefaultAzureCredential`` (environment, workload identity, managed identity, Azure CLI ...)."""
-    import azure.identity  # noqa: PLC0415 - heavy, and unused by stores given a client
-
-    given = [k for k in ("tenant_id", "client_id", "client_secret") if getattr(opts, k)]
-    if opts.client_secret is not None:
-        if len(given) < 3:
-            missing = sorted({"tenant_id", "client_id", "client_secret"} - set(given))
-            raise ConfigError(f"a service principal needs tenant_id, client_id and client_secret (missing: {missing})")
-        assert opts.tenant_id is not None and opts.client_id is not None  # checked just above
-        return azure.identity.ClientSecretCredential(opts.tenant_id, opts.client_id, opts.client_secret.get_secret_value())
-    if opts.tenant_id and not opts.client_id:
-        raise ConfigError("tenant_id is for a service principal: give client_id and client_secret too")
-    kwargs: dict[str, Any] = {}
-    if opts.client_id:  # a user-assigned managed identity (or workload identity) of this client id
-        kwargs["managed_identity_client_id"] = opts.client_id
-    return azure.identity.DefaultAzureCredential(**kwargs)
 
 
 def make_client(vault: str, opts: Options, cred: Any) -> Any:

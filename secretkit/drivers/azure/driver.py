@@ -31,7 +31,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from secretkit.drivers.azure import claims, codec, history
-from secretkit.drivers.azure.client import credential, make_client, vault_url
+from secretkit.drivers.azure.client import make_client, vault_url
+from secretkit.drivers.azure.credentials import credential
 from secretkit.drivers.azure.codec import BACKEND
 from secretkit.drivers.azure.errors import classify
 from secretkit.drivers.azure.options import Options

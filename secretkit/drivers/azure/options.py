@@ -22,8 +22,20 @@ class Options(BaseModel):
     client_id: str | None = Field(
         None, description="service principal client id; alone: the managed identity DefaultAzureCredential uses"
     )
-    client_secret: SecretStr | None = Field(None, description="service principal secret (with tenant_id, client_id)")
-    ca_bundle: str | None = Field(None, description="a PEM file of CAs the vault's TLS certificate is checked against")
+    client_secret: SecretStr | None = Field(
+        None, description="service principal secret (with tenant_id, client_id); default AZURE_CLIENT_SECRET"
+    )
+    authority: str | None = Field(
+        None, description="Microsoft Entra ID host or https URL tokens come from (login.microsoftonline.us, "
+        "login.chinacloudapi.cn, Azure Stack); default AZURE_AUTHORITY_HOST, else login.microsoftonline.com",
+    )
+    disable_instance_discovery: bool | None = Field(
+        None, description="skip MSAL's check of the authority with login.microsoftonline.com (a private authority, "
+        "e.g. Azure Stack); default: off, on for a loopback authority",
+    )
+    ca_bundle: str | None = Field(
+        None, description="a PEM file of CAs the vault's and the authority's TLS certificates are checked against"
+    )
     verify_challenge_resource: bool | None = Field(
         None,
         description="check that the vault's bearer challenge names a resource of the vault's own domain; default: "
