@@ -10,8 +10,8 @@ import pytest
 
 import secretkit
 from secretkit.drivers.aws.driver import AwsDriver
-from secretkit.redact import RedactingFilter, install_redaction
-from tests.doubles.aws import REGION, aws_faithful_moto, fake_aws_env, make_client
+from secretkit.redact import install_redaction
+from tests.doubles.aws import REGION, aws_faithful_moto, fake_aws_env, make_client, without_botocore_filters
 
 moto = pytest.importorskip("moto")
 
@@ -23,16 +23,9 @@ BINARY = b"\x00BinaryPart7\xff" * 3
 BINARY_B64 = base64.b64encode(BINARY).decode()
 
 
-def _filter() -> RedactingFilter:
-    # the shared filter, installed nowhere new, masking what an aws-sm store declares
-    return install_redaction((), handlers=(), value_keys=AwsDriver.sdk_value_keys)
-
-
 def _without_logger_filters() -> None:
-    flt = _filter()
-    for name in ["botocore", "boto3", *logging.root.manager.loggerDict]:
-        if name.split(".")[0] in ("botocore", "boto3"):
-            logging.getLogger(name).removeFilter(flt)
+    # the shared filter, masking what an aws-sm store declares, off botocore's loggers
+    without_botocore_filters(AwsDriver.sdk_value_keys)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from secretkit.errors import (
 from secretkit.redact import install_redaction
 from secretkit.store import SecretStore
 from secretkit.testing.spy import CountingDriver
-from tests.doubles.aws import REGION, fake_aws_env
+from tests.doubles.aws import REGION, fake_aws_env, without_botocore_filters
 
 moto = pytest.importorskip("moto")
 
@@ -263,13 +263,7 @@ FRAGMENTS = ["S3cr3tPart1", "Quoted2", "Back3", "json6", "ün"]
 
 
 def _without_logger_filters(*, handlers: bool = False) -> None:
-    flt = install_redaction((), handlers=(), value_keys=SsmDriver.sdk_value_keys)
-    for name in ["botocore", "boto3", *logging.root.manager.loggerDict]:
-        if name.split(".")[0] in ("botocore", "boto3"):
-            logging.getLogger(name).removeFilter(flt)
-    if handlers:  # an earlier store put it on the root handlers of that time (pytest's own among them)
-        for handler in logging.getLogger().handlers:
-            handler.removeFilter(flt)
+    without_botocore_filters(SsmDriver.sdk_value_keys, handlers=handlers)
 
 
 def test_botocore_debug_log_shows_ssm_values_without_the_filter(mocked: None, caplog: pytest.LogCaptureFixture) -> None:

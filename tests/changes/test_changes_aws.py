@@ -10,6 +10,7 @@ rule would target. Reads are counted at the driver (``CountingDriver``), never b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -104,6 +105,19 @@ def rule_to_queue(queue_name: str) -> str:
     return url
 
 
+@contextlib.contextmanager
+def heard_secret(queue: str, name: str) -> Iterator[tuple[SecretStore, Any, str]]:
+    """A secret ``name`` holding ``one``, and a counted store that has read it and hears a new
+    rule's queue (``rule_to_queue``); with the Secrets Manager client that changes the secret,
+    and the secret's ARN."""
+    url = rule_to_queue(queue)
+    sm = client("secretsmanager")
+    arn = str(sm.create_secret(Name=name, SecretString="one")["ARN"])
+    with counted_store(f"sqs:{url}") as store:
+        listening(store, name)
+        yield store, sm, arn
+
+
 def emit(body: dict[str, Any]) -> None:
     """What CloudTrail does after a Secrets Manager call: put the event on the default bus."""
     client("events").put_events(Entries=[{
@@ -145,22 +159,14 @@ def test_a_queue_named_rather_than_given_by_url(aws: None) -> None:
 
 @pytest.mark.parametrize("operation", ["UpdateSecret", "UpdateSecretVersionStage", "RotateSecret", "RestoreSecret"])
 def test_every_changing_operation_invalidates(aws: None, operation: str) -> None:
-    url = rule_to_queue("ops")
-    sm = client("secretsmanager")
-    sm.create_secret(Name="db", SecretString="one")
-    with counted_store(f"sqs:{url}") as store:
-        listening(store, "db")
+    with heard_secret("ops", "db") as (store, sm, _):
         sm.put_secret_value(SecretId="db", SecretString="two")
         emit(event(operation, "db"))
         eventually(lambda: store.get("db").text == "two")
 
 
 def test_full_and_partial_arns_name_the_secret(aws: None) -> None:
-    url = rule_to_queue("arns")
-    sm = client("secretsmanager")
-    arn = sm.create_secret(Name="app/db", SecretString="one")["ARN"]
-    with counted_store(f"sqs:{url}") as store:
-        listening(store, "app/db")
+    with heard_secret("arns", "app/db") as (store, sm, arn):
         sm.put_secret_value(SecretId="app/db", SecretString="two")
         emit(event("PutSecretValue", arn))
         eventually(lambda: store.get("app/db").text == "two")
@@ -170,11 +176,7 @@ def test_full_and_partial_arns_name_the_secret(aws: None) -> None:
 
 
 def test_every_version_and_stage_of_the_secret_is_dropped(aws: None) -> None:
-    url = rule_to_queue("stages")
-    sm = client("secretsmanager")
-    sm.create_secret(Name="db", SecretString="one")
-    with counted_store(f"sqs:{url}") as store:
-        listening(store, "db")
+    with heard_secret("stages", "db") as (store, sm, _):
         sm.put_secret_value(SecretId="db", SecretString="two")
         assert store.get("db", stage="previous").text == "one"  # now cached, as is the current value
         sm.put_secret_value(SecretId="db", SecretString="three")
@@ -185,11 +187,7 @@ def test_every_version_and_stage_of_the_secret_is_dropped(aws: None) -> None:
 
 
 def test_foreign_events_cost_no_read(aws: None) -> None:
-    url = rule_to_queue("foreign")
-    sm = client("secretsmanager")
-    sm.create_secret(Name="db", SecretString="one")
-    with counted_store(f"sqs:{url}") as store:
-        listening(store, "db")
+    with heard_secret("foreign", "db") as (store, sm, _):
         before = reads(store)
         emit(event("PutSecretValue", "someone-elses"))
         emit(event("PutSecretValue", "arn:aws:secretsmanager:eu-west-3:123456789012:secret:db-AbCdEf"))
@@ -203,11 +201,7 @@ def test_foreign_events_cost_no_read(aws: None) -> None:
 
 
 def test_a_delete_event_makes_the_next_read_not_found(aws: None) -> None:
-    url = rule_to_queue("deletes")
-    sm = client("secretsmanager")
-    arn = sm.create_secret(Name="gone", SecretString="one")["ARN"]
-    with counted_store(f"sqs:{url}") as store:
-        listening(store, "gone")
+    with heard_secret("deletes", "gone") as (store, sm, arn):
         sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
         emit(event("DeleteSecret", arn))
 

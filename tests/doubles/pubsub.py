@@ -43,6 +43,8 @@ import grpc
 from google.protobuf import empty_pb2
 from google.pubsub_v1.types import pubsub
 
+from tests.doubles.grpc_model import ModelError, method_of, unary_handler
+
 PUBLISHER = "google.pubsub.v1.Publisher"
 SUBSCRIBER = "google.pubsub.v1.Subscriber"
 Code = grpc.StatusCode
@@ -60,13 +62,6 @@ DELETED_TOPIC = "_deleted-topic_"
 #: ``-_.~+%``, never starting with ``goog``.
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 _NAME = re.compile(r"projects/(?P<project>[^/]+)/(?P<kind>topics|subscriptions)/(?P<id>[^/]+)")
-
-
-class ModelError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -154,7 +149,7 @@ class PubSubModel:
             self.last_request[rpc] = request
             if self._unavailable:
                 raise ModelError(Code.UNAVAILABLE, "The service is currently unavailable.")
-            handler: Callable[..., Any] = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", rpc).lower())
+            handler = method_of(self, rpc)
             if rpc == "Pull":
                 return handler(request, context)
             return handler(request)
@@ -326,24 +321,7 @@ _RPCS: dict[str, dict[str, tuple[Any, Callable[[Any], bytes]]]] = {
 
 
 def grpc_handlers(model: PubSubModel) -> tuple[grpc.GenericRpcHandler, ...]:
-    def bind(rpc: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-        def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return model.dispatch(rpc, request, context)
-            except ModelError as exc:
-                context.abort(exc.code, exc.message)
-
-        return handle
-
-    return tuple(
-        grpc.method_handlers_generic_handler(service, {
-            rpc: grpc.unary_unary_rpc_method_handler(
-                bind(rpc), request_deserializer=req.FromString, response_serializer=serialize
-            )
-            for rpc, (req, serialize) in rpcs.items()
-        })
-        for service, rpcs in _RPCS.items()
-    )
+    return tuple(unary_handler(service, rpcs, model.dispatch) for service, rpcs in _RPCS.items())
 
 
 # -- Secret Manager's notifications -----------------------------------------------------------

@@ -7,42 +7,22 @@ Every secret it writes is under a random ``sk-conf-`` prefix and is force-delete
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-import secretkit
 from secretkit.store import SecretStore
 from secretkit.testing.conformance import StoreConformance
 from secretkit.testing.rotation import RotationConformance
+from tests.integration import aws_account
 
 pytestmark = pytest.mark.integration
-
-# AWS frees a force-deleted name asynchronously, so re-creating it may need a few seconds.
-PATIENT_RETRY = {"max_attempts": 8, "initial_backoff": 0.5, "max_backoff": 5.0, "deadline": 60.0}
-
-
-def _skip_reason() -> str | None:
-    if os.environ.get("SECRETKIT_TEST_AWS") != "1":
-        return "real AWS test: set SECRETKIT_TEST_AWS=1 (with AWS credentials and AWS_REGION) to run it"
-    boto3 = pytest.importorskip("boto3")
-    session = boto3.session.Session()
-    if session.get_credentials() is None:
-        return "real AWS test: SECRETKIT_TEST_AWS=1 but boto3 finds no AWS credentials"
-    if not session.region_name:
-        return "real AWS test: SECRETKIT_TEST_AWS=1 but no region (set AWS_REGION)"
-    return None
 
 
 @pytest.fixture
 def real_store() -> Iterator[SecretStore]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
-    with secretkit.open(f"aws-sm://?region={region}", retry=PATIENT_RETRY) as store:
+    with aws_account.real_store("aws-sm", "SECRETKIT_TEST_AWS", "real AWS test") as store:
         yield store
 
 

@@ -33,6 +33,7 @@ from tests.doubles.aws import (
     aws_http_endpoint,
     make_client,
     moto_backend,
+    powertools_parameters,
 )
 
 moto = pytest.importorskip("moto")
@@ -230,12 +231,8 @@ def test_rotating_an_rds_secret_without_field_refuses_before_writing(env: Env, s
 
 @pytest.fixture
 def powertools(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
-    if env.endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", env.endpoint)
-    parameters.clear_caches()  # its default provider keeps a client and cached values
-    yield parameters
-    parameters.clear_caches()
+    with powertools_parameters(env.endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER", monkeypatch) as parameters:
+        yield parameters
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
 import secretkit
-from secretkit.drivers.aws.common import ClientOptions, client_config
 from secretkit.store import SecretStore
-from tests.doubles.aws import BACKENDS, REGION, aws_http_endpoint, moto_backend
+from tests.doubles.aws import BACKENDS, REGION, aws_http_endpoint, make_client, moto_backend, powertools_parameters
 
 moto = pytest.importorskip("moto")
 __all__ = ["aws_http_endpoint"]
@@ -43,8 +41,7 @@ class Env:
 
     def raw(self) -> Any:
         """A boto3 ``ssm`` client configured as the driver configures its own."""
-        return boto3.session.Session(region_name=REGION).client(
-            "ssm", endpoint_url=self.endpoint, config=client_config(ClientOptions()))
+        return make_client(self.endpoint, "ssm")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -197,12 +194,8 @@ def test_delete_is_permanent(env: Env, store: SecretStore) -> None:
 
 @pytest.fixture
 def powertools(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    parameters = pytest.importorskip("aws_lambda_powertools.utilities.parameters")
-    if env.endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", env.endpoint)
-    parameters.clear_caches()  # its default provider keeps a client and cached values
-    yield parameters
-    parameters.clear_caches()
+    with powertools_parameters(env.endpoint, "AWS_ENDPOINT_URL_SSM", monkeypatch) as parameters:
+        yield parameters
 
 
 @pytest.mark.parametrize(

@@ -94,12 +94,14 @@ class HttpRig:
 
 
 
-@pytest.fixture
-def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
-    with fake_aws_env(), proxy_for(aws_http_endpoint, seed=7) as proxy:
+@contextlib.contextmanager
+def aws_json_rig(endpoint: str, scheme: str, write_request: str) -> Iterator[HttpRig]:
+    """A ``scheme://`` store of an AWS service speaking awsJson1_1 (Secrets Manager, SSM) on moto
+    at ``endpoint``, behind a proxy."""
+    with fake_aws_env(), proxy_for(endpoint, seed=7) as proxy:
 
         def open_store(**options: Any) -> SecretStore:
-            return secretkit.open(f"aws-sm://?region={REGION}&endpoint_url={proxy.url}",
+            return secretkit.open(f"{scheme}://?region={REGION}&endpoint_url={proxy.url}",
                                   connect_timeout=0.5, read_timeout=1, **{"cache": NO_CACHE, **options})
 
         @contextlib.contextmanager
@@ -110,7 +112,13 @@ def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
             with open_store(retry=FLAKY) as store:
                 yield store
 
-        yield HttpRig("aws-sm", proxy, open_store, r"X-Amz-Target: secretsmanager\.PutSecretValue", denied)
+        yield HttpRig(scheme, proxy, open_store, write_request, denied)
+
+
+@pytest.fixture
+def aws_rig(aws_http_endpoint: str) -> Iterator[HttpRig]:
+    with aws_json_rig(aws_http_endpoint, "aws-sm", r"X-Amz-Target: secretsmanager\.PutSecretValue") as rig:
+        yield rig
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ What is the same for any AWS service reached through boto3: the client options (
 endpoint, profile, timeouts), the client built from them with botocore's retries off and the
 late-request guard on, the SDK's loggers and the error table of botocore's own exceptions and of
 the error codes every AWS service shares (credentials, throttling, outages). A service's driver
-adds its own error codes (``ErrorTable.codes``) and options on top.
+adds its own error codes (``service_table``) and options on top.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -148,6 +148,29 @@ def safe_detail(code: str, message: str) -> str:
     """``code: message`` with any quoted member value masked, at most 300 characters of it."""
     safe = _QUOTED_VALUE.sub("Value *** at '", message)[:300]
     return f"{code}: {safe}" if safe else code
+
+
+def classify_code(table: ErrorTable, code: str, message: str, status: int | None = None) -> Classified:
+    """The portable reading of an AWS error code by ``table``; the detail masks a quoted value."""
+    return Classified(table.code(code, status), safe_detail(code, message))
+
+
+#: How a service reads a ClientError's code, message and HTTP status (``classify_code`` by its table
+#: unless it knows more, as Secrets Manager does of a secret in its recovery window).
+CodeReader = Callable[[str, str, int | None], Classified]
+
+
+def service_table(service: str, codes: Mapping[str, ErrorCode], read: CodeReader | None = None) -> ErrorTable:
+    """The error table of one AWS service: its own ``codes`` over ``CODES`` (and ``STATUSES``) for
+    a ClientError, then botocore's own exceptions (``sdk_rows``); ``service`` names it in a detail."""
+
+    def client_error(exc: bx.ClientError) -> Classified:
+        code, message, status = code_of(exc), message_of(exc), status_of(exc)
+        return read(code, message, status) if read is not None else classify_code(table, code, message, status)
+
+    table = ErrorTable(exceptions=(On(bx.ClientError, client_error), *sdk_rows(service)),
+                       codes={**CODES, **codes}, statuses=STATUSES)
+    return table
 
 
 def _param_validation(exc: bx.ParamValidationError) -> Classified:

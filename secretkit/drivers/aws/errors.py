@@ -9,7 +9,7 @@ import botocore.exceptions as bx
 
 from secretkit.drivers.aws import common
 from secretkit.drivers.aws.common import code_of, message_of
-from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
+from secretkit.drivers.base import Classified, ErrorCode
 
 __all__ = ["TABLE", "classify", "classify_code", "code_of", "is_gone", "is_marked_for_deletion", "message_of"]
 
@@ -29,20 +29,14 @@ def is_gone(exc: bx.ClientError) -> bool:
 
 def classify_code(code: str, message: str, status: int | None = None) -> Classified:
     """The portable reading of an AWS error code (also used for BatchGetSecretValue's per-name errors)."""
-    detail = common.safe_detail(code, message)
     if is_marked_for_deletion(code, message):
-        return Classified(ErrorCode.NOT_FOUND, f"secret is scheduled for deletion ({detail})")
-    return Classified(TABLE.code(code, status), detail)
+        return Classified(ErrorCode.NOT_FOUND, f"secret is scheduled for deletion ({common.safe_detail(code, message)})")
+    return common.classify_code(TABLE, code, message, status)
 
 
-def _client_error(exc: bx.ClientError) -> Classified:
-    return classify_code(code_of(exc), message_of(exc), common.status_of(exc))
-
-
-TABLE = ErrorTable(
-    exceptions=(On(bx.ClientError, _client_error), *common.sdk_rows("AWS Secrets Manager")),
-    codes={
-        **common.CODES,
+TABLE = common.service_table(
+    "AWS Secrets Manager",
+    {
         "ResourceNotFoundException": ErrorCode.NOT_FOUND,
         "ResourceExistsException": ErrorCode.ALREADY_EXISTS,
         "InvalidParameterException": ErrorCode.INVALID_ARGUMENT,
@@ -58,7 +52,7 @@ TABLE = ErrorTable(
         # versions in 24 h) that backing off for seconds does not lift: fail fast.
         "LimitExceededException": ErrorCode.UNKNOWN,
     },
-    statuses=common.STATUSES,
+    classify_code,
 )
 
 #: Map a botocore/boto3 exception to a portable code; the detail never holds a value.

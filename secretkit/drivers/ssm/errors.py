@@ -3,24 +3,15 @@ service's own error codes. Details never carry a value (``common.safe_detail`` m
 
 from __future__ import annotations
 
-import botocore.exceptions as bx
-
 from secretkit.drivers.aws import common
 from secretkit.drivers.aws.common import code_of
-from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On
+from secretkit.drivers.base import ErrorCode
 
 __all__ = ["TABLE", "classify", "code_of"]
 
-
-def _client_error(exc: bx.ClientError) -> Classified:
-    code = code_of(exc)
-    return Classified(TABLE.code(code, common.status_of(exc)), common.safe_detail(code, common.message_of(exc)))
-
-
-TABLE = ErrorTable(
-    exceptions=(On(bx.ClientError, _client_error), *common.sdk_rows("AWS SSM Parameter Store")),
-    codes={
-        **common.CODES,
+TABLE = common.service_table(
+    "AWS SSM Parameter Store",
+    {
         "ParameterNotFound": ErrorCode.NOT_FOUND,
         "ParameterVersionNotFound": ErrorCode.NOT_FOUND,
         "ParameterAlreadyExists": ErrorCode.ALREADY_EXISTS,
@@ -47,7 +38,6 @@ TABLE = ErrorTable(
         "ParameterLimitExceeded": ErrorCode.UNKNOWN,
         "ParameterMaxVersionLimitExceeded": ErrorCode.UNKNOWN,
     },
-    statuses=common.STATUSES,
 )
 
 #: Map a botocore/boto3 exception to a portable code; the detail never holds a value.
