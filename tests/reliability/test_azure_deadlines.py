@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,24 +21,7 @@ import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from secretkit.errors import DeadlineExceededError, SecretError, UnavailableError
 from secretkit.testing.slowdrip import SlowDrip
-
-QUICK = RetryPolicy(deadline=1.5, attempt_timeout=0.5, initial_backoff=0.05, max_backoff=0.2)
-SLICE = 1.0
-NO_CACHE = CachePolicy.off()
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[float, BaseException | None]:
-    began = time.monotonic()
-    try:
-        fn()
-    except BaseException as exc:  # noqa: BLE001 - the outcome is what the test inspects
-        return time.monotonic() - began, exc
-    return time.monotonic() - began, None
-
+from tests.reliability.test_deadlines import NO_CACHE, QUICK, SLICE, _timed, _unique
 
 def _open(double: Any, port: int, **options: Any) -> SecretStore:
     return secretkit.open(f"azure-kv://127.0.0.1:{port}", ca_bundle=str(double.ca_path),
