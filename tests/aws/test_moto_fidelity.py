@@ -31,7 +31,8 @@ def plain_moto() -> Iterator[None]:
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
     targets = [(SecretsManagerBackend, "put_secret_value"), (SecretsManagerBackend, "create_secret"),
-               (SecretsManagerBackend, "update_secret_version_stage"), (FakeSecret, "reset_default_version")]
+               (SecretsManagerBackend, "update_secret_version_stage"), (FakeSecret, "reset_default_version"),
+               (SecretsManagerBackend, "list_secret_version_ids")]
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr in targets]
     for owner, attr, fn in saved:
         while hasattr(fn, "__wrapped__"):
@@ -126,6 +127,26 @@ def test_a_put_keeps_the_other_labels_of_the_version_it_leaves(faithful: bool) -
     assert sorted(stages[first]) == (["AWSPENDING", "AWSPREVIOUS"] if faithful else ["AWSPREVIOUS"])
 
 
+def test_version_listing_reports_when_each_version_was_made(faithful: bool) -> None:
+    """ListSecretVersionIds' CreatedDate is the version's creation time, as GetSecretValue reports
+    it; plain moto reports the time of the listing, so two listings a second apart differ."""
+    from moto.backends import get_backend
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    raw = make_client()
+    first = raw.create_secret(Name="s", SecretString="v1", ClientRequestToken=token())["VersionId"]
+    version = get_backend("secretsmanager")[DEFAULT_ACCOUNT_ID][REGION].secrets["s"].versions[first]
+    version["createdate"] -= 86400  # made a day ago: the listing's time and the version's differ without waiting
+    made = raw.get_secret_value(SecretId="s", VersionId=first)["CreatedDate"]
+    listed = raw.list_secret_version_ids(SecretId="s", IncludeDeprecated=True)["Versions"]
+    assert [v["VersionId"] for v in listed] == [first]
+    if not faithful:
+        assert listed[0]["CreatedDate"] > made and "LastAccessedDate" in listed[0]  # moto: "now"
+        return
+    assert listed[0]["CreatedDate"] == made
+    assert "LastAccessedDate" not in listed[0]  # moto does not track reads: no made-up date
+
+
 def test_patches_stay_while_any_use_is_open_and_are_undone_by_the_last() -> None:
     """Uses that end out of order (a session's moto server started inside one test's in-process
     moto, which ends first) keep the patches until the last one ends. In a fresh interpreter:
@@ -136,7 +157,8 @@ from secretkit.drivers.aws.moto import aws_faithful_moto
 
 def current():
     return [SecretsManagerBackend.put_secret_value, SecretsManagerBackend.update_secret_version_stage,
-            SecretsManagerBackend.create_secret, FakeSecret.reset_default_version]
+            SecretsManagerBackend.create_secret, FakeSecret.reset_default_version,
+            SecretsManagerBackend.list_secret_version_ids]
 
 before = current()
 first, second = aws_faithful_moto(), aws_faithful_moto()

@@ -168,8 +168,8 @@ class AwsDriver:
             if not token:
                 break
             request["NextToken"] = token
-        # Newest first by creation time; equal times (moto reports none) keep the reverse of
-        # the listing order, which is creation order on both AWS and moto.
+        # Newest first by creation time; equal times (moto's are whole seconds) keep the reverse
+        # of the listing order, which is creation order on both AWS and moto.
         entries.reverse()
         entries.sort(key=lambda e: codec.timestamp(e.get("CreatedDate")), reverse=True)
         return [

@@ -24,6 +24,7 @@ sets up what ``RotateSecret`` does before it invokes a rotation Lambda, so a han
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -158,11 +159,32 @@ def _reset_default_version(original: Callable[..., Any]) -> Callable[..., Any]:
     return reset_default_version
 
 
+def _list_secret_version_ids(original: Callable[..., Any]) -> Callable[..., Any]:
+    def list_secret_version_ids(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> str:
+        """Each version's CreatedDate is when that version was made, as on AWS (and as moto's own
+        GetSecretValue reports it); moto reports the time of the listing, so a version's dates
+        change from one listing to the next and never say which version is newer. LastAccessedDate
+        is left out: moto does not track reads, and AWS omits it for a version never read."""
+        listing = json.loads(original(self, secret_id, *args, **kwargs))
+        versions = self.secrets[secret_id].versions
+        for entry in listing.get("Versions", []):
+            entry.pop("LastAccessedDate", None)
+            made = versions.get(entry.get("VersionId"), {}).get("createdate")
+            if made is None:
+                entry.pop("CreatedDate", None)
+            else:
+                entry["CreatedDate"] = made
+        return json.dumps(listing)
+
+    return list_secret_version_ids
+
+
 _PATCHES: tuple[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]], ...] = (
     (_Backend, "put_secret_value", _put_secret_value),
     (_Backend, "create_secret", _create_secret),
     (_Backend, "update_secret_version_stage", _update_secret_version_stage),
     (_Secret, "reset_default_version", _reset_default_version),
+    (_Backend, "list_secret_version_ids", _list_secret_version_ids),
 )
 
 
@@ -179,9 +201,10 @@ _users_lock = threading.Lock()
 def aws_faithful_moto() -> Iterator[None]:
     """moto's Secrets Manager with AWS's behaviour where moto differs in ways that matter (see
     each patch's docstring: deleted secrets refuse writes; label moves are compare-and-set;
-    moving AWSCURRENT moves what reads return; other labels survive a put). Applies to moto in
-    this process: ``moto.mock_aws()`` and a ``ThreadedMotoServer`` started here; the patches
-    stay while any use is open, whatever order the uses end in."""
+    moving AWSCURRENT moves what reads return; other labels survive a put; version listings
+    report when each version was made). Applies to moto in this process: ``moto.mock_aws()``
+    and a ``ThreadedMotoServer`` started here; the patches stay while any use is open, whatever
+    order the uses end in."""
     global _users
     with _users_lock:
         for owner, attr, make in _PATCHES:
