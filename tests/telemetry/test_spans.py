@@ -189,3 +189,19 @@ def test_telemetry_without_opentelemetry_installed_says_what_to_install() -> Non
         "except secretkit.ConfigError as exc:\n    print(exc)\n"
     )
     assert "pip install 'secretkit[otel]'" in out
+
+
+@pytest.mark.parametrize("scheme", ["ssm", "azure-kv"])
+def test_the_newer_drivers_name_their_server_too(scheme: str, request: pytest.FixtureRequest) -> None:
+    """ssm:// and azure-kv:// give spans a ``server.address`` like aws-sm, vault and k8s."""
+    if scheme == "ssm":
+        from secretkit.drivers.aws.moto import fake_aws_env
+
+        with fake_aws_env():
+            store = secretkit.open("ssm://?region=us-east-1&endpoint_url=http://127.0.0.2:1")
+    else:
+        double = request.getfixturevalue("azure_kv")
+        store = secretkit.open(f"azure-kv://127.0.0.1:{double.port}", ca_bundle=str(double.ca_path),
+                               credential=double.credential())
+    with store:
+        assert store.driver.server_address == ("127.0.0.2" if scheme == "ssm" else "127.0.0.1")

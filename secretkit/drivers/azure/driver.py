@@ -37,6 +37,7 @@ from secretkit.drivers.azure.codec import BACKEND
 from secretkit.drivers.azure.errors import classify
 from secretkit.drivers.azure.options import Options
 from secretkit.drivers.base import (
+    host_of,
     Capabilities,
     ClaimLog,
     Classified,
@@ -203,6 +204,11 @@ class AzureKeyVaultDriver:
         except NotFoundError:
             return
         claims.release(self.client, stored, self._kw)
+
+    @property
+    def server_address(self) -> str | None:
+        """The host the SDK client talks to (telemetry's ``server.address``)."""
+        return host_of(self.client.vault_url)
 
     # -- errors, lifecycle ---------------------------------------------------------------
 

@@ -32,6 +32,7 @@ import botocore.exceptions as bx
 from secretkit.drivers.aws import common
 from secretkit.drivers.aws.common import as_datetime
 from secretkit.drivers.base import (
+    host_of,
     BatchReader,
     Capabilities,
     Classified,
@@ -254,6 +255,11 @@ class SsmDriver:
     def delete(self, name: str, *, purge: bool) -> None:
         # SSM deletes a parameter and all its versions at once; nothing is recoverable.
         self.client.delete_parameter(Name=self.names.storage_name(name))
+
+    @property
+    def server_address(self) -> str | None:
+        """The host the SDK client talks to (telemetry's ``server.address``)."""
+        return host_of(self.client.meta.endpoint_url)
 
     # -- errors, lifecycle -----------------------------------------------------------
 
