@@ -104,7 +104,8 @@ class Held:
     issued: Issued
     #: clock time the credential stops working (None: never); for a ``rotated`` one, when the backend replaces it
     expires: float | None
-    #: the duration asked for at each renewal (the TTL the engine first granted)
+    #: the TTL the engine first granted: it sets the renewal cadence and what a renewal asks
+    #: (``LeaseKeeper.renewal_increment``)
     asked: float
     #: when the keeper acts next (None: nothing to do)
     due: float | None = None
