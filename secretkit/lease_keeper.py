@@ -3,13 +3,15 @@
 One daemon thread per store (started with the first lease, stopped by ``close``), not one per
 lease. Each lease has one next action, the keeper sleeps until the earliest:
 
-* renew when a third of the TTL is left (the rule the Vault token keeper uses), asking for the
-  TTL the engine first granted;
+* renew every two thirds of the TTL ``T`` the engine first granted (a third left: the rule the
+  Vault token keeper uses), asking for ``2T/3 + lead``, where ``lead = max(grace, T/3)`` -- just
+  ``T`` unless ``lease_grace`` is longer than ``T/3`` (see ``renewal_increment``);
 * issue a new credential when a renewal grants less than asked (the lease nears its max TTL),
   when the lease is not renewable, or when the engine gave an expiry but no lease (a PKI
-  certificate) -- at a third left, so the new one is in place well before the old one ends; the
-  new credential is swapped in, ``on_change`` called, and the old lease revoked after the grace
-  (``lease_grace``, default a third of its TTL) so that connections opened with it can drain;
+  certificate) -- at ``lead`` before its end, so the new one is in place well before the old one
+  ends; the new credential is swapped in, ``on_change`` called, and the old lease revoked after
+  the grace (``lease_grace``, default a third of its TTL) so that connections opened with it can
+  drain (never past its end: the engine revokes it then, whatever the store asks);
 * read a static role's credential again once its ``ttl`` ran out (the backend rotated it) and
   call ``on_change`` only if it changed.
 
@@ -102,7 +104,8 @@ class Held:
     issued: Issued
     #: clock time the credential stops working (None: never); for a ``rotated`` one, when the backend replaces it
     expires: float | None
-    #: the duration asked for at each renewal (the TTL the engine first granted)
+    #: the TTL the engine first granted: it sets the renewal cadence and what a renewal asks
+    #: (``LeaseKeeper.renewal_increment``)
     asked: float
     #: when the keeper acts next (None: nothing to do)
     due: float | None = None
@@ -140,6 +143,8 @@ class LeaseKeeper:
         self._generations: dict[Kept, int] = {}
         #: (when, lease id, path) of replaced leases waiting out their grace
         self._revokes: list[tuple[float, str, str]] = []
+        #: paths whose grace was shortened by a max TTL (logged once each)
+        self._shortened: set[str] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
         at_fork(self, LeaseKeeper._after_fork)
@@ -239,8 +244,31 @@ class LeaseKeeper:
             held.due = None
         elif held.issued.rotated:
             held.due = max(held.expires, now + MIN_REREAD) + REREAD_DELAY
-        else:
+        elif held.issued.lease_id and held.issued.renewable:
             held.due = held.expires - held.asked / 3
+        else:
+            # its expiry is its hard end: the replacement comes ``lead`` before it (at most two
+            # thirds of its life, so a grace near the TTL does not re-issue without a pause)
+            held.due = held.expires - min(self._lead(held), 2 * held.asked / 3)
+
+    def _lead(self, held: Held) -> float:
+        """How long before a credential's hard end its replacement must be issued: the grace,
+        and never less than a third of the TTL (the slack retries need)."""
+        grace = self._host.options.lease_grace
+        return max(grace if grace is not None else 0.0, held.asked / 3)
+
+    def renewal_increment(self, held: Held) -> float:
+        """What a renewal asks for: ``2T/3 + lead`` (``T`` with the default grace).
+
+        The engine revokes a lease at its max TTL whatever the store asks, and a renewal reply
+        does not say when that is -- except by granting less than asked: it grants
+        ``min(increment, time left until the max TTL)``. Renewals come every ``2T/3``, so asking
+        ``2T/3 + lead`` makes the first capped reply arrive with at least ``lead`` left; the
+        re-issue then happens at once and the old lease outlives the grace. This costs no extra
+        call (``sys/leases/lookup`` does not give the max TTL either) and assumes nothing about
+        later leases of the role. The price: the lease outlives its last renewal by that
+        increment, ``grace - T/3`` more than ``T`` -- the exposure the grace asks for anyway."""
+        return 2 * held.asked / 3 + self._lead(held)
 
     def next_due(self) -> float | None:
         """The earliest time something is to be done (None: nothing scheduled)."""
@@ -272,10 +300,10 @@ class LeaseKeeper:
         try:
             if renew:
                 assert lease_id is not None
-                asked = held.asked
+                asked = self.renewal_increment(held)
                 granted = self._host.call_driver("lease_renew", lease.path, lambda: driver.renew(lease_id, asked),
                                                  retry=False)
-                self._renewed(lease, held, granted)
+                self._renewed(lease, held, granted, asked)
             else:
                 issued = self._host.call_driver(
                     "lease_issue", lease.path, lambda: driver.issue(lease.path, lease.params), retry=False,
@@ -284,16 +312,16 @@ class LeaseKeeper:
         except SecretError as exc:
             self._failed(lease, held, exc, renew)
 
-    def _renewed(self, lease: Kept, held: Held, granted: float) -> None:
+    def _renewed(self, lease: Kept, held: Held, granted: float, asked: float) -> None:
         now = self.clock()
         with self._lock:
             held.failures, held.last_error = 0, None
             held.expires = now + max(granted, 0.0)
-            if granted < held.asked:  # capped by the max TTL: a new credential, while this one still works
+            if granted < asked:  # capped by the max TTL: a new credential, while this one still works
                 held.reissue = True
                 held.due = now
             else:
-                held.due = held.expires - held.asked / 3
+                held.due = now + 2 * held.asked / 3
         self._host.observer.lease_renewed()
         _log.debug("renewed the lease of %s on %s for %.1fs (id %s)", lease.path, self.backend, granted,
                    held.issued.lease_id)
@@ -305,6 +333,9 @@ class LeaseKeeper:
         new = self._held(issued, now)
         changed = _essence(old.issued) != _essence(issued)
         grace = self._host.options.lease_grace
+        wait = grace if grace is not None else old.asked / 3
+        left = None if old.expires is None else old.expires - now
+        shortened = left is not None and wait > left and lease.path not in self._shortened
         with self._lock:
             if lease not in self._leases or self._closed:
                 stale = True  # closed meanwhile: the new credential is not wanted
@@ -315,13 +346,16 @@ class LeaseKeeper:
                 if changed:
                     self._generations[lease] = self._generations.get(lease, 0) + 1
                 if old.issued.lease_id and not old.inherited and old.issued.lease_id != issued.lease_id:
-                    wait = grace if grace is not None else old.asked / 3
                     self._revokes.append((now + wait, old.issued.lease_id, lease.path))
                 callbacks = list(self._callbacks.get(lease, ())) if changed else []
         if stale:
             if issued.lease_id:
                 self._revoke(lease.path, issued.lease_id)
             return
+        if shortened and old.issued.lease_id:
+            self._shortened.add(lease.path)
+            _log.debug("the grace of the lease of %s on %s is shortened to %.1fs (of %.1fs): its max TTL ends it then",
+                       lease.path, self.backend, max(left or 0.0, 0.0), wait)
         if changed:
             self._host.observer.lease_reissued()
         self._debug("re-issued" if changed else "read again", lease, issued)

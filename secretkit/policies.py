@@ -109,8 +109,9 @@ class StoreOptions(BaseModel):
     )
     lease_grace: float | None = Field(
         None, ge=0, description="seconds a lease replaced by a re-issue stays valid before the store revokes it "
-        "(None: a third of its TTL), so that connections opened with it can drain; never longer than the old lease "
-        "has left (the engine revokes it at its max TTL)",
+        "(None: a third of its TTL), so that connections opened with it can drain; the store re-issues early enough "
+        "for it (renewals ask 2/3 of the TTL plus the grace, so the max TTL shows in time), except when the max TTL "
+        "is too short: then what the old lease has left (the engine revokes it at its max TTL)",
     )
     telemetry: bool = Field(
         False, description="report OpenTelemetry metrics and traces (the otel extra; docs/observability.md)"

@@ -164,6 +164,30 @@ def test_renewal_reissue_and_grace_through_a_login_probe(db: DatabaseEngine, cre
     assert set(users) <= set(probe.logins)  # the probe used every credential, each while it was current
 
 
+def test_a_grace_longer_than_the_ttl_keeps_the_old_role_for_the_whole_grace(
+    db: DatabaseEngine, store: SecretStore
+) -> None:
+    """TTL 2 s / max TTL 8 s and ``lease_grace=2.5``: renewals ask enough that OpenBao's cap shows
+    with the grace still ahead, so the replaced user stays in ``pg_roles`` and logs in until about
+    2.5 s after ``on_change`` (re-issuing only at the capped 2 s renewal left it under 1.4 s), and is
+    then dropped."""
+    grace = 2.5
+    creds = db.dynamic_role(default_ttl=2, max_ttl=8)
+    store.options = store.options.model_copy(update={"lease_grace": grace})
+    with store.lease(creds) as lease:
+        old = lease.fields
+        swapped: list[float] = []
+        lease.on_change(lambda _: swapped.append(time.monotonic()))
+        wait_for(lambda: swapped, 8, "a re-issue before the max TTL")
+        assert lease["username"] != old["username"]
+        while time.monotonic() < swapped[0] + grace - 0.4:  # the whole grace, less scheduling slack
+            assert old["username"] in db.postgres.roles()
+            assert db.postgres.login(old["username"], old["password"]) == old["username"]
+            time.sleep(0.2)
+        wait_for(lambda: old["username"] not in db.postgres.roles(), 1.5, "the old role dropped after the grace")
+        assert len(swapped) == 1
+
+
 def test_a_static_role_rotation_is_noticed(db: DatabaseEngine, store: SecretStore) -> None:
     static = db.static_role(rotation_period=5)
     try:

@@ -84,6 +84,66 @@ def test_lease_grace_option_sets_the_drain_time(control: LeaseControl, store: An
     assert control.live == [lease.lease_id]
 
 
+def test_a_grace_longer_than_the_ttl_is_honoured_when_the_max_ttl_allows_it(
+    store: Any, control: LeaseControl
+) -> None:
+    """TTL 30 s / max TTL 300 s and ``lease_grace=60``: the store re-issues early enough that the
+    old lease still works for the whole 60 s after the swap (it used to get at most 30 s)."""
+    store.options = store.options.model_copy(update={"lease_grace": 60.0})
+    control.role(PATH, ttl=30, max_ttl=300)
+    lease = store.lease(PATH)
+    old_id = lease.lease_id
+    swaps: list[float] = []
+    lease.on_change(lambda _: swaps.append(control.clock.now))
+    start = control.clock.now
+    while not swaps and control.clock.now < start + 300:
+        control.advance(1)
+        assert old_id in control.live  # renewed in time all along
+    assert len(swaps) == 1 and lease.lease_id != old_id
+    assert swaps[0] <= start + 300 - 60  # re-issued with the grace still ahead of the max TTL
+    control.advance(swaps[0] + 59.9 - control.clock.now)
+    assert sorted(control.live) == sorted([old_id, lease.lease_id])  # the old one still works
+    control.advance(0.2)
+    assert control.live == [lease.lease_id]  # revoked once the grace is over
+    assert len(swaps) == 1
+
+
+def test_a_max_ttl_too_short_for_the_grace_shortens_it_and_says_so_once(
+    store: Any, control: LeaseControl, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="secretkit.leases")
+    store.options = store.options.model_copy(update={"lease_grace": 60.0})
+    control.role(PATH, ttl=30, max_ttl=50)  # the lease lives 50 s in all: a 60 s grace cannot fit
+    lease = store.lease(PATH)
+    first = lease.lease_id
+    control.advance(20.1)  # the first renewal reveals the max TTL: re-issued at once
+    assert lease.lease_id != first and first in control.live
+    control.advance(29.8)  # the old lease works until its max TTL, as long as the engine allows
+    assert first in control.live
+    control.advance(60)  # and the next ones are shortened the same way
+    assert first not in control.live and control.issued >= 3
+    shortened = [r for r in caplog.records if "grace" in r.getMessage()]
+    assert len(shortened) == 1 and shortened[0].levelno == logging.DEBUG
+    assert PATH in shortened[0].getMessage()
+
+
+def test_a_lease_that_is_not_renewable_is_reissued_a_grace_before_its_end(
+    store: Any, control: LeaseControl
+) -> None:
+    store.options = store.options.model_copy(update={"lease_grace": 15.0})
+    control.role(PATH, ttl=30, max_ttl=30, renewable=False)
+    lease = store.lease(PATH)
+    old = lease.lease_id
+    control.advance(14.9)
+    assert lease.lease_id == old
+    control.advance(0.2)  # 15 s before its end (not 10 s, a third of its TTL)
+    assert lease.lease_id != old and old in control.live
+    control.advance(14.8)
+    assert old in control.live
+    control.advance(0.2)  # revoked at its end (the next credential is being replaced by then too)
+    assert old not in control.live and lease.lease_id in control.live and control.issued == 3
+
+
 def test_a_lease_revoked_behind_the_stores_back_is_reissued_at_its_next_renewal(
     store: Any, control: LeaseControl
 ) -> None:
