@@ -9,6 +9,8 @@ key) names where the store hears about changes. One module per purpose:
 * ``consumer``: the one thread per store that pulls, drops cached entries and wakes watchers.
 * ``aws``, ``aws_events``: the ``sns:`` and ``sqs:`` sources of ``aws-sm://`` and the parsing
   of what EventBridge delivers through them.
+* ``ssm_events``: Parameter Store's EventBridge events, for the same sources on ``ssm://``;
+  ``eventbridge``: the envelope both services' events come in (bare, or SNS notification).
 * ``pubsub``, ``gcp_events``: the ``pubsub:`` source of ``gcp-sm://`` (a Pub/Sub subscription)
   and the parsing of Secret Manager's event notifications.
 

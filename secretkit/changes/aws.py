@@ -1,4 +1,4 @@
-"""The change sources of ``aws-sm://``: ``sqs:QUEUE`` and ``sns:TOPIC_ARN``.
+"""The change sources of ``aws-sm://`` and ``ssm://``: ``sqs:QUEUE`` and ``sns:TOPIC_ARN``.
 
 * ``sqs:QUEUE_URL_OR_NAME``: a queue this process owns (an EventBridge rule's target, or an SNS
   subscription): received with long polling, deleted once applied. One consumer per queue: two
@@ -10,7 +10,10 @@
   messages ``RETENTION`` seconds); their name prefix says what they are.
 
 Both use the client options of the store's driver (region, endpoint_url, profile, timeouts:
-the same credential chain as aws-sm://), through ``drivers/aws/common.py``.
+the same credential chain as the store), through ``drivers/aws/common.py``. The queue is the
+same for every AWS service; what differs is the events on it: ``open_sqs``/``open_sns`` read
+Secrets Manager's (``aws_events``), ``open_ssm_sqs``/``open_ssm_sns`` Parameter Store's
+(``ssm_events``), each ignoring the other's.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from secretkit.changes import aws_events
+from secretkit.changes import aws_events, ssm_events
+from secretkit.changes.eventbridge import Parsed
 from secretkit.changes.source import Delivery, SourceContext
 from secretkit.drivers.aws import common
 from secretkit.errors import ConfigError
@@ -35,6 +39,9 @@ RETENTION = 3600
 QUEUE_PREFIX = "secretkit-changes-"
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+#: ``parse(body, region=...)``: one service's reading of a queue message (``aws_events.parse``)
+Parser = Callable[..., Parsed]
 
 
 def client_options(driver: Any) -> common.ClientOptions:
@@ -50,7 +57,8 @@ def client_options(driver: Any) -> common.ClientOptions:
 class SqsSource:
     """Long-polls one SQS queue; see the module docstring."""
 
-    def __init__(self, context: SourceContext, queue: str) -> None:
+    def __init__(self, context: SourceContext, queue: str, parse: Parser = aws_events.parse) -> None:
+        self.parse = parse
         self.options = client_options(context.driver)
         self.queue = queue
         self.queue_url: str | None = queue if queue.startswith(("https://", "http://")) else None
@@ -77,7 +85,7 @@ class SqsSource:
         out = []
         for message in response.get("Messages", []):
             body = message.get("Body")
-            events, dropped = aws_events.parse(body, region=self.region)
+            events, dropped = self.parse(body, region=self.region)
             out.append(Delivery(handle=message.get("ReceiptHandle"), events=events, dropped=dropped, body=body))
         return out
 
@@ -98,8 +106,8 @@ class SqsSource:
 class SnsSource(SqsSource):
     """A queue of its own subscribed to an SNS topic; see the module docstring."""
 
-    def __init__(self, context: SourceContext, topic_arn: str) -> None:
-        super().__init__(context, QUEUE_PREFIX + uuid.uuid4().hex[:20])
+    def __init__(self, context: SourceContext, topic_arn: str, parse: Parser = aws_events.parse) -> None:
+        super().__init__(context, QUEUE_PREFIX + uuid.uuid4().hex[:20], parse)
         self.topic_arn = topic_arn
         self.description = f"SNS topic {topic_arn} (through SQS queue {self.queue})"
         self.sns: Any = None
@@ -162,17 +170,27 @@ def queue_policy(queue_arn: str, topic_arn: str) -> str:
     })
 
 
-def open_sqs(context: SourceContext) -> SqsSource:
-    """``changes=sqs:QUEUE_URL_OR_NAME``."""
+def open_sqs(context: SourceContext, parse: Parser = aws_events.parse) -> SqsSource:
+    """``changes=sqs:QUEUE_URL_OR_NAME`` (Secrets Manager's events unless ``parse`` says otherwise)."""
     target = context.target
     if not (target.startswith(("https://", "http://")) or _QUEUE_NAME.match(target)):
         raise ConfigError(f"changes=sqs:{target!r}: not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME) "
                           "or queue name (1-80 letters, digits, - and _)")
-    return SqsSource(context, target)
+    return SqsSource(context, target, parse)
 
 
-def open_sns(context: SourceContext) -> SnsSource:
-    """``changes=sns:TOPIC_ARN``."""
+def open_sns(context: SourceContext, parse: Parser = aws_events.parse) -> SnsSource:
+    """``changes=sns:TOPIC_ARN`` (Secrets Manager's events unless ``parse`` says otherwise)."""
     if not _TOPIC_ARN.match(context.target):
         raise ConfigError(f"changes=sns:{context.target!r}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)")
-    return SnsSource(context, context.target)
+    return SnsSource(context, context.target, parse)
+
+
+def open_ssm_sqs(context: SourceContext) -> SqsSource:
+    """``changes=sqs:QUEUE_URL_OR_NAME`` of ``ssm://``: Parameter Store's events."""
+    return open_sqs(context, ssm_events.parse)
+
+
+def open_ssm_sns(context: SourceContext) -> SnsSource:
+    """``changes=sns:TOPIC_ARN`` of ``ssm://``: Parameter Store's events."""
+    return open_sns(context, ssm_events.parse)

@@ -4,18 +4,15 @@ Secrets Manager's API calls reach EventBridge through CloudTrail as events with 
 ``aws.secretsmanager`` and ``detail-type`` ``AWS API Call via CloudTrail``; ``detail`` is the
 CloudTrail record (``eventName``, ``requestParameters.secretId`` as the caller sent it: a name,
 a full or a partial ARN; ``responseElements.arn``, spelt ``aRN`` by some operations before 2024).
-A queue receives such an event in one of three shapes, all accepted:
-
-* the bare event JSON (an EventBridge rule with an SQS target; SNS raw message delivery);
-* an SNS notification envelope (``Type: Notification``) whose ``Message`` is the event JSON
-  (SNS to SQS with raw message delivery off, the default).
+The envelope (bare event or SNS notification), the ``source`` and the region are checked by
+``eventbridge``, shared with Parameter Store's events (``ssm_events``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from secretkit.changes import eventbridge
 from secretkit.changes.source import ChangeEvent, Kind
 
 #: the CloudTrail event names that change what a read returns, and what they mean
@@ -30,42 +27,26 @@ KINDS: dict[str, Kind] = {
 SOURCE = "aws.secretsmanager"
 
 
-def parse(body: str | None, *, region: str | None = None) -> tuple[tuple[ChangeEvent, ...], str | None]:
+def parse(body: str | None, *, region: str | None = None) -> eventbridge.Parsed:
     """The events a queue message announces, and why there are none when there are none.
 
     ``region``: the store's; an event whose envelope names another region is not its own
     (one topic may carry the events of several regions). Nothing here raises on bad input.
     """
-    doc = _json(body)
-    if not isinstance(doc, dict):
-        return (), "not a JSON object"
-    message_id = None
-    if doc.get("Type") == "Notification" and "TopicArn" in doc:  # an SNS envelope (raw delivery off)
-        message_id = doc.get("MessageId")
-        doc = _json(doc.get("Message"))
-        if not isinstance(doc, dict):
-            return (), "SNS notification whose Message is not a JSON object"
-    return _event(doc, region, message_id)
+    return eventbridge.parse(body, source=SOURCE, service="Secrets Manager", region=region, parser=_event,
+                             detail_region="awsRegion")
 
 
-def _event(doc: dict[str, Any], region: str | None, message_id: Any) -> tuple[tuple[ChangeEvent, ...], str | None]:
-    if doc.get("source") != SOURCE:
-        return (), f"not a Secrets Manager event (source {str(doc.get('source'))[:60]!r})"
-    detail = doc.get("detail")
-    if not isinstance(detail, dict):
-        return (), "Secrets Manager event without a detail object"
+def _event(doc: dict[str, Any], event_id: str | None) -> eventbridge.Parsed:
+    detail = doc["detail"]
     operation = detail.get("eventName")
     kind = KINDS.get(operation) if isinstance(operation, str) else None
     if kind is None:
         return (), f"Secrets Manager event {str(operation)[:60]!r} changes no value"
-    where = doc.get("region") or detail.get("awsRegion")
-    if region and isinstance(where, str) and where and where != region:
-        return (), f"event of region {where}, the store's is {region}"
     secret = _secret_of(detail)
     if secret is None:
         return (), f"{operation} event naming no secret"
-    event_id = doc.get("id") or detail.get("eventID") or message_id
-    return (ChangeEvent(secret, kind, event_id=str(event_id) if event_id else None),), None
+    return (ChangeEvent(secret, kind, event_id=event_id),), None
 
 
 def _secret_of(detail: dict[str, Any]) -> str | None:
@@ -78,12 +59,3 @@ def _secret_of(detail: dict[str, Any]) -> str | None:
                 if isinstance(value, str) and value:
                     return value
     return None
-
-
-def _json(text: Any) -> Any:
-    if not isinstance(text, (str, bytes)):
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:  # JSONDecodeError and invalid UTF-8 alike
-        return None

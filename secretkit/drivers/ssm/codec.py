@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,6 +88,37 @@ NAME_TAG, PORTABLE = "secretkit:name", "portable"
 
 #: SSM's rule; portable ``a/b`` is the parameter ``/a/b`` (SSM holds no other spelling of it).
 NAMES = NameRules(NAME_RULE, is_native, hierarchical)
+
+
+#: A parameter's ARN: ``parameter/`` then the name, whose leading ``/`` (if any) it drops.
+_PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:([a-z0-9-]*):(\d*):parameter/(.+)$")
+
+
+def names_of_event(parameter: str, region: str | None) -> tuple[str, ...]:
+    """The store names an event's parameter (its name, or its ARN) may be read as, for a store
+    in ``region``; () for another region's ARN or a name SSM cannot hold.
+
+    ``/prod/db`` is read as itself or as the portable ``prod/db``. An ARN drops the leading
+    ``/``: ``parameter/prod/db`` is ``/prod/db`` (SSM has no ``prod/db``), while ``parameter/db``
+    is the flat ``db`` or the one-level ``/db``, which it cannot tell apart: both are given.
+    """
+    arn = _PARAMETER_ARN.match(parameter)
+    if arn is None:
+        natives = [parameter]
+    elif region and arn.group(1) and arn.group(1) != region:
+        return ()
+    else:
+        rest = arn.group(3)
+        natives = ["/" + rest] if "/" in rest else [rest, "/" + rest]
+    out: list[str] = []
+    for native in natives:
+        for name in (native, native[1:]) if native.startswith("/") else (native,):
+            try:
+                if NAMES.storage_name(name) == native and name not in out:
+                    out.append(name)
+            except InvalidArgumentError:  # not a name of this store (the portable spelling of /db is db's)
+                continue
+    return tuple(out)
 
 
 def could_be_name_prefix(prefix: str) -> bool:

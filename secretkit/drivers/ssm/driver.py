@@ -35,6 +35,7 @@ from secretkit.drivers.base import (
     host_of,
     BatchReader,
     Capabilities,
+    ChangeEvents,
     Classified,
     ConfigError,
     ErrorCode,
@@ -83,24 +84,29 @@ CAPABILITIES = Capabilities(
 class SsmDriver:
     """Translates the driver calls to Parameter Store operations; one boto3 ``ssm`` client.
 
-    Implements ``BatchReader``, ``VersionProbe``, ``History``, ``ValueLimits`` and ``SdkClient``
-    (``client``) besides the required ``Driver`` calls.
+    Implements ``BatchReader``, ``VersionProbe``, ``History``, ``ValueLimits``, ``SdkClient``
+    (``client``) and ``ChangeEvents`` besides the required ``Driver`` calls.
     """
 
     backend = BACKEND
-    protocols = (BatchReader, VersionProbe, History, ValueLimits, SdkClient)
+    protocols = (BatchReader, VersionProbe, History, ValueLimits, SdkClient, ChangeEvents)
     capabilities = CAPABILITIES
     names = codec.NAMES
     sdk_loggers = common.SDK_LOGGERS
     #: botocore logs request and response bodies with the value under ``Value``; ``value`` is
     #: the spelling of Python wrappers' keyword arguments.
     sdk_value_keys = ("Value", "value")
+    #: ``changes=sqs:QUEUE`` / ``changes=sns:TOPIC_ARN``: Parameter Store's EventBridge events
+    #: through the sources aws-sm:// uses (secretkit.changes.aws, ssm_events)
+    change_sources = {"sqs": "secretkit.changes.aws:open_ssm_sqs", "sns": "secretkit.changes.aws:open_ssm_sns"}
 
     def __init__(
         self, client: Any, *, owns_client: bool, parameter_type: str = "SecureString",
-        kms_key_id: str | None = None, tier: str = "Standard",
+        kms_key_id: str | None = None, tier: str = "Standard", client_options: common.ClientOptions | None = None,
     ) -> None:
         self.client = client
+        #: what the client was made from (None for a client the user passed): change sources use them too
+        self.client_options = client_options
         self._owns_client = owns_client
         self._type = parameter_type
         self._kms_key_id = kms_key_id
@@ -108,6 +114,9 @@ class SsmDriver:
 
     def check_value(self, name: str, value: Value) -> None:
         codec.check_value(value, self._tier)
+
+    def event_names(self, secret: str) -> tuple[str, ...]:
+        return codec.names_of_event(secret, self.client.meta.region_name)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -296,4 +305,4 @@ def open_driver(url: StoreURL, options: dict[str, Any], client: Any = None) -> S
     else:
         owns = False
     return SsmDriver(client, owns_client=owns, parameter_type=opts.parameter_type, kms_key_id=opts.kms_key_id,
-                     tier=opts.tier)
+                     tier=opts.tier, client_options=opts if owns else None)
