@@ -25,6 +25,7 @@ RetryPolicy (which waits at least ``Retry-After``) is the only retry layer.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -66,7 +67,7 @@ def transient_cause(exc: BaseException) -> BaseException | None:
 def error_code(exc: TokenServiceError) -> str:
     """The OAuth ``error`` of the answer's body (``temporarily_unavailable``), or ``""``."""
     try:
-        body = exc.response.json() if exc.response is not None else None
+        body = json.loads(exc.response.text()) if exc.response is not None else None
     except (ValueError, AttributeError, TypeError):
         return ""
     error = body.get("error") if isinstance(body, dict) else None
