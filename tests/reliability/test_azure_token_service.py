@@ -24,7 +24,7 @@ import pytest
 import secretkit
 from secretkit import AuditEvent, CachePolicy, RetryPolicy, SecretStore
 from secretkit.cli import main
-from secretkit.errors import AuthenticationError, ThrottledError, UnavailableError
+from secretkit.errors import AuthenticationError, ErrorCode, ThrottledError, UnavailableError
 from secretkit.testing.faultproxy import Fault, FaultProxy
 from tests.doubles.entra_id import CLIENT_ID, CLIENT_SECRET
 from tests.reliability.test_deadlines import NO_CACHE, SLICE
@@ -188,3 +188,28 @@ def test_the_double_s_outage_is_what_azure_identity_sees_as_an_authentication_fa
         credential.get_token("https://vault.azure.net/.default")
     posts = [c.status for c in azure_kv.log if c.path.endswith("/oauth2/v2.0/token")]
     assert posts == [503]
+
+
+
+@pytest.mark.parametrize(("raised", "code"), [
+    ("HTTP Error: 503", ErrorCode.UNAVAILABLE),
+    ("HTTP Error: 400", ErrorCode.UNAUTHENTICATED),
+])
+def test_a_credential_without_the_hook_is_told_apart_by_msal_s_error(raised: str, code: ErrorCode) -> None:
+    """DefaultAzureCredential's sources keep their own pipelines (no hook; their own retries,
+    which at a 5 s backoff outlast a short deadline, so this is the exception chain alone):
+    MSAL's ``MsalServiceError("HTTP Error: 503")`` under azure-identity's wrapper is an outage."""
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity._internal.decorators import wrap_exceptions
+    from msal.exceptions import MsalServiceError
+
+    from secretkit.drivers.azure.errors import classify
+
+    @wrap_exceptions
+    def token() -> None:
+        raise MsalServiceError(raised, error=None, error_description=None)
+
+    with pytest.raises(ClientAuthenticationError) as info:
+        token()
+    found = classify(info.value)
+    assert found is not None and found.code is code
