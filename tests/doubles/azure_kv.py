@@ -392,10 +392,10 @@ class AzureKeyVaultDouble:
         authorized = self._accepts(h.headers.get("Authorization"))
         base = f"https://{h.headers.get('Host') or f'127.0.0.1:{self.port}'}"
         if len(segments) >= 2 and self.entra.handles(segments):
-            status, doc = self.entra.respond(h.command, segments, raw, base)
+            status, doc, extra = self.entra.answer(h.command, segments, raw, base)
             with self._lock:
                 self._log.append(Call(h.command, path, query, status, False))
-            h.answer(status, doc, {})
+            h.answer(status, doc, extra)
             return
         try:
             status, doc, headers = self._respond(h.command, path, segments, query, raw,

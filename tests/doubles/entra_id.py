@@ -21,7 +21,10 @@ disable_instance_discovery=True, connection_verify=<ca>)`` asks, through MSAL (a
 Tokens are opaque random strings (the SDKs never parse them), valid for ``lifetime`` seconds,
 for the one scope they were asked for; the vault side accepts a token only for its resource.
 ``token_requests`` counts the POSTs (to see that the SDK caches its token); ``register()``
-adds a client. Not modelled: certificates and assertions, refresh tokens, user flows,
+adds a client; ``unavailable(n)`` answers the next ``n`` token requests as a token service in an
+outage does (503, or any 5xx/429, optionally with ``Retry-After``) and ``available()`` ends
+that early. A token service that cannot be reached at all (refused, reset) is a matter of the
+connection, not of this model: put a ``FaultProxy`` (``http=False``) in front of the authority. Not modelled: certificates and assertions, refresh tokens, user flows,
 ``client_secret_basic`` (MSAL sends the secret in the body).
 """
 
@@ -70,6 +73,7 @@ class EntraId:
         self._clients: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._requests = 0
+        self._outage: list[tuple[int, float | None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -78,6 +82,21 @@ class EntraId:
             self._clients = {CLIENT_ID: CLIENT_SECRET}
             self._tokens.clear()
             self._requests = 0
+            self._outage.clear()
+
+    def unavailable(self, count: int, status: int = 503, retry_after: float | None = None) -> None:
+        """Answer the next ``count`` token requests (POSTs; discovery still answers) ``status``
+        with an OAuth ``temporarily_unavailable`` body, and ``Retry-After`` when given; the
+        requests are counted in ``token_requests`` all the same."""
+        if not (status == 429 or 500 <= status <= 599):
+            raise ValueError(f"an outage answers 5xx or 429, not {status}")
+        with self._lock:
+            self._outage.extend([(status, retry_after)] * count)
+
+    def available(self) -> None:
+        """End an outage started by ``unavailable``."""
+        with self._lock:
+            self._outage.clear()
 
     def register(self, client_id: str, client_secret: str) -> None:
         with self._lock:
@@ -101,6 +120,22 @@ class EntraId:
         return parts[1:] in (["v2.0", ".well-known", "openid-configuration"], ["oauth2", "v2.0", "token"])
 
     def respond(self, method: str, parts: list[str], raw: bytes, base: str) -> tuple[int, dict[str, Any]]:
+        status, doc, _ = self.answer(method, parts, raw, base)
+        return status, doc
+
+    def answer(self, method: str, parts: list[str], raw: bytes,
+               base: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``respond`` with the answer's headers (``Retry-After`` during an outage)."""
+        if parts[1] == "oauth2" and method == "POST":
+            with self._lock:
+                down = self._outage.pop(0) if self._outage else None
+                self._requests += down is not None
+            if down is not None:
+                status, retry_after = down
+                return status, _TRANSIENT.body(), {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        return (*self._respond(method, parts, raw, base), {})
+
+    def _respond(self, method: str, parts: list[str], raw: bytes, base: str) -> tuple[int, dict[str, Any]]:
         try:
             if parts[1] == "v2.0" and method == "GET":
                 return 200, self._configuration(parts[0], base)
@@ -171,3 +206,9 @@ class EntraId:
             self._tokens[token] = (scope, time.time() + self.lifetime)
         return {"token_type": "Bearer", "expires_in": self.lifetime, "ext_expires_in": self.lifetime,
                 "access_token": token}
+
+
+#: The body of an answer during an outage: RFC 6749's transient error code
+#: [unverified: what Entra ID's front door sends with a 5xx; a gateway may send HTML].
+_TRANSIENT = EntraError(503, "temporarily_unavailable", 90033,
+                        "A transient error has occurred. Please try again.")

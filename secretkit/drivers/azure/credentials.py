@@ -17,6 +17,13 @@ which a loopback authority (a local test server) does by itself.
 
 azure-identity is imported only here, when a store is opened (it is heavy, and a store handed a
 ready client or credential never needs it).
+
+A service principal's credential has azure-core's retries off (``retry_total=0``, as the
+vault's client) and raises on a 5xx/429 of the token service before MSAL replays it
+(``token_service``): the store's RetryPolicy is the only retry layer, and an Entra ID outage
+is UNAVAILABLE, not a wrong secret. ``DefaultAzureCredential`` keeps its sources' own retries
+(the managed identity endpoint's are part of its protocol); its transport failures and 5xx
+are told from refusals all the same.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from urllib.parse import urlsplit
 
 from secretkit.drivers.azure.client import is_loopback
 from secretkit.drivers.azure.options import Options
+from secretkit.drivers.azure.token_service import raise_transient
 from secretkit.drivers.base import ConfigError
 
 #: Where a service principal's secret is read from when the options name the principal only.
@@ -42,7 +50,8 @@ def credential(opts: Options) -> Any:
     secret = _client_secret(opts)
     if secret is not None:
         assert opts.tenant_id is not None and opts.client_id is not None  # checked by _client_secret
-        return azure.identity.ClientSecretCredential(opts.tenant_id, opts.client_id, secret, **common)
+        return azure.identity.ClientSecretCredential(opts.tenant_id, opts.client_id, secret, retry_total=0,
+                                                     raw_response_hook=raise_transient, **common)
     if opts.client_id:  # a user-assigned managed identity (or workload identity) of this client id
         common["managed_identity_client_id"] = opts.client_id
     return azure.identity.DefaultAzureCredential(**common)

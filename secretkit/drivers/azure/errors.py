@@ -5,6 +5,10 @@ A failed request is an ``HttpResponseError`` (401 ``ClientAuthenticationError``,
 ``{"error": {"code", "message", "innererror": {"code", ...}}}``: the innermost code the table
 knows decides (``ObjectIsDeletedButRecoverable`` inside ``Conflict``), then the HTTP status.
 Messages name secrets, never values; they are cut to 500 characters all the same.
+
+A credential that could get no token is UNAUTHENTICATED only when the token service refused
+it; one that could not reach the service, or got a 5xx/429 from it, is classified by that
+cause (``token_service``): UNAVAILABLE (or THROTTLED), retried by the store.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from azure.core import exceptions as az
 
+from secretkit.drivers.azure.token_service import TokenServiceError, error_code, transient_cause
 from secretkit.drivers.base import Classified, ErrorCode, ErrorTable, On, retry_after_seconds
 
 #: Said whenever a write meets a soft-deleted name: Key Vault keeps it for its retention period.
@@ -59,9 +64,24 @@ def _response(exc: az.HttpResponseError) -> Classified:
 
 
 def _credential(exc: az.ClientAuthenticationError) -> Classified:
+    cause = transient_cause(exc)
+    if cause is not None:  # the token service was down, not the credential wrong
+        found = classify(cause) or Classified(ErrorCode.UNAVAILABLE, f"{type(cause).__name__}: {cause}")
+        return Classified(found.code, f"no token from Microsoft Entra ID: {found.detail}"[:500],
+                          retry_after=found.retry_after)
     # azure-identity words which sources it tried (environment, managed identity, CLI ...):
     # no token, so nothing secret in it.
     return Classified(ErrorCode.UNAUTHENTICATED, f"{type(exc).__name__}: {exc.message}"[:500])
+
+
+def _token_service(exc: TokenServiceError) -> Classified:
+    # a 504 of the token service is its outage too, not this request's deadline
+    code = ErrorCode.THROTTLED if exc.status_code == 429 else ErrorCode.UNAVAILABLE
+    oauth = error_code(exc)
+    response: Any = exc.response
+    delay = retry_after_seconds(response.headers) if response is not None else None
+    return Classified(code, f"the token service answered {exc.status_code}" + (f" {oauth}" if oauth else ""),
+                      retry_after=delay)
 
 
 TABLE = ErrorTable(
@@ -69,6 +89,7 @@ TABLE = ErrorTable(
         # A 401 from the vault, and a credential that could get no token (azure-identity's
         # CredentialUnavailableError is one too): neither has a body worth more than its text.
         On(az.ClientAuthenticationError, _credential),
+        On(TokenServiceError, _token_service),
         On(az.HttpResponseError, _response),
         On((az.ServiceRequestTimeoutError, az.ServiceResponseTimeoutError), ErrorCode.DEADLINE_EXCEEDED,
            "request timed out: {kind}"),
