@@ -463,14 +463,17 @@ class Cache:
             return old
         return None
 
-    def invalidate(self, name: str) -> None:
+    def invalidate(self, name: str) -> bool:
         """Drop every entry of ``name`` (all versions and stages) and detach its loads in
-        flight: they still answer the readers waiting for them, never the cache."""
+        flight: they still answer the readers waiting for them, never the cache. True when an
+        entry was dropped."""
         with self._lock:
-            for key in [k for k in list(self.entries) if name_of(k) == name]:
+            cached = [k for k in list(self.entries) if name_of(k) == name]
+            for key in cached:
                 self.entries.pop(key, None)
             for key in [k for k in self._flights if name_of(k) == name]:
                 del self._flights[key]  # later readers start a new load instead of joining an old one
+            return bool(cached)
 
     def clear(self) -> None:
         """Drop every entry and detach every load in flight (as ``invalidate`` does for one name)."""

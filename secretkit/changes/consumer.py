@@ -30,7 +30,7 @@ from secretkit import forking
 from secretkit.changes import spec as _spec
 from secretkit.changes.source import ChangeEvent, ChangeSource, Delivery, EventsLost, SourceContext, SourceFactory
 from secretkit.drivers.base import ChangeEvents
-from secretkit.entries import CacheStats, name_of
+from secretkit.entries import CacheStats
 from secretkit.observer import NO_OBSERVER, Observer
 from secretkit.policies import CachePolicy, StoreOptions, default_policy
 
@@ -51,9 +51,7 @@ class Listener(Protocol):
 class Cached(Protocol):
     """What the consumer uses of the store's cache."""
 
-    entries: dict[Any, Any]
-
-    def invalidate(self, name: str) -> None: ...
+    def invalidate(self, name: str) -> bool: ...
 
     def clear(self) -> None: ...
 
@@ -274,13 +272,7 @@ class Consumer:
             _log.debug("change event %s %s: %s", event.kind, event.secret, "applied" if matched else "not cached")
 
     def _invalidate(self, name: str) -> bool:
-        cache = self.cache
-        if cache is None:
-            return False
-        cached = any(name_of(key) == name for key in list(cache.entries))
-        if cached:
-            cache.invalidate(name)
-        return cached
+        return self.cache is not None and self.cache.invalidate(name)
 
     def _duplicate(self, event: ChangeEvent) -> bool:
         if event.event_id is None:
