@@ -24,7 +24,6 @@ keeper keeps trying (at ``max_backoff``), so it recovers without the application
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 import time
@@ -36,7 +35,7 @@ from secretkit.drivers.base import Driver, Issued, Leases
 from secretkit.errors import InvalidArgumentError, NotSupportedError, SecretError
 from secretkit.forking import at_fork
 from secretkit.observer import Observer
-from secretkit.policies import StoreOptions
+from secretkit.policies import StoreOptions, backoff
 
 if TYPE_CHECKING:
     import asyncio
@@ -374,8 +373,7 @@ class LeaseKeeper:
                 again = True
             else:
                 held.failures += 1
-                wait = min(policy.max_backoff, policy.initial_backoff * 2 ** (held.failures - 1))
-                wait *= random.uniform(0.5, 1.0)
+                wait = backoff(held.failures, policy.initial_backoff, policy.max_backoff)
                 if held.expires is not None and now < held.expires:
                     wait = min(wait, (held.expires - now) / 2)  # leave time for another try before the end
                 held.due = now + max(wait, MIN_RETRY)

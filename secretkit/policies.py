@@ -9,6 +9,7 @@ that applies the policies (``retry.py``, ``cache.py``), so the driver contract
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -151,3 +152,11 @@ def _problem(err: Any, known: list[str]) -> str:
         close = difflib.get_close_matches(where, [*known, "cache", "cache_ttl", "retry"], n=1)
         message = "unknown option" + (f" (did you mean {close[0]!r}?)" if close else "")
     return f"{where}: {message}"
+
+
+def backoff(failures: int, initial: float, maximum: float) -> float:
+    """Seconds to wait after ``failures`` failures in a row (1 for the first) of a background
+    worker: doubling from ``initial`` up to ``maximum``, jittered into its upper half so that a
+    fleet does not retry in step. The exponent is capped: an outage of any length never
+    overflows the arithmetic."""
+    return min(maximum, initial * 2.0 ** min(max(failures - 1, 0), 30)) * random.uniform(0.5, 1.0)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import random
 import threading
 import weakref
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from secretkit.changes.source import ChangeEvent, ChangeSource, Delivery, Events
 from secretkit.drivers.base import ChangeEvents
 from secretkit.entries import CacheStats
 from secretkit.observer import NO_OBSERVER, Observer
-from secretkit.policies import CachePolicy, StoreOptions, default_policy
+from secretkit.policies import CachePolicy, StoreOptions, backoff, default_policy
 
 _log = logging.getLogger("secretkit.changes")
 
@@ -211,7 +210,7 @@ class Consumer:
                 if stop.is_set():  # close() released the source under a running pull
                     return
                 self.failures += 1
-                wait = min(self.max_backoff, 0.5 * 2 ** min(self.failures - 1, 10)) * random.uniform(0.5, 1.0)
+                wait = backoff(self.failures, 0.5, self.max_backoff)
                 _log.warning("secretkit: cannot reach the change events of %s (%s, %s: %s); reads are served "
                              "from the cache, retrying in %.1fs", self.context.backend, self._safe_description(),
                              type(exc).__name__, _short(exc), wait)
